@@ -1,0 +1,107 @@
+"""The camera engine: real camera moves over the photo itself, with no model weights and no GPU.
+
+Each frame is an affine view (center, scale, rotation) into the photo, fitted with a margin so
+that pans and tilts have room to travel. Moves are eased (smoothstep), so they start and stop
+gently. Orbits are approximated by a parallax-free rotate-and-scale; dollies by a push that
+accelerates towards a point a little below the center. This is a motion preview, not a generated
+video, and the engine labels it so. It knows nothing about diffusion models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .images import fit
+
+MARGIN = 1.3  # the photo is fitted to 1.3x the frame, so a view can travel 15% each way
+
+
+@dataclass(frozen=True)
+class View:
+    """Where the virtual camera looks, relative to the margin-fitted photo."""
+
+    dx: float = 0.0  # view center offset, in frame widths (+ = right)
+    dy: float = 0.0  # in frame heights (+ = down)
+    scale: float = 1.0  # view size relative to the frame: < 1 is closer (zoomed in)
+    angle: float = 0.0  # degrees, counter-clockwise
+
+
+def _smooth(t: float) -> float:
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+# Each move maps eased progress e in [0, 1] (and raw time t) to a View.
+MOVES: dict[str, Callable[[float, float], View]] = {
+    "static": lambda e, t: View(dx=0.004 * np.sin(2 * np.pi * t), scale=_lerp(0.97, 0.95, e)),
+    "pan_left": lambda e, t: View(dx=_lerp(0.12, -0.12, e)),
+    "pan_right": lambda e, t: View(dx=_lerp(-0.12, 0.12, e)),
+    "tilt_up": lambda e, t: View(dy=_lerp(0.12, -0.12, e)),
+    "tilt_down": lambda e, t: View(dy=_lerp(-0.12, 0.12, e)),
+    "zoom_in": lambda e, t: View(scale=_lerp(1.0, 0.7, e)),
+    "zoom_out": lambda e, t: View(scale=_lerp(0.7, 1.0, e)),
+    "dolly_in": lambda e, t: View(dy=_lerp(0.0, 0.04, e * e), scale=_lerp(1.0, 0.72, e * e)),
+    "dolly_out": lambda e, t: View(dy=_lerp(0.04, 0.0, 1 - (1 - e) ** 2), scale=_lerp(0.72, 1.0, 1 - (1 - e) ** 2)),
+    "orbit_left": lambda e, t: View(dx=_lerp(0.05, -0.05, e), scale=0.8, angle=_lerp(-4.0, 4.0, e)),
+    "orbit_right": lambda e, t: View(dx=_lerp(-0.05, 0.05, e), scale=0.8, angle=_lerp(4.0, -4.0, e)),
+    "crane_up": lambda e, t: View(dy=_lerp(0.1, -0.1, e), scale=_lerp(0.85, 0.95, e)),
+    "crane_down": lambda e, t: View(dy=_lerp(-0.1, 0.1, e), scale=_lerp(0.95, 0.85, e)),
+    "tracking": lambda e, t: View(dx=_lerp(-0.1, 0.1, t), scale=0.9),
+}
+
+
+def _handheld(seed: int, count: int) -> list[View]:
+    """Small, smooth, seeded shake: low-pass filtered noise on position and roll."""
+    rng = np.random.default_rng(seed)
+    kernel = np.hanning(9)
+    kernel /= kernel.sum()
+    noise = [np.convolve(rng.normal(0, 1, count + 8), kernel, mode="valid")[:count] for _ in range(3)]
+    return [View(dx=0.02 * noise[0][i], dy=0.02 * noise[1][i], scale=0.9, angle=0.6 * noise[2][i]) for i in range(count)]
+
+
+def views(motion: str, count: int, seed: int) -> list[View]:
+    if motion == "handheld":
+        return _handheld(seed, count)
+    move = MOVES[motion]
+    times = [i / (count - 1) if count > 1 else 0.0 for i in range(count)]
+    return [move(_smooth(t), t) for t in times]
+
+
+def render(
+    photo: Image.Image,
+    motion: str,
+    width: int,
+    height: int,
+    num_frames: int,
+    seed: int,
+    fit_mode: str = "crop",
+    on_frame: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`."""
+    canvas_w, canvas_h = round(width * MARGIN), round(height * MARGIN)
+    canvas = fit(photo, canvas_w, canvas_h, fit_mode)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for index, view in enumerate(views(motion, num_frames, seed)):
+        frames[index] = np.asarray(_look(canvas, view, width, height))
+        if on_frame is not None:
+            on_frame(index + 1)
+    return frames
+
+
+def _look(canvas: Image.Image, view: View, width: int, height: int) -> Image.Image:
+    # Output pixel (x, y) samples the canvas at center + R(angle) @ (scale * (x - w/2, y - h/2)).
+    theta = np.deg2rad(view.angle)
+    cos, sin = np.cos(theta) * view.scale, np.sin(theta) * view.scale
+    cx = canvas.width / 2 + view.dx * width
+    cy = canvas.height / 2 + view.dy * height
+    a, b, d, e = cos, -sin, sin, cos
+    c = cx - a * width / 2 - b * height / 2
+    f = cy - d * width / 2 - e * height / 2
+    return canvas.transform((width, height), Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BICUBIC)

@@ -1,0 +1,231 @@
+"""The `i2v` command: list models, make tiny test models, generate a video from a photo.
+
+Exit codes: 0 done, 1 the model could not run (missing weights, out of memory), 2 bad input
+(one line on stderr, no file written), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .errors import Cancelled, I2VError, InvalidInput
+from .request import CAMERA_MOTIONS, GenerationRequest
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"i2v: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="i2v", description="Image-to-video from the command line.")
+    parser.add_argument("--version", action="version", version=f"i2v {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    models = commands.add_parser("models", help="list the model families and whether their weights are here")
+    models.add_argument("--json", action="store_true", help="print one JSON array")
+
+    tiny = commands.add_parser("make-tiny", help="write a tiny random-weight model of a family (for tests and demos)")
+    tiny.add_argument("family")
+    tiny.add_argument("directory", type=Path)
+
+    gen = commands.add_parser("generate", help="make a video from a photo")
+    gen.add_argument("--image", type=Path, required=True, help="the photo (JPEG, PNG, WebP, ...)")
+    gen.add_argument("--prompt", default="", help="what should happen in the video")
+    gen.add_argument("--negative-prompt", default="", help="what to avoid")
+    gen.add_argument("--model", default="camera", help="family id, 'camera' (no weights), or a local model folder")
+    gen.add_argument("--height", type=int)
+    gen.add_argument("--width", type=int)
+    gen.add_argument("--frames", type=int, dest="num_frames")
+    gen.add_argument("--fps", type=int)
+    gen.add_argument("--steps", type=int, dest="num_inference_steps")
+    gen.add_argument("--guidance", type=float, dest="guidance_scale")
+    gen.add_argument("--seed", type=int, help="same seed and settings give the same video; default random")
+    gen.add_argument("--camera", choices=CAMERA_MOTIONS, default="static", dest="camera_motion",
+                     help="camera move for the camera engine")  # fmt: skip
+    gen.add_argument("--last-image", type=Path, help="a photo to end on (Wan families)")
+    gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
+    gen.add_argument("--out", type=Path, required=True, help="an .mp4 file, or a folder for a new unique name")
+    gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    gen.add_argument("--offload", choices=["none", "model", "sequential"], default="none",
+                     help="move weights to the CPU between uses to save GPU memory")  # fmt: skip
+    gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("i2v-studio")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not args.verbose and (args.command == "make-tiny" or getattr(args, "model", "camera") != "camera"):
+        _quiet_libraries()
+    try:
+        return {"models": _models, "make-tiny": _make_tiny, "generate": _generate}[args.command](args)
+    except InvalidInput as exc:
+        print(f"i2v: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Cancelled as exc:
+        print(f"i2v: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except I2VError as exc:
+        print(f"i2v: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _models(args) -> int:
+    from .models import CAMERA, camera_defaults, load_families, resolve, weights_present
+
+    rows = [
+        {
+            "id": CAMERA,
+            "label": camera_defaults().label,
+            "pipeline": None,
+            "hub_id": None,
+            "weights_present": True,
+            "end_frame": False,
+            "text_prompt": False,
+        }
+    ]
+    for family in load_families().values():
+        rows.append(
+            {
+                "id": family.id,
+                "label": family.label,
+                "pipeline": family.pipeline,
+                "hub_id": family.hub_id,
+                "weights_present": weights_present(resolve(family.id)),
+                "size_multiple": family.size_multiple,
+                "frame_rule": family.frame_rule,
+                "max_frames": family.max_frames,
+                "defaults": {
+                    "height": family.height,
+                    "width": family.width,
+                    "num_frames": family.num_frames,
+                    "fps": family.fps,
+                    "num_inference_steps": family.num_inference_steps,
+                    "guidance_scale": family.guidance_scale,
+                },
+                "end_frame": family.end_frame,
+                "text_prompt": family.text_prompt,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':22} {'weights':8} {'pipeline':36} hub id")
+    for row in rows:
+        present = "yes" if row["weights_present"] else "no"
+        print(f"{row['id']:22} {present:8} {row['pipeline'] or '(none: camera moves only)':36} {row['hub_id'] or ''}")
+    return 0
+
+
+def _make_tiny(args) -> int:
+    from .models import get_family
+    from .tiny import make_tiny
+
+    family = get_family(args.family)
+    if args.directory.exists() and any(args.directory.iterdir()):
+        raise InvalidInput(f"directory {args.directory} is not empty: give a new or empty folder")
+    make_tiny(family.id, args.directory)
+    print(f"wrote a tiny random-weight {family.id} model to {args.directory}")
+    return 0
+
+
+def _generate(args) -> int:
+    from tqdm import tqdm
+
+    fields = (
+        "image", "prompt", "negative_prompt", "model", "height", "width", "num_frames", "fps",
+        "num_inference_steps", "guidance_scale", "seed", "camera_motion", "last_image", "fit",
+    )  # fmt: skip
+    try:
+        request = GenerationRequest(**{name: getattr(args, name) for name in fields})
+    except ValidationError as exc:
+        raise InvalidInput(_one_line(exc)) from None
+
+    from .engine import VideoEngine
+
+    out = args.out
+    out_file = out if out.suffix.lower() == ".mp4" else None
+    engine = VideoEngine(out if out_file is None else out.parent, device=args.device, offload=args.offload)
+    cancel = threading.Event()
+    bars: dict[str, tqdm] = {}
+
+    def on_progress(progress) -> None:
+        if progress.stage in ("loading", "encoding"):
+            return
+        bar = bars.get(progress.stage)
+        if bar is None:
+            unit = "frame" if progress.stage == "rendering" else "step"
+            bar = bars[progress.stage] = tqdm(total=progress.total, desc=progress.stage, unit=unit, file=sys.stderr)
+        bar.update(progress.step - bar.n)
+
+    try:
+        result = engine.generate(request, on_progress=on_progress, cancel=cancel, out_path=out_file)
+    except KeyboardInterrupt:
+        raise Cancelled("stopped with Ctrl-C; no video was written") from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if args.json:
+        print(result.model_dump_json())
+    else:
+        kind = "camera-motion preview" if result.preview else "video"
+        print(f"wrote {kind} {result.path}")
+        print(
+            f"  {result.label}: {result.width}x{result.height}, {result.num_frames} frames at {result.fps} fps, "
+            f"seed {result.seed}, {result.seconds:.1f}s"
+        )
+        for note in result.adjustments:
+            print(f"  note: {note}")
+    return 0
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where} {error.get('input')!r}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("diffusers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""VideoEngine: check a request, load and keep a pipeline, generate, export.
+
+`generate` reads like a diffusers pipeline: check inputs, load the model, fit the photo, run with
+progress and cancel, export. One pipeline is kept loaded at a time; asking for another model frees
+the first. The engine knows nothing about prompts or the web page: it takes a GenerationRequest
+and returns a VideoResult.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from PIL import Image
+
+from . import camera
+from .errors import Cancelled, I2VError, InvalidInput, ModelNotAvailable, OutOfMemory
+from .export import unique_video_path, write_mp4
+from .images import fit, open_photo
+from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights_message, resolve
+from .request import MAX_SEED, GenerationRequest, VideoResult
+
+log = logging.getLogger(__name__)
+
+Offload = Literal["none", "model", "sequential"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: `step` of `total` done in `stage`, with seconds elapsed and left."""
+
+    stage: Literal["loading", "denoising", "rendering", "encoding"]
+    step: int
+    total: int
+    elapsed: float
+    eta: float | None
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class CheckedRequest:
+    """A request with every default filled in and every rule applied."""
+
+    request: GenerationRequest
+    model: str
+    source: ModelSource | None  # None for the camera engine
+    height: int
+    width: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    photo: Image.Image
+    last_photo: Image.Image | None
+    adjustments: list[str] = field(default_factory=list)
+
+    @property
+    def family(self) -> Family | None:
+        return self.source.family if self.source else None
+
+
+class _StepWatch:
+    """Counts denoising steps, reports progress, and stops the run when cancel is set."""
+
+    def __init__(self, stage, total: int, on_progress, cancel: CancelFlag | None):
+        self.stage, self.total, self.on_progress, self.cancel = stage, total, on_progress, cancel
+        self.done = 0
+        self.started = time.monotonic()
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("stopped on request; no video was written")
+
+    def step(self, done: int | None = None) -> None:
+        self.done = min(self.total, self.done + 1 if done is None else done)
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - self.started
+            eta = elapsed / self.done * (self.total - self.done) if self.done else None
+            self.on_progress(Progress(self.stage, self.done, self.total, elapsed, eta))
+        self.check_cancel()
+
+
+class VideoEngine:
+    """Makes videos from photos. Thread-safe: one generation runs at a time per engine."""
+
+    def __init__(self, output_dir: str | Path, device: str | None = None, offload: Offload = "none"):
+        import torch
+
+        self.output_dir = Path(output_dir)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.offload: Offload = offload
+        self._pipe = None
+        self._pipe_source: ModelSource | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ checks
+    def check_inputs(self, request: GenerationRequest) -> CheckedRequest:
+        """Fill defaults and apply the model's rules. Rounding is reported; breaking a rule is an error."""
+        model = request.model.strip()
+        source = None if model == CAMERA else resolve(model)
+        family = source.family if source else None
+        rules = family or camera_defaults()
+        adjustments: list[str] = []
+        name = family.id if family else CAMERA
+
+        height = request.height or rules.height
+        width = request.width or rules.width
+        if family is not None and family.size_rule == "fixed":
+            fixed_h, fixed_w = _fixed_size(source)
+            if (height, width) != (fixed_h, fixed_w):
+                if request.height is None and request.width is None:
+                    height, width = fixed_h, fixed_w
+                else:
+                    raise InvalidInput(
+                        f"height x width {height}x{width} is not allowed: {name} makes {fixed_h}x{fixed_w} only "
+                        f"(its position embeddings are learned for that size)"
+                    )
+        else:
+            height, width = _round_size(height, width, rules.size_multiple, name, adjustments)
+            if family is not None and family.size_rule == "bucket":
+                bucket = _bucket_size(source, height, width)
+                if bucket != (height, width):
+                    adjustments.append(
+                        f"{name} picks its own resolution bucket for this aspect ratio: "
+                        f"{height}x{width} became {bucket[0]}x{bucket[1]}"
+                    )
+                    height, width = bucket
+
+        max_frames = _max_frames(source) if family else rules.max_frames
+        num_frames = request.num_frames or rules.num_frames
+        if family is not None:
+            num_frames = _round_frames(num_frames, family, adjustments)
+        if num_frames > max_frames:
+            raise InvalidInput(f"num_frames {num_frames} is more than {name} can make: at most {max_frames}")
+
+        if request.last_image is not None and not (family and family.end_frame):
+            raise InvalidInput(f"{name} cannot end on a given frame: last_image is only for models that take one")
+        if family is not None and not family.text_prompt and request.prompt.strip():
+            adjustments.append(f"{name} takes no text prompt: the prompt was not used")
+
+        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        photo, notes = open_photo(request.image)
+        last_photo = None
+        if request.last_image is not None:
+            last_photo, last_notes = open_photo(request.last_image)
+            notes += last_notes
+        for note in adjustments + notes:
+            log.info("%s", note)
+        return CheckedRequest(
+            request=request,
+            model=source.name if source else CAMERA,
+            source=source,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            fps=request.fps or rules.fps,
+            num_inference_steps=request.num_inference_steps or (family.num_inference_steps if family else 0),
+            guidance_scale=request.guidance_scale if request.guidance_scale is not None else (
+                family.guidance_scale if family else 0.0
+            ),
+            seed=seed,
+            photo=photo,
+            last_photo=last_photo,
+            adjustments=adjustments + notes,
+        )
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: CancelFlag | None = None,
+        out_path: str | Path | None = None,
+    ) -> VideoResult:
+        """Make the video for `request`. Cancel stops at the next step and leaves no file behind."""
+        with self._lock:
+            started = time.monotonic()
+            # 1. Check inputs
+            checked = self.check_inputs(request)
+            path = Path(out_path) if out_path else unique_video_path(self.output_dir, checked.model, checked.seed)
+
+            # 2. Render the frames: the camera engine, or the family's diffusers pipeline
+            if checked.source is None:
+                frames = self._render_camera(checked, on_progress, cancel)
+            else:
+                frames = self._run_pipeline(checked, on_progress, cancel)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("stopped on request; no video was written")
+
+            # 3. Export
+            if on_progress is not None:
+                on_progress(Progress("encoding", 0, 1, time.monotonic() - started, None))
+            result = self._result(checked, path, time.monotonic() - started)
+            write_mp4(frames, path, checked.fps, _metadata(result))
+            log.info("wrote %s (%d frames, %dx%d, %.1fs)", path, len(frames), checked.width, checked.height, result.seconds)
+            return result
+
+    def _render_camera(self, checked: CheckedRequest, on_progress, cancel) -> np.ndarray:
+        watch = _StepWatch("rendering", checked.num_frames, on_progress, cancel)
+        watch.check_cancel()
+        return camera.render(
+            checked.photo,
+            checked.request.camera_motion,
+            checked.width,
+            checked.height,
+            checked.num_frames,
+            checked.seed,
+            checked.request.fit,
+            on_frame=watch.step,
+        )
+
+    def _run_pipeline(self, checked: CheckedRequest, on_progress, cancel) -> np.ndarray:
+        import torch
+
+        family = checked.family
+        if on_progress is not None:
+            on_progress(Progress("loading", 0, 1, 0.0, None))
+        pipe = self.load(checked.source)
+        watch = _StepWatch("denoising", checked.num_inference_steps, on_progress, cancel)
+        watch.check_cancel()
+        kwargs = _pipeline_kwargs(pipe, family, checked)
+        restore = _watch_steps(pipe, kwargs, watch)
+        try:
+            output = pipe(**kwargs)
+        except torch.OutOfMemoryError:
+            self._release_pipeline_memory(pipe)
+            raise OutOfMemory(
+                f"{family.id} ran out of GPU memory at {checked.width}x{checked.height}, {checked.num_frames} frames: "
+                "lower the resolution or frame count, or use model offload"
+            ) from None
+        except Cancelled:
+            self._release_pipeline_memory(pipe)
+            raise
+        finally:
+            restore()
+        frames = np.asarray(output.frames[0])
+        if frames.dtype != np.uint8:
+            frames = np.clip(frames, 0.0, 1.0)
+        return frames
+
+    # ------------------------------------------------------------------ models
+    def load(self, source: ModelSource):
+        """The pipeline for `source`, loaded once and kept; loading another model frees this one."""
+        if self._pipe is not None and self._pipe_source == source:
+            return self._pipe
+        self.unload()
+        import torch
+
+        family = source.family
+        dtype = getattr(torch, family.dtype) if self.device.startswith("cuda") else torch.float32
+        log.info("loading %s from %s (%s on %s)", family.id, source.location, dtype, self.device)
+        try:
+            pipe = family.pipeline_class().from_pretrained(source.location, dtype=dtype)
+        except OSError as exc:
+            if source.local:
+                raise ModelNotAvailable(f"cannot load model folder {source.location}: {exc}") from None
+            raise ModelNotAvailable(missing_weights_message(source)) from None
+        pipe.set_progress_bar_config(disable=True)
+        if self.offload == "model" and self.device.startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=self.device)
+        elif self.offload == "sequential" and self.device.startswith("cuda"):
+            pipe.enable_sequential_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        self._pipe, self._pipe_source = pipe, source
+        return pipe
+
+    def unload(self) -> None:
+        """Free the loaded pipeline and its memory."""
+        if self._pipe is None:
+            return
+        log.info("unloading %s", self._pipe_source.name)
+        self._pipe = self._pipe_source = None
+        _free_memory()
+
+    def _release_pipeline_memory(self, pipe) -> None:
+        # After an exception mid-run, offload hooks may leave weights on the GPU; put them back.
+        maybe_free = getattr(pipe, "maybe_free_model_hooks", None)
+        if maybe_free is not None:
+            maybe_free()
+        _free_memory()
+
+    # ------------------------------------------------------------------ results
+    def _result(self, checked: CheckedRequest, path: Path, seconds: float) -> VideoResult:
+        family = checked.family
+        request = checked.request
+        return VideoResult(
+            path=path,
+            metadata_path=path.with_suffix(".json"),
+            model=checked.model,
+            family=family.id if family else CAMERA,
+            engine="diffusers" if family else "camera",
+            label=family.label if family else camera_defaults().label,
+            preview=family is None,
+            prompt=request.prompt if (family is None or family.text_prompt) else "",
+            negative_prompt=request.negative_prompt if (family and family.text_prompt) else "",
+            height=checked.height,
+            width=checked.width,
+            num_frames=checked.num_frames,
+            fps=checked.fps,
+            num_inference_steps=checked.num_inference_steps,
+            guidance_scale=checked.guidance_scale,
+            seed=checked.seed,
+            camera_motion=request.camera_motion,
+            fit=request.fit,
+            seconds=round(seconds, 3),
+            device=self.device if family else "cpu",
+            adjustments=checked.adjustments,
+        )
+
+
+# ---------------------------------------------------------------------- rules
+def _round_size(height: int, width: int, multiple: int, name: str, adjustments: list[str]) -> tuple[int, int]:
+    rounded = []
+    for label, value in (("height", height), ("width", width)):
+        new = max(multiple, value // multiple * multiple)
+        if new != value:
+            adjustments.append(f"{label} {value} rounded down to {new} ({name} needs a multiple of {multiple})")
+        rounded.append(new)
+    return rounded[0], rounded[1]
+
+
+def _round_frames(num_frames: int, family: Family, adjustments: list[str]) -> int:
+    step, offset = family.frame_step, family.frame_offset
+    n = max(1, round((num_frames - offset) / step))
+    new = n * step + offset
+    if new != num_frames:
+        adjustments.append(f"num_frames {num_frames} rounded to {new} ({family.id} needs {family.frame_rule} frames)")
+    return new
+
+
+def _component_config(source: ModelSource, component: str) -> dict | None:
+    """A component's config.json, from the local folder or the Hugging Face cache, without loading weights."""
+    if source.local:
+        path = Path(source.location) / component / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(source.location, f"{component}/config.json")
+        path = Path(found) if isinstance(found, str) else None
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _fixed_size(source: ModelSource) -> tuple[int, int]:
+    config = _component_config(source, "transformer")
+    if config and config.get("use_learned_positional_embeddings"):
+        scale = 8  # CogVideoX's VAE compresses 8x in space
+        return config["sample_height"] * scale, config["sample_width"] * scale
+    return tuple(source.family.fixed_size)
+
+
+def _max_frames(source: ModelSource) -> int:
+    config = _component_config(source, "transformer")
+    if source.family.size_rule == "fixed" and config and config.get("use_learned_positional_embeddings"):
+        return config.get("sample_frames", source.family.max_frames)
+    return source.family.max_frames
+
+
+def _bucket_size(source: ModelSource, height: int, width: int) -> tuple[int, int]:
+    """HunyuanVideo 1.5 resizes to the bucket nearest the photo's aspect ratio; ask it which one."""
+    from diffusers.pipelines.hunyuan_video1_5.image_processor import generate_crop_size_list, get_closest_ratio
+
+    target = (_component_config(source, "transformer") or {}).get("target_size", source.family.height)
+    vae_scale = (_component_config(source, "vae") or {}).get("spatial_compression_ratio", source.family.size_multiple)
+    buckets = generate_crop_size_list(base_size=target, patch_size=vae_scale)
+    ratios = np.array([round(float(h) / float(w), 5) for h, w in buckets])
+    bucket_h, bucket_w = get_closest_ratio(height, width, ratios, buckets)[0]
+    return int(bucket_h), int(bucket_w)
+
+
+# ---------------------------------------------------------------------- pipelines
+def _pipeline_kwargs(pipe, family: Family, checked: CheckedRequest) -> dict[str, Any]:
+    """The keyword arguments of one pipeline call, in diffusers' names."""
+    import torch
+
+    request = checked.request
+    photo = fit(checked.photo, checked.width, checked.height, request.fit)
+    params = inspect.signature(pipe.__call__).parameters
+    kwargs: dict[str, Any] = {
+        "image": photo,
+        "num_frames": checked.num_frames,
+        "num_inference_steps": checked.num_inference_steps,
+        "generator": torch.Generator("cpu").manual_seed(checked.seed),
+        "output_type": "np",
+    }
+    if "height" in params:
+        kwargs.update(height=checked.height, width=checked.width)
+    if family.text_prompt:
+        kwargs.update(prompt=request.prompt, negative_prompt=request.negative_prompt or None)
+    if checked.last_photo is not None:
+        kwargs["last_image"] = fit(checked.last_photo, checked.width, checked.height, request.fit)
+
+    guidance = checked.guidance_scale
+    if family.pipeline == "StableVideoDiffusionPipeline":
+        kwargs.update(max_guidance_scale=guidance, min_guidance_scale=min(1.0, guidance), fps=checked.fps)
+        kwargs["decode_chunk_size"] = 8
+    elif family.pipeline == "HunyuanVideo15ImageToVideoPipeline":
+        pipe.guider.guidance_scale = guidance  # this pipeline takes guidance through its guider
+    else:
+        kwargs["guidance_scale"] = guidance
+    if "guidance_scale_2" in params and getattr(pipe, "transformer_2", None) is not None:
+        kwargs["guidance_scale_2"] = guidance
+    if "frame_rate" in params:
+        kwargs["frame_rate"] = checked.fps
+    if "target_fps" in params:
+        kwargs["target_fps"] = checked.fps
+    if "clip_skip" in params:
+        kwargs["clip_skip"] = None  # I2VGen-XL's default (1) breaks under transformers 5
+    return kwargs
+
+
+def _watch_steps(pipe, kwargs: dict, watch: _StepWatch) -> Callable[[], None]:
+    """Report each denoising step to `watch`: through `callback_on_step_end` where the pipeline has
+    it, else by wrapping its scheduler's `step` (HunyuanVideo 1.5 and I2VGen-XL have no callback).
+    Raising Cancelled there stops the run before the VAE decodes anything. Returns an undo."""
+    if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+
+        def on_step_end(pipeline, index, timestep, callback_kwargs):
+            watch.step(index + 1)
+            return {}
+
+        kwargs["callback_on_step_end"] = on_step_end
+        return lambda: None
+
+    scheduler = pipe.scheduler
+    original = scheduler.step
+
+    def step(*args, **step_kwargs):
+        out = original(*args, **step_kwargs)
+        watch.step()
+        return out
+
+    scheduler.step = step
+    return lambda: scheduler.__dict__.pop("step", None)
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _metadata(result: VideoResult) -> dict:
+    data = result.model_dump(mode="json", exclude={"path", "metadata_path"})
+    data["file"] = result.path.name
+    if result.engine == "diffusers":
+        import diffusers
+
+        data["diffusers"] = diffusers.__version__
+    return data
+
+
+__all__ = ["CheckedRequest", "I2VError", "Progress", "VideoEngine"]

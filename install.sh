@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the project into ./.venv. Safe to re-run: the venv is created only if missing, and a torch
+# that is already installed (a CUDA build, say) is kept. Pass --test to add the test tools.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+
+if .venv/bin/python -c "import torch" 2>/dev/null; then
+    echo "keeping torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
+else
+    echo "installing torch 2.13.0"
+    "${PIP[@]}" torch==2.13.0
+fi
+
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+"${PIP[@]}" -e ".${extras}"
+echo "installed: $(.venv/bin/i2v --version 2>/dev/null || echo i2v)"
