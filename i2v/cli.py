@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="same seed and settings give the same video; default random")
     gen.add_argument("--camera", choices=CAMERA_MOTIONS, default="static", dest="camera_motion",
                      help="camera move for the camera engine")  # fmt: skip
-    gen.add_argument("--last-image", type=Path, help="a photo to end on (Wan families)")
+    gen.add_argument("--last-image", type=Path, help="a photo to end on (wan2.2-i2v-a14b)")
     gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
     gen.add_argument("--out", type=Path, required=True, help="an .mp4 file, or a folder for a new unique name")
     gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")

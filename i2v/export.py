@@ -41,6 +41,8 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3), got {frames.shape}")
     count, height, width, _ = frames.shape
+    if not 1 <= fps <= 240:
+        raise ValueError(f"fps {fps} is out of range: 1 to 240")
     if height % 2 or width % 2:
         raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
     path = Path(path)

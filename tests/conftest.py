@@ -1,0 +1,66 @@
+"""Shared fixtures: an isolated environment for every test, tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTDATA = REPO.parent / "shared" / "testdata"
+IMAGES = TESTDATA / "images"
+
+# Set before anything imports huggingface_hub or gradio, which read these once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)  # two threads beside a server process were 10x slower on 2 cores
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No test sees the real Hugging Face cache, a real output dir or the user's settings."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """family id -> folder of a tiny random-weight model, made on first use."""
+    from i2v.tiny import make_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    made: dict[str, Path] = {}
+
+    class Folders(dict):
+        def __missing__(self, family_id):
+            made[family_id] = make_tiny(family_id, root / family_id)
+            self[family_id] = made[family_id]
+            return made[family_id]
+
+    return Folders()
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> Path:
+    path = IMAGES / "chelsea.png"
+    if not path.is_file():
+        pytest.fail(f"test photo {path} is missing: the shared/ folder must sit beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def coffee() -> Path:
+    return IMAGES / "coffee.png"

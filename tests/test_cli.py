@@ -1,0 +1,74 @@
+"""The `i2v` command as other tools call it: a subprocess, exit codes, one-line errors, JSON out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from i2v.export import read_mp4
+
+
+def i2v(*args, check=True):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run([sys.executable, "-m", "i2v.cli", *map(str, args)], capture_output=True, text=True, env=env)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_models_json_lists_every_family():
+    rows = json.loads(i2v("models", "--json").stdout)
+    ids = [row["id"] for row in rows]
+    assert ids[0] == "camera" and "wan2.2-ti2v-5b" in ids and "i2vgen-xl" in ids
+    assert all(row["weights_present"] is False for row in rows[1:])  # an empty cache
+    wan = next(row for row in rows if row["id"] == "wan2.1-i2v-14b-480p")
+    assert wan["pipeline"] == "WanImageToVideoPipeline" and wan["frame_rule"] == "4n+1"
+
+
+def test_make_tiny_then_generate_json(tmp_path, chelsea):
+    model = tmp_path / "tiny-ltx"
+    i2v("make-tiny", "ltx-video", model)
+    out = tmp_path / "videos"
+    done = i2v(
+        "generate", "--image", chelsea, "--prompt", "猫转头", "--model", model, "--height", 32, "--width", 32,
+        "--frames", 9, "--fps", 10, "--steps", 2, "--seed", 3, "--out", out, "--json",
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    assert {"path", "model", "height", "width", "num_frames", "fps", "seed", "seconds"} <= set(result)
+    assert (result["height"], result["width"], result["num_frames"], result["fps"], result["seed"]) == (32, 32, 9, 10, 3)
+    frames, meta = read_mp4(result["path"])
+    assert frames.shape == (9, 32, 32, 3) and meta["fps"] == 10
+    assert "denoising" in done.stderr  # the progress bar
+
+
+def test_camera_to_an_exact_file(tmp_path, chelsea):
+    target = tmp_path / "clip.mp4"
+    done = i2v("generate", "--image", chelsea, "--camera", "pan_left", "--frames", 5, "--height", 64, "--width", 64,
+               "--out", target)  # fmt: skip
+    assert target.is_file() and "camera-motion preview" in done.stdout
+
+
+def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, chelsea):
+    out = tmp_path / "out"
+    cases = [
+        ("--image", tmp_path / "missing.png"),
+        ("--image", chelsea, "--frames", "-3"),
+        ("--image", chelsea, "--camera", "spin"),
+        ("--image", chelsea, "--model", "sora"),
+        ("--image", chelsea, "--seed", "abc"),
+    ]
+    for args in cases:
+        done = i2v("generate", *args, "--out", out, check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_missing_weights_exit_1_with_the_way_to_fetch_them(tmp_path, chelsea):
+    done = i2v("generate", "--image", chelsea, "--model", "svd-xt", "--out", tmp_path / "o", check=False)
+    assert done.returncode == 1
+    assert "stabilityai/stable-video-diffusion-img2vid-xt" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
