@@ -234,8 +234,13 @@ class VideoEngine:
         watch.check_cancel()
         kwargs = _pipeline_kwargs(pipe, family, checked)
         restore = _watch_steps(pipe, kwargs, watch)
+        devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         try:
-            output = pipe(**kwargs)
+            # Some pipelines also draw from the global RNG (I2VGen-XL samples its image latents
+            # without the generator): seed it too, and give it back as it was.
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(checked.seed)
+                output = pipe(**kwargs)
         except torch.OutOfMemoryError:
             self._release_pipeline_memory(pipe)
             raise OutOfMemory(
