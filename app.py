@@ -1,0 +1,454 @@
+"""The web app: upload a photo, refine the prompt, preview and edit it, generate with progress and Stop.
+
+`build_demo(services)` makes the gr.Blocks page around an engine and a refiner made elsewhere, so
+tests can build it around a tiny model; `main()` reads the settings, sets up logging, makes the
+engine and refiner once, and launches. This is the only module that imports gradio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+from pydantic import ValidationError
+
+from i2v.engine import Progress, VideoEngine
+from i2v.errors import Cancelled, I2VError
+from i2v.memory import Hardware, detect
+from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
+from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
+from prompting import Endpoint, PromptRefiner, RefinedPrompt
+from settings import Settings
+
+log = logging.getLogger("app")
+
+I18N = gr.I18n(
+    en={
+        "title": "# i2v studio\nA photo and a few words in, a short video out.",
+        "photo": "Photo (JPG, PNG, WebP)",
+        "prompt": "Your prompt (any language)",
+        "prompt_hint": "e.g. 猫转头 — the cat turns its head",
+        "refine": "Refine",
+        "use_mine": "Use my own words",
+        "refined": "Refined prompt (English, editable: this is what the model gets)",
+        "negative": "Negative prompt",
+        "camera": "Camera motion",
+        "model": "Model",
+        "gpu": "Hardware and preset",
+        "advanced": "Advanced settings",
+        "height": "Height",
+        "width": "Width",
+        "frames": "Frames",
+        "fps": "Frames per second",
+        "steps": "Steps",
+        "guidance": "Guidance scale",
+        "seed": "Seed (-1 = random)",
+        "dice": "🎲 Random seed",
+        "auto_refine": "Refine before generating when the prompt was not refined",
+        "generate": "Generate",
+        "stop": "Stop",
+        "video": "Video",
+        "params": "Parameters used",
+        "history": "This session's videos (click a row to load it back into the form)",
+        "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
+        "camera moves: a motion preview, not a generated video. Add weights to the Hugging Face cache, or start "
+        "with `--model /path/to/model`.",
+        "no_llm": "**No LLM endpoint is set.** Prompts are refined offline by rules (camera and motion words), "
+        "not translated. Set `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `I2V_LLM_MODEL` for full refinement.",
+    },
+    zh={
+        "title": "# i2v studio 图生视频\n一张照片加几个字，生成一段短视频。",
+        "photo": "照片（JPG、PNG、WebP）",
+        "prompt": "你的提示词（任何语言）",
+        "prompt_hint": "例如：猫转头",
+        "refine": "优化提示词",
+        "use_mine": "用我自己的原话",
+        "refined": "优化后的提示词（英文，可编辑：模型收到的就是这段）",
+        "negative": "反向提示词",
+        "camera": "镜头运动",
+        "model": "模型",
+        "gpu": "硬件与预设",
+        "advanced": "高级设置",
+        "height": "高度",
+        "width": "宽度",
+        "frames": "帧数",
+        "fps": "帧率",
+        "steps": "步数",
+        "guidance": "引导系数",
+        "seed": "随机种子（-1 为随机）",
+        "dice": "🎲 随机种子",
+        "auto_refine": "生成前自动优化未优化过的提示词",
+        "generate": "生成",
+        "stop": "停止",
+        "video": "视频",
+        "params": "本次参数",
+        "history": "本次会话的视频（点击一行可载回表单）",
+        "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
+        "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
+        "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
+        "设置 `OPENAI_BASE_URL`、`OPENAI_API_KEY` 和 `I2V_LLM_MODEL` 即可完整优化。",
+    },
+)
+
+HISTORY_HEADERS = ["#", "time", "model", "seed", "size", "prompt"]
+
+
+@dataclass
+class Services:
+    """What the page drives: made once in main(), or around tiny models in tests."""
+
+    engine: VideoEngine
+    refiner: PromptRefiner
+    settings: Settings
+    hardware: Hardware
+
+
+class Jobs:
+    """The cancel flag of each browser session's running job, so Stop reaches the engine."""
+
+    def __init__(self):
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            flag = self._flags[session] = threading.Event()
+        return flag
+
+    def stop(self, session: str) -> bool:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+        return flag is not None
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+
+
+# ---------------------------------------------------------------------- models and their rules
+def model_choices(settings: Settings) -> list[tuple[str, str]]:
+    """The camera engine, every family whose weights are here, and the configured model."""
+    choices = [(camera_defaults().label, CAMERA)]
+    for family in load_families().values():
+        if weights_present(resolve(family.id)):
+            choices.append((family.label, family.id))
+    if settings.model not in ("auto", CAMERA) and settings.model not in [value for _, value in choices]:
+        try:
+            source = resolve(settings.model)
+            choices.append((f"{source.family.label} — {Path(source.location).name}", settings.model))
+        except I2VError as exc:
+            log.warning("model %s is not usable: %s", settings.model, exc)
+    return choices
+
+
+def default_model(settings: Settings, choices: list[tuple[str, str]]) -> str:
+    values = [value for _, value in choices]
+    if settings.model in values:
+        return settings.model
+    return values[1] if len(values) > 1 else CAMERA
+
+
+def rules_for(model: str) -> dict:
+    """Slider bounds and defaults for `model`, from its family's rules."""
+    if model == CAMERA:
+        cam = camera_defaults()
+        return dict(
+            family=CAMERA, multiple=cam.size_multiple, height=cam.height, width=cam.width, frames=cam.num_frames,
+            frame_min=1, frame_step=1, frame_max=cam.max_frames, fps=cam.fps, steps=0, guidance=0.0,
+            fixed=False, diffusion=False,
+        )  # fmt: skip
+    family = resolve(model).family
+    return dict(
+        family=family.id, multiple=family.size_multiple, height=family.height, width=family.width,
+        frames=family.num_frames, frame_min=family.frame_step + family.frame_offset, frame_step=family.frame_step,
+        frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
+        guidance=family.guidance_scale, fixed=family.size_rule == "fixed", diffusion=True,
+    )  # fmt: skip
+
+
+def refiner_family(model: str) -> str:
+    return CAMERA if model == CAMERA else resolve(model).family.id
+
+
+# ---------------------------------------------------------------------- presentation
+def describe(result: RefinedPrompt) -> str:
+    who = f"LLM `{result.model}`" if result.source == "llm" else "offline rules"
+    lines = [
+        f"**Camera:** `{result.camera_motion}` · **Tags:** {', '.join(result.motion_tags) or '—'} · "
+        f"**Intensity:** {result.motion_intensity:.2f} · **Subjects:** {', '.join(result.subjects) or '—'}",
+        f"Refined by {who} in {result.seconds:.1f} s · input language: `{result.language or '—'}`",
+    ]
+    lines += [f"- ⚠️ {warning}" for warning in result.warnings]
+    return "\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
+
+
+def history_rows(history: list[dict]) -> list[list]:
+    return [
+        [i + 1, item["time"], item["family"], item["seed"], f"{item['width']}x{item['height']}", item["prompt"][:80]]
+        for i, item in enumerate(history)
+    ]
+
+
+def hardware_panel(hardware: Hardware, model: str) -> str:
+    rules = rules_for(model)
+    preset = (
+        f"{rules['width']}x{rules['height']}, {rules['frames']} frames at {rules['fps']} fps"
+        + (f", {rules['steps']} steps" if rules["diffusion"] else "")
+    )
+    return f"{hardware.summary}\n\n**Preset for `{rules['family']}`:** {preset}"
+
+
+# ---------------------------------------------------------------------- the page
+def build_demo(services: Services) -> gr.Blocks:
+    engine, refiner, settings = services.engine, services.refiner, services.settings
+    jobs = Jobs()
+    choices = model_choices(settings)
+    first_model = default_model(settings, choices)
+    first = rules_for(first_model)
+
+    def refine(prompt: str, image: str | None, model: str):
+        try:
+            result = refiner.refine(prompt or "", refiner_family(model), image)
+        except (ValueError, I2VError) as exc:
+            raise gr.Error(str(exc)) from None
+        if result.source == "offline" and settings.llm_configured:
+            gr.Warning(f"LLM refinement failed, used offline rules: {result.warnings[0]}")
+        return (result.prompt, result.negative_prompt, result.camera_motion, describe(result),
+                {"for": prompt or "", "text": result.prompt})  # fmt: skip
+
+    def use_my_words(prompt: str):
+        return prompt or "", {"for": prompt or "", "text": prompt or ""}
+
+    def on_model_change(model: str):
+        rules = rules_for(model)
+        step, size_max = rules["multiple"], max(1280, rules["height"], rules["width"])
+        size = dict(minimum=max(16, step), maximum=size_max, step=step, interactive=not rules["fixed"])
+        return (
+            gr.update(value=rules["height"], **size),
+            gr.update(value=rules["width"], **size),
+            gr.update(value=rules["frames"], minimum=rules["frame_min"], maximum=rules["frame_max"],
+                      step=rules["frame_step"]),  # fmt: skip
+            gr.update(value=rules["fps"]),
+            gr.update(value=rules["steps"] or 1, interactive=rules["diffusion"]),
+            gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
+            hardware_panel(services.hardware, model),
+        )
+
+    def generate(
+        image, prompt, refined, negative, camera, model, height, width, num_frames, fps, steps, guidance, seed,
+        auto_refine, history, last_refine, request: gr.Request, progress=gr.Progress(),
+    ):  # fmt: skip
+        if not image:
+            raise gr.Error("Upload a photo first.")
+        prompt, refined = prompt or "", (refined or "").strip()
+        details = gr.update()
+        # Refine first when nothing was refined, or when the prompt changed since and the refined
+        # text is still the refiner's (a hand edit is the person's choice and is kept).
+        stale = last_refine.get("for") != prompt and refined == last_refine.get("text", "").strip()
+        if auto_refine and (not refined or stale):
+            progress(0, desc="Refining the prompt")
+            refined, refined_negative, camera, details, last_refine = refine(prompt, image, model)
+            negative = negative or refined_negative
+            gr.Info("Refined your prompt first; the refined text is what the model gets.")
+        text = refined or prompt
+        try:
+            job = GenerationRequest(
+                image=image, prompt=text, negative_prompt=negative or "", model=model, height=int(height),
+                width=int(width), num_frames=int(num_frames), fps=int(fps),
+                num_inference_steps=int(steps) if rules_for(model)["diffusion"] else None,
+                guidance_scale=float(guidance) if rules_for(model)["diffusion"] else None,
+                seed=None if seed is None or int(seed) < 0 else int(seed), camera_motion=camera,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise gr.Error("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
+
+        def on_progress(update: Progress) -> None:
+            if update.stage in ("denoising", "rendering"):
+                eta = f" · ETA {update.eta:.0f} s" if update.eta is not None else ""
+                progress((update.step, update.total), desc=f"{update.stage}: step {update.step}/{update.total}{eta}",
+                         unit="steps" if update.stage == "denoising" else "frames")  # fmt: skip
+            else:
+                progress(None, desc=update.stage)
+
+        session = request.session_hash or "api"
+        cancel = jobs.start(session)
+        try:
+            result = engine.generate(job, on_progress=on_progress, cancel=cancel)
+        except Cancelled:
+            gr.Info("Stopped: no video was written.")
+            return (None, {"stopped": True}, history, history_rows(history), refined, negative, camera, details,
+                    last_refine)  # fmt: skip
+        except I2VError as exc:
+            raise gr.Error(str(exc)) from None
+        finally:
+            jobs.finish(session, cancel)
+        for note in result.adjustments:
+            gr.Warning(note)
+        if result.preview:
+            gr.Info("Camera-motion preview: the photo itself moves; no diffusion model was used.")
+        # No "path" key: API clients take any dict with one for a file to download.
+        params = result.model_dump(mode="json", exclude={"path", "metadata_path"})
+        params.update(output_path=str(result.path), metadata_file=str(result.metadata_path),
+                      time=time.strftime("%H:%M:%S"))  # fmt: skip
+        history = [*history, params]
+        return (str(result.path), params, history, history_rows(history), refined, negative, camera, details,
+                last_refine)  # fmt: skip
+
+    def stop(request: gr.Request) -> None:
+        if jobs.stop(request.session_hash or "api"):
+            log.info("stop requested for session %s", request.session_hash)
+
+    def load_from_history(history: list[dict], event: gr.SelectData):
+        item = history[event.index[0]]
+        model = item["model"] if item["model"] in [v for _, v in choices] else first_model
+        return (item["output_path"], item, item["prompt"], item["negative_prompt"], item["camera_motion"], model,
+                item["height"], item["width"], item["num_frames"], item["fps"], item["num_inference_steps"] or 1,
+                item["guidance_scale"], item["seed"])  # fmt: skip
+
+    with gr.Blocks(title="i2v studio") as demo:
+        gr.Markdown(I18N("title"))
+        if len(choices) == 1:
+            gr.Markdown(I18N("no_weights"), elem_id="no-weights")
+        if not settings.llm_configured:
+            gr.Markdown(I18N("no_llm"), elem_id="no-llm")
+        history = gr.State([])
+        last_refine = gr.State({})  # {"for": the prompt refined, "text": what the refiner wrote}
+        with gr.Row():
+            with gr.Column(scale=1):
+                # image_mode=None: the photo reaches the engine as uploaded, which normalises it and
+                # explains what it cannot read (gradio would convert first and fail without a word).
+                image = gr.Image(label=I18N("photo"), type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 height=320, elem_id="photo")  # fmt: skip
+                prompt = gr.Textbox(label=I18N("prompt"), placeholder="猫转头", lines=2, elem_id="prompt")
+                with gr.Row():
+                    refine_button = gr.Button(I18N("refine"), variant="secondary", elem_id="refine")
+                    mine_button = gr.Button(I18N("use_mine"), size="sm", elem_id="use-mine")
+                refined = gr.Textbox(label=I18N("refined"), lines=5, interactive=True, elem_id="refined")
+                details = gr.Markdown(elem_id="refine-details")
+                negative = gr.Textbox(label=I18N("negative"), lines=2, elem_id="negative")
+                camera = gr.Dropdown(list(CAMERA_MOTIONS), value="static", label=I18N("camera"), elem_id="camera")
+                model = gr.Dropdown(choices, value=first_model, label=I18N("model"), elem_id="model")
+                gpu = gr.Markdown(hardware_panel(services.hardware, first_model), label=I18N("gpu"), elem_id="gpu")
+                with gr.Accordion(I18N("advanced"), open=False):
+                    size = dict(minimum=max(16, first["multiple"]),
+                                maximum=max(1280, first["height"], first["width"]), step=first["multiple"],
+                                interactive=not first["fixed"])  # fmt: skip
+                    with gr.Row():
+                        height = gr.Slider(value=first["height"], label=I18N("height"), elem_id="height", **size)
+                        width = gr.Slider(value=first["width"], label=I18N("width"), elem_id="width", **size)
+                    with gr.Row():
+                        frames = gr.Slider(first["frame_min"], first["frame_max"], value=first["frames"],
+                                           step=first["frame_step"], label=I18N("frames"), elem_id="frames")  # fmt: skip
+                        fps = gr.Slider(1, 60, value=first["fps"], step=1, label=I18N("fps"), elem_id="fps")
+                    with gr.Row():
+                        steps = gr.Slider(1, 100, value=first["steps"] or 1, step=1, label=I18N("steps"),
+                                          interactive=first["diffusion"], elem_id="steps")  # fmt: skip
+                        guidance = gr.Slider(0.0, 20.0, value=first["guidance"], step=0.5, label=I18N("guidance"),
+                                             interactive=first["diffusion"], elem_id="guidance")  # fmt: skip
+                    with gr.Row():
+                        seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label=I18N("seed"),
+                                         elem_id="seed")  # fmt: skip
+                        dice = gr.Button(I18N("dice"), size="sm", elem_id="dice")
+                    auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
+            with gr.Column(scale=1):
+                video = gr.Video(label=I18N("video"), autoplay=True, loop=True, interactive=False, elem_id="video")
+                with gr.Row():
+                    generate_button = gr.Button(I18N("generate"), variant="primary", elem_id="generate")
+                    stop_button = gr.Button(I18N("stop"), variant="stop", elem_id="stop")
+                params = gr.JSON(label=I18N("params"), elem_id="params")
+                table = gr.Dataframe(headers=HISTORY_HEADERS, value=[], label=I18N("history"), interactive=False,
+                                     elem_id="history")  # fmt: skip
+
+        refine_button.click(
+            refine, [prompt, image, model], [refined, negative, camera, details, last_refine],
+            api_name="refine", concurrency_id="llm", concurrency_limit=4,
+        )  # fmt: skip
+        mine_button.click(use_my_words, [prompt], [refined, last_refine], api_name=False)
+        model.change(on_model_change, [model], [height, width, frames, fps, steps, guidance, gpu], api_name=False)
+        dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
+        generating = generate_button.click(
+            generate,
+            [image, prompt, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed,
+             auto_refine, history, last_refine],
+            [video, params, history, table, refined, negative, camera, details, last_refine],
+            api_name="generate", concurrency_id="gpu", concurrency_limit=1,
+        )  # fmt: skip
+        stop_button.click(stop, None, None, api_name="stop", cancels=[generating], queue=False)
+        table.select(
+            load_from_history, [history],
+            [video, params, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed],
+            api_name=False,
+        )  # fmt: skip
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    return demo
+
+
+def make_services(settings: Settings) -> Services:
+    endpoint = None
+    if settings.llm_configured:
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
+    return Services(
+        engine=VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload),
+        refiner=PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s),
+        settings=settings,
+        hardware=detect(),
+    )
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+    return demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.auth_pairs(),
+        allowed_paths=[str(settings.output_dir)],
+        i18n=I18N,
+        footer_links=["api"],
+        show_error=True,  # an unexpected failure still tells the person what broke
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start the i2v studio web app.")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; I2V_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 7860; I2V_PORT)")
+    parser.add_argument("--model", help="family id, local model folder, camera or auto (I2V_MODEL)")
+    parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v not in (None, False)}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"settings: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.public and settings.auth is None:
+        log.warning("listening on %s without I2V_AUTH: anyone who can reach this port can use the GPU",
+                    "a public share link" if settings.share else settings.host)  # fmt: skip
+    services = make_services(settings)
+    log.info("%s", services.hardware.summary)
+    log.info("refiner: %s", f"{settings.llm_model} at {settings.openai_base_url}" if settings.llm_configured
+             else "offline rules (no LLM endpoint set)")  # fmt: skip
+    log.info("videos go to %s; queue holds %d jobs", settings.output_dir, settings.queue_size)
+    demo = build_demo(services)
+    print(f"i2v studio: open http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"
+          f":{settings.port}", flush=True)  # fmt: skip
+    launch(demo, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The app's settings: one typed class, read from I2V_* environment variables plus the standard
+OPENAI_BASE_URL / OPENAI_API_KEY, validated at start. Secrets are SecretStr: they print as '**********'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="I2V_", extra="ignore", validate_default=True)
+
+    # The video model
+    model: str = Field("auto", description="family id, local model folder, 'camera', or 'auto' (first with weights)")
+    device: str | None = Field(None, description="cuda, cuda:1 or cpu; default cuda when available")
+    offload: Literal["none", "model", "sequential"] = "none"
+    output_dir: Path = Field(ROOT / "outputs", description="where videos are written, one unique file per job")
+
+    # The prompt refiner
+    openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL", "I2V_LLM_BASE_URL"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "I2V_LLM_API_KEY"))
+    llm_model: str | None = Field(None, description="the LLM's model name; the refiner is offline without it")
+    llm_vision: bool = Field(False, description="the LLM can see images: send it the photo")
+    llm_timeout_s: float = Field(30.0, gt=0, le=600)
+    auto_refine: bool = Field(True, description="Generate refines the prompt first when it was not refined")
+
+    # The server
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    auth: SecretStr | None = Field(None, description="'user:password', or several separated by commas")
+    share: bool = False
+    queue_size: int = Field(8, ge=1, le=1000, description="jobs waiting at most; more are refused with a message")
+
+    @field_validator("output_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return (value if value.is_absolute() else ROOT / value).resolve()
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"OPENAI_BASE_URL {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        for pair in value.get_secret_value().split(","):
+            user, _, password = pair.partition(":")
+            if not user.strip() or not password:
+                raise ValueError("I2V_AUTH must be 'user:password' pairs separated by commas")
+        return value
+
+    def auth_pairs(self) -> list[tuple[str, str]] | None:
+        if self.auth is None:
+            return None
+        return [tuple(pair.split(":", 1)) for pair in self.auth.get_secret_value().split(",")]  # type: ignore[misc]
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_base_url and self.llm_model)
+
+    @property
+    def public(self) -> bool:
+        return self.share or self.host not in ("127.0.0.1", "localhost", "::1")

@@ -1,0 +1,169 @@
+"""The web app driven through its named API endpoints with gradio_client, around a tiny model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from i2v.export import read_mp4
+from llama import free_port
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_models):
+    return str(tiny_models["wan2.2-ti2v-5b"])
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_model, tmp_path_factory):
+    import app
+    from settings import Settings
+
+    out = tmp_path_factory.mktemp("app-outputs")
+    settings = Settings(model=tiny_model, output_dir=out, port=free_port(), queue_size=2, device="cpu")
+    demo = app.build_demo(app.make_services(settings))
+    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{settings.port}/", out
+    demo.close()
+
+
+def generate_args(photo, prompt, refined, model, steps=2, seed=5, auto=True):
+    return dict(
+        image=handle_file(str(photo)), prompt=prompt, refined=refined, negative="", camera="static", model=model,
+        height=64, width=64, num_frames=9, fps=8, steps=steps, guidance=5.0, seed=seed, auto_refine=auto,
+    )  # fmt: skip
+
+
+def call_generate(client, args, **kwargs):
+    return client.predict(*args.values(), api_name="/generate", **kwargs)
+
+
+def test_refine_edit_generate(app_url, tiny_model, chelsea):
+    url, out = app_url
+    client = Client(url, verbose=False)
+    refined, negative, camera, details, *_ = client.predict("镜头慢慢推近，猫转头", handle_file(str(chelsea)), tiny_model,
+                                                             api_name="/refine")  # fmt: skip
+    assert refined.startswith("镜头慢慢推近") and camera == "dolly_in" and negative
+    assert "offline" in details  # no LLM endpoint in this app
+    edited = refined + " EDITED by hand."
+    video, params, table, used, *_ = call_generate(client, generate_args(chelsea, "镜头慢慢推近，猫转头", edited, tiny_model))
+    assert used == edited and params["prompt"] == edited  # the hand edit is what the model got
+    assert params["seed"] == 5 and params["family"] == "wan2.2-ti2v-5b"
+    frames, _ = read_mp4(params["output_path"])
+    assert frames.shape == (9, 64, 64, 3)
+    assert table["data"][-1][3] == 5  # the history row
+
+
+def test_generate_without_refining_refines_first(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    video, params, table, used, negative, camera, details = call_generate(
+        client, generate_args(chelsea, "向左平移镜头", "", tiny_model)
+    )
+    assert used.startswith("向左平移镜头") and "pans slowly to the left" in used
+    assert params["prompt"] == used and camera == "pan_left" and "offline" in details
+
+
+def test_auto_refine_off_uses_own_words(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    _, params, *_ = call_generate(client, generate_args(chelsea, "the cat yawns", "", tiny_model, auto=False))
+    assert params["prompt"] == "the cat yawns"
+
+
+def test_stop_really_stops_and_leaves_no_file(app_url, tiny_model, chelsea):
+    url, out = app_url
+    client = Client(url, verbose=False)
+    before = sorted(out.iterdir())
+    job = client.submit(*generate_args(chelsea, "cat", "a cat", tiny_model, steps=100).values(), api_name="/generate")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the denoising loop runs
+        update = job.status()
+        if update.progress_data and any("denoising" in (p.desc or "") for p in update.progress_data):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the job never started denoising")
+    client.predict(api_name="/stop")
+    result = job.result(timeout=60)
+    assert result[1] == {"stopped": True}
+    assert sorted(out.iterdir()) == before
+    # The GPU slot is free again.
+    _, params, *_ = call_generate(client, generate_args(chelsea, "cat", "a cat", tiny_model))
+    assert params["num_frames"] == 9
+
+
+def test_user_errors_come_back_as_messages(app_url, tiny_model, chelsea, tmp_path):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["image"] = None
+    with pytest.raises(AppError, match="Upload a photo first"):
+        call_generate(client, args)
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["num_frames"] = 200  # the sliders carry the family's bounds, and the server checks them
+    with pytest.raises(AppError, match="greater than maximum value 161"):
+        call_generate(client, args)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(chelsea.read_bytes()[:120_000])  # the header is whole, the pixels are not
+    args = generate_args(broken, "cat", "a cat", tiny_model)
+    with pytest.raises(AppError, match="damaged or truncated"):
+        call_generate(client, args)
+
+
+def test_queue_is_bounded(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    clients = [Client(url, verbose=False) for _ in range(4)]
+    jobs = [c.submit(*generate_args(chelsea, "cat", "a cat", tiny_model, steps=60).values(), api_name="/generate")
+            for c in clients]  # fmt: skip
+    refused = []
+    for job in jobs:
+        try:
+            job.result(timeout=1)
+        except Exception as exc:  # noqa: BLE001 - the full queue's refusal, or still running
+            refused.append(str(exc))
+    for client in clients:
+        client.predict(api_name="/stop")
+    for job in jobs:
+        try:
+            job.result(timeout=60)
+        except Exception:  # noqa: BLE001
+            pass
+    assert any("queue is full" in message.lower() for message in refused), refused
+
+
+def test_settings_are_validated_with_clear_messages(monkeypatch):
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    with pytest.raises(ValidationError, match="must start with http"):
+        Settings(openai_base_url="api.example.com")
+    with pytest.raises(ValidationError, match="port"):
+        Settings(port=70000)
+    with pytest.raises(ValidationError, match="user:password"):
+        Settings(auth="nopassword")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hidden-123")
+    monkeypatch.setenv("I2V_LLM_MODEL", "deepseek-chat")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.deepseek.com/v1/")
+    settings = Settings()
+    assert settings.llm_configured and settings.openai_base_url == "https://api.deepseek.com/v1"
+    assert "sk-hidden-123" not in repr(settings) and "sk-hidden-123" not in str(settings.model_dump())
+    done = subprocess.run([sys.executable, "app.py", "--port", "99999"], capture_output=True, text=True,
+                          cwd=str(__import__("settings").ROOT))  # fmt: skip
+    assert done.returncode == 2 and "settings: port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_model_list_shows_camera_and_present_weights(tiny_model):
+    from app import model_choices
+    from settings import Settings
+
+    choices = dict((value, label) for label, value in model_choices(Settings(model=tiny_model)))
+    assert list(choices)[0] == "camera" and tiny_model in choices
+    assert "wan2.2-ti2v-5b" not in choices  # no weights for the hub id in this test's empty cache
+    assert list(model_choices(Settings(model="auto"))) == [model_choices(Settings(model="auto"))[0]]
