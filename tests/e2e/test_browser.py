@@ -1,0 +1,73 @@
+"""The page in a real browser (Debian's chromium driven by playwright): upload, refine, edit,
+generate with a tiny model, and watch the video play. Saves a screenshot to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_refine_edit_generate_and_play(browser, app_url, chelsea):
+    url, _ = app_url
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
+    page.locator("#prompt textarea").fill("镜头慢慢推近，猫转头")
+    page.locator("#refine").click()
+    page.wait_for_function("document.querySelector('#refined textarea').value.length > 0", timeout=30_000)
+    refined = page.locator("#refined textarea")
+    assert refined.input_value().startswith("镜头慢慢推近")
+    assert "dolly_in" in page.locator("#refine-details").inner_text()
+    refined.fill("A tabby cat turns its head. EDITED IN BROWSER")
+
+    page.get_by_text("Advanced settings").click()
+    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
+        box = page.locator(f"#{elem_id} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#generate").click()
+
+    page.wait_for_selector("#video video[src]", timeout=120_000)
+    page.wait_for_function("document.querySelector('#video video').readyState >= 2", timeout=30_000)
+    page.evaluate("document.querySelector('#video video').play()")
+    page.wait_for_function("document.querySelector('#video video').currentTime > 0", timeout=10_000)
+    params = page.locator("#params").inner_text()
+    assert "EDITED IN BROWSER" in params and '"num_frames": 9' in params
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
+    page.close()
+
+
+def test_page_follows_the_browser_language(browser, app_url):
+    url, _ = app_url
+    page = browser.new_page(locale="zh-CN")
+    page.goto(url)
+    page.wait_for_selector("#refine")
+    assert page.locator("#refine").inner_text().strip() == "优化提示词"
+    assert "未设置大模型接口" in page.locator("#no-llm").inner_text()
+    page.close()
