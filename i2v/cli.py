@@ -39,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("family")
     tiny.add_argument("directory", type=Path)
 
+    plan = commands.add_parser("plan", help="the preset for a GPU, estimates, and a downgrade plan when it will not fit")
+    where = plan.add_mutually_exclusive_group(required=True)
+    where.add_argument("--vram-gb", type=float, help="plan for a card with this much free memory")
+    where.add_argument("--detect", action="store_true", help="plan for the GPU found here (the first one)")
+    plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
+    plan.add_argument("--height", type=int)
+    plan.add_argument("--width", type=int)
+    plan.add_argument("--frames", type=int, dest="num_frames")
+    plan.add_argument("--steps", type=int, dest="num_inference_steps")
+    plan.add_argument("--strategy", choices=["none", "model", "group", "sequential"], default="none")
+    plan.add_argument("--vae-tiling", action="store_true")
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+
     gen = commands.add_parser("generate", help="make a video from a photo")
     gen.add_argument("--image", type=Path, required=True, help="the photo (JPEG, PNG, WebP, ...)")
     gen.add_argument("--prompt", default="", help="what should happen in the video")
@@ -57,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
     gen.add_argument("--out", type=Path, required=True, help="an .mp4 file, or a folder for a new unique name")
     gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
-    gen.add_argument("--offload", choices=["none", "model", "sequential"], default="none",
+    gen.add_argument("--offload", choices=["none", "model", "group", "sequential"], default="none",
                      help="move weights to the CPU between uses to save GPU memory")  # fmt: skip
     gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
@@ -80,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose and (args.command == "make-tiny" or getattr(args, "model", "camera") != "camera"):
         _quiet_libraries()
     try:
-        return {"models": _models, "make-tiny": _make_tiny, "generate": _generate}[args.command](args)
+        commands = {"models": _models, "make-tiny": _make_tiny, "generate": _generate, "plan": _plan}
+        return commands[args.command](args)
     except InvalidInput as exc:
         print(f"i2v: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -198,6 +212,63 @@ def _generate(args) -> int:
         )
         for note in result.adjustments:
             print(f"  note: {note}")
+    return 0
+
+
+def _plan(args) -> int:
+    from dataclasses import asdict
+
+    from .memory import Settings, detect, downgrade, pick, usable_gb
+    from .models import get_family
+
+    report: dict = {}
+    gpu_name = None
+    if args.detect:
+        hardware = detect()
+        report["hardware"] = {"gpus": [asdict(g) for g in hardware.gpus], "ram_gb": round(hardware.ram_gb, 1),
+                              "summary": hardware.summary}  # fmt: skip
+        vram = hardware.gpus[0].free_gb if hardware.gpus else 0.0
+        gpu_name = hardware.gpus[0].name if hardware.gpus else None
+    else:
+        if args.vram_gb <= 0:
+            raise InvalidInput(f"--vram-gb {args.vram_gb:g} must be more than 0")
+        vram = args.vram_gb
+    report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2))
+
+    def row(estimate) -> dict:
+        s = estimate.settings
+        return {"family": s.family, "height": s.height, "width": s.width, "num_frames": s.num_frames,
+                "num_inference_steps": s.num_inference_steps, "strategy": s.strategy, "vae_tiling": s.vae_tiling,
+                "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
+                "measured": estimate.measured}  # fmt: skip
+
+    if args.model:
+        family = get_family(args.model)
+        wanted = Settings(family.id, args.height or family.height, args.width or family.width,
+                          args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
+                          args.strategy, args.vae_tiling)  # fmt: skip
+        now, ladder = downgrade(wanted, vram)
+        report.update(asked=row(now), fits=not ladder,
+                      downgrade=[{"change": r.change, **row(r.estimate)} for r in ladder])  # fmt: skip
+    else:
+        chosen = pick(vram, gpu_name=gpu_name)
+        report["preset"] = row(chosen) if chosen else None
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    if "hardware" in report:
+        print(report["hardware"]["summary"])
+    print(f"usable GPU memory: {report['usable_gb']} of {report['vram_gb']} GB")
+    describe = lambda r: (f"{r['family']} {r['width']}x{r['height']}, {r['num_frames']} frames, "  # noqa: E731
+                          f"{r['num_inference_steps']} steps, {r['strategy']} offload"
+                          f"{', VAE tiling' if r['vae_tiling'] else ''}: ~{r['estimated_peak_gb']} GB, "
+                          f"~{r['estimated_seconds'] / 60:.1f} min{'' if r['measured'] else ' (not measured)'}")  # fmt: skip
+    if args.model:
+        print(("fits: " if report["fits"] else "does not fit: ") + describe(report["asked"]))
+        for step in report["downgrade"]:
+            print(f"  then {step['change']}: {describe(step)}")
+    else:
+        print("preset: " + (describe(report["preset"]) if report["preset"] else "none fits: use the camera engine"))
     return 0
 
 

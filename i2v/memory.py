@@ -1,13 +1,23 @@
-"""What the machine has: CUDA GPUs (name, total and free memory) and host RAM.
+"""GPU memory: what the machine has, what a run will need, and what to do when it will not fit.
 
-The memory planner (estimates, presets by VRAM, downgrade plans) builds on this; with no GPU,
-the machine can run tiny models and the camera engine only, and `Hardware.summary` says so.
+- `detect()`: every CUDA GPU (name, total and free memory) and the host RAM; with no GPU, the
+  machine can run tiny models and the camera engine only, and `Hardware.summary` says so.
+- `estimate(settings)`: peak GPU memory and seconds of one run, from a model fitted to
+  measurements of real-size pipelines on a real GPU (configs/memory.toml, bench/fit_memory.py).
+- `pick(vram_gb)`: the best preset that fits (configs/presets.toml): quality first, then speed.
+- `downgrade(settings, vram_gb)`: the rungs to step down until a run fits, each with its estimate.
+This module knows nothing about pipelines; the engine applies what it decides.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
+from functools import cache
+
+from .errors import InvalidInput
+from .models import CONFIG_DIR
 
 GiB = 2**30
 
@@ -50,3 +60,198 @@ def _ram_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+# ---------------------------------------------------------------------- the estimator
+Strategy = str  # "none" | "model" | "group" | "sequential"
+STRATEGIES = ("none", "model", "group", "sequential")  # fastest first
+PHASES = ("encode", "denoise", "decode")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run would use: the knobs the planner turns."""
+
+    family: str
+    height: int
+    width: int
+    num_frames: int
+    num_inference_steps: int
+    strategy: Strategy = "none"
+    vae_tiling: bool = False
+
+    def with_(self, **changes) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    settings: Settings
+    peak_gb: float
+    seconds: float
+    measured: bool  # False when the family or strategy was derived, not measured
+    phases_gb: dict
+
+
+@cache
+def memory_profiles() -> dict[str, dict]:
+    """configs/memory.toml (fitted by bench/fit_memory.py) plus configs/memory_derived.toml."""
+    profiles = {}
+    for name in ("memory.toml", "memory_derived.toml"):
+        path = CONFIG_DIR / name
+        if path.is_file():
+            profiles.update(tomllib.loads(path.read_text(encoding="utf-8"))["families"])
+    return profiles
+
+
+def _profile(family: str) -> dict:
+    profiles = memory_profiles()
+    profile = profiles.get(family)
+    if profile is None:
+        raise InvalidInput(f"no memory profile for {family}: measure it with bench/measure_memory.py")
+    if "same_as" in profile:
+        return {**profiles[profile["same_as"]], "source": profile["source"]}
+    return profile
+
+
+def estimate(settings: Settings) -> Estimate:
+    """Peak GPU memory (GB) and seconds for one run with `settings`."""
+    profile = _profile(settings.family)
+    h, w, f = settings.height, settings.width, settings.num_frames
+    spatial, temporal = profile["latent"]["spatial"], profile["latent"]["temporal"]
+    ktok = ((f - 1) // temporal + 1) * (h // spatial) * (w // spatial) / 1e3
+    frame, video = h * w / 1e6, h * w * f / 1e6
+    fitted = profile["peak_gb"]
+    measured = profile["source"] == "measured" and settings.strategy in fitted
+    # Sequential offload was not measured: one layer at a time, so at most group offload's peak.
+    coef = fitted.get(settings.strategy) or fitted.get("group") or fitted["model"]
+    tiled = settings.vae_tiling and coef["decode_tiled"] > 0
+    phases = {
+        "encode": coef["encode_tiled"] if tiled else coef["encode"][0] * frame + coef["encode"][1] * video + coef["encode"][2],
+        "denoise": coef["denoise"][0] * ktok + coef["denoise"][1],
+        "decode": coef["decode_tiled"] if tiled else (
+            coef["decode"][0] * frame + coef["decode"][1] * video + coef["decode"][2]
+        ),
+    }  # fmt: skip
+    c1, c2 = profile["seconds_per_step"]
+    speed = profile["strategy_speed"].get(settings.strategy, 8.0)  # sequential: several times slower
+    decode = profile["decode_seconds"][0] * video + profile["decode_seconds"][1]
+    seconds = settings.num_inference_steps * (c1 * ktok + c2 * ktok**2) * speed + decode * (2 if settings.vae_tiling else 1)
+    phases = {k: round(v, 2) for k, v in phases.items()}
+    return Estimate(settings, max(phases.values()), round(seconds, 1), measured, phases)
+
+
+# ---------------------------------------------------------------------- presets and downgrades
+@cache
+def presets() -> dict:
+    data = tomllib.loads((CONFIG_DIR / "presets.toml").read_text(encoding="utf-8"))
+    unknown = set(data) - {"planner", "candidates", "tiers"}
+    if unknown:
+        raise ValueError(f"presets.toml: unknown keys {sorted(unknown)}")
+    for candidate in data["candidates"]:
+        extra = set(candidate) - {"family", "height", "width", "num_frames", "num_inference_steps"}
+        if extra:
+            raise ValueError(f"presets.toml: unknown candidate keys {sorted(extra)}")
+    return data
+
+
+def usable_gb(vram_gb: float) -> float:
+    """What a run may use of a card with `vram_gb` free: the margin from presets.toml kept back."""
+    planner = presets()["planner"]
+    return max(0.0, vram_gb - planner["margin_gb"] - planner["margin_fraction"] * vram_gb)
+
+
+def speed_factor(gpu_name: str | None) -> float:
+    table = presets()["planner"]["speed"]
+    for key, factor in table.items():
+        if gpu_name and key != "default" and key.lower() in gpu_name.lower():
+            return factor
+    return table["default"]
+
+
+def _ways(settings: Settings):
+    """The same request with each strategy and tiling, fastest first."""
+    for strategy in STRATEGIES:
+        for tiling in (False, True):
+            yield settings.with_(strategy=strategy, vae_tiling=tiling)
+
+
+def pick(vram_gb: float, families: list[str] | None = None, gpu_name: str | None = None) -> Estimate | None:
+    """The best preset for a card with `vram_gb` free: quality first, then speed. None if nothing fits."""
+    budget = usable_gb(vram_gb)
+    limit = presets()["planner"]["max_minutes"] * 60
+    factor = speed_factor(gpu_name)
+    for candidate in presets()["candidates"]:
+        if families is not None and candidate["family"] not in families:
+            continue
+        if candidate["family"] not in memory_profiles():
+            continue
+        for way in _ways(Settings(**candidate)):
+            guess = estimate(way)
+            if guess.peak_gb <= budget and guess.seconds * factor <= limit:
+                return _scaled(guess, factor)
+    return None
+
+
+def _scaled(guess: Estimate, factor: float) -> Estimate:
+    from dataclasses import replace
+
+    return replace(guess, seconds=round(guess.seconds * factor, 1))
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step down: what changed, in words, the settings after it, and its estimate (None when
+    the family has no memory profile, or estimates were not asked for)."""
+
+    change: str
+    settings: Settings
+    estimate: Estimate | None
+
+
+def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
+    """The downgrade ladder from `settings`, in the order knobs drop: first what costs no quality
+    (VAE tiling, then offload: model, group, sequential), then frames (to 2/3, then 1/2), then
+    resolution (to 2/3 of each side). Each rung keeps the ones before it."""
+    from .models import get_family
+
+    family = get_family(settings.family)
+    steps: list[tuple[str, Settings]] = []
+    current = settings
+    if not current.vae_tiling:
+        current = current.with_(vae_tiling=True)
+        steps.append(("VAE tiling on", current))
+    for strategy in STRATEGIES[STRATEGIES.index(current.strategy) + 1 :]:
+        current = current.with_(strategy=strategy)
+        steps.append((f"{strategy} offload", current))
+    step, offset, multiple = family.frame_step, family.frame_offset, family.size_multiple
+    for fraction in (2 / 3, 1 / 2):
+        frames = max(step + offset, round((settings.num_frames - offset) * fraction / step) * step + offset)
+        if frames < current.num_frames:
+            current = current.with_(num_frames=frames)
+            steps.append((f"num_frames {frames}", current))
+    if family.size_rule == "multiple":
+        height = max(multiple, int(settings.height * 2 / 3) // multiple * multiple)
+        width = max(multiple, int(settings.width * 2 / 3) // multiple * multiple)
+        if (height, width) != (current.height, current.width):
+            current = current.with_(height=height, width=width)
+            steps.append((f"resolution {width}x{height}", current))
+    estimates = with_estimates and settings.family in memory_profiles()
+    return [Rung(change, after, estimate(after) if estimates else None) for change, after in steps]
+
+
+def downgrade(settings: Settings, vram_gb: float) -> tuple[Estimate, list[Rung]]:
+    """The estimate for `settings` and, if it does not fit in `vram_gb`, the rungs down to the
+    first that does (all of them when none does)."""
+    now = estimate(settings)
+    budget = usable_gb(vram_gb)
+    if now.peak_gb <= budget:
+        return now, []
+    plan = []
+    for rung in rungs(settings):
+        plan.append(rung)
+        if rung.estimate.peak_gb <= budget:
+            break
+    return now, plan

@@ -34,6 +34,7 @@ CAMERA_MOTIONS: tuple[str, ...] = CameraMotion.__args__  # type: ignore[attr-def
 
 MAX_SEED = 2**32 - 1
 Fit = Literal["crop", "pad"]
+MemoryStrategy = Literal["auto", "none", "model", "group", "sequential"]
 
 
 class GenerationRequest(BaseModel):
@@ -55,6 +56,10 @@ class GenerationRequest(BaseModel):
     camera_motion: CameraMotion = "static"
     last_image: Path | None = None
     fit: Fit = Field("crop", description="how the photo meets the video's aspect: center crop, or pad with black")
+    memory_strategy: MemoryStrategy = Field(
+        "auto", description="none: all on the GPU; model / group / sequential CPU offload; auto: the engine's default"
+    )
+    vae_tiling: bool = Field(False, description="decode (and encode) the video in tiles: less memory, a bit slower")
 
 
 class VideoResult(BaseModel):
@@ -82,4 +87,6 @@ class VideoResult(BaseModel):
     fit: Fit
     seconds: float
     device: str
+    memory_strategy: str = "none"
+    vae_tiling: bool = False
     adjustments: list[str] = Field(default_factory=list, description="values the engine changed, and why")

@@ -1,0 +1,135 @@
+"""Fit the memory planner's estimator to the measured runs and write configs/memory.toml.
+
+Model, per family and per strategy (none, model, group), all in GB, fitted on that strategy's runs:
+  encode  peak = a * MPf + b * MPv + c     MPf = height * width / 1e6 (one frame), MPv = MPf * num_frames
+  denoise peak = a * ktok + b               ktok = latent_frames * (h / spatial) * (w / spatial) / 1e3
+  decode  peak = a * MPf + b * MPv + c      untiled (causal VAEs grow with the frame, LTX's with the video)
+  decode  peak with VAE tiling = the measured constant (tiles have a fixed size); the same for encode
+  run peak = the largest of the three
+Negative slopes (noise) are refitted away, and the constant is then raised so that no measured
+run is above its fit: the estimate errs on the safe side. Seconds per step = c1 * ktok + c2 * ktok^2
+all on the GPU, times a measured factor per strategy; the decode's seconds are a line in MPv.
+
+    python bench/fit_memory.py bench/results/*.jsonl > configs/memory.toml
+"""
+
+import json
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+LATENT = {  # (spatial, temporal): how many pixels and frames make one latent token
+    "ltx-video": (32, 8),
+    "wan2.2-ti2v-5b": (32, 4),
+    "wan2.1-i2v-14b-480p": (16, 4),
+}
+PHASES = ("encode", "denoise", "decode")
+
+
+def ktokens(family: str, h: int, w: int, f: int) -> float:
+    spatial, temporal = LATENT[family]
+    return ((f - 1) // temporal + 1) * (h // spatial) * (w // spatial) / 1e3
+
+
+def mpx(h: int, w: int, f: int) -> float:
+    return h * w * f / 1e6
+
+
+def line(xs, ys) -> tuple[float, float]:
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    if len(set(xs.tolist())) < 2:
+        return 0.0, float(ys.max())
+    a, b = np.polyfit(xs, ys, 1)
+    if a < 0:  # noise on a flat line: keep it flat at the worst case
+        return 0.0, float(ys.max())
+    return float(a), float(b)
+
+
+def fit_phase(points: list[tuple[list[float], float]]) -> list[float]:
+    """Least squares on the features, slopes kept >= 0, then shifted up to cover every point."""
+    features = np.array([p[0] + [1.0] for p in points])
+    ys = np.array([p[1] for p in points])
+    keep = list(range(features.shape[1]))
+    while True:
+        coef = np.zeros(features.shape[1])
+        coef[keep] = np.linalg.lstsq(features[:, keep], ys, rcond=None)[0]
+        negative = [i for i in keep[:-1] if coef[i] < 0]
+        if not negative:
+            break
+        keep.remove(negative[0])
+    coef[-1] += max(0.0, float(np.max(ys - features @ coef)))
+    return [round(float(c), 5) for c in coef]
+
+
+def fit(family: str, weights: dict, runs: list[dict]) -> dict:
+    ok = [r for r in runs if r.get("ok")]
+    size = lambda r: (r["height"], r["width"], r["num_frames"])  # noqa: E731
+    frame = lambda r: [r["height"] * r["width"] / 1e6, r["height"] * r["width"] * r["num_frames"] / 1e6]  # noqa: E731
+    peaks = {}
+    for strategy in sorted({r["strategy"] for r in ok}):
+        chosen = [r for r in ok if r["strategy"] == strategy]
+        untiled = [r for r in chosen if not r["tiling"]]
+        tiled = [r for r in chosen if r["tiling"]]
+        peaks[strategy] = {
+            "encode": fit_phase([(frame(r), r["encode_peak_gb"]) for r in untiled]),  # tiling also shrinks encode
+            "denoise": fit_phase([([ktokens(family, *size(r))], r["denoise_peak_gb"]) for r in chosen]),
+            "decode": fit_phase([(frame(r), r["decode_peak_gb"]) for r in untiled]),
+            "decode_tiled": round(max([r["decode_peak_gb"] for r in tiled], default=0.0), 3),
+            "encode_tiled": round(max([r["encode_peak_gb"] for r in tiled], default=0.0), 3),
+        }
+    none = [r for r in ok if r["strategy"] == "none" and not r["tiling"]]
+    ks = np.array([ktokens(family, *size(r)) for r in none])
+    secs = np.array([r["seconds_per_step"] for r in none])
+    c1, c2 = np.linalg.lstsq(np.stack([ks, ks**2], 1), secs, rcond=None)[0]
+    speed = {}
+    for strategy in peaks:
+        ratios = [r["seconds_per_step"] / (c1 * ktokens(family, *size(r)) + c2 * ktokens(family, *size(r)) ** 2)
+                  for r in ok if r["strategy"] == strategy]  # fmt: skip
+        speed[strategy] = round(float(np.mean(ratios)), 3)
+    dec = line([size(r)[0] * size(r)[1] * size(r)[2] / 1e6 for r in none], [r["decode_seconds"] for r in none])
+    return dict(
+        source="measured",
+        latent={"spatial": LATENT[family][0], "temporal": LATENT[family][1]},
+        weights_gb={k: round(v, 3) for k, v in weights.items()},
+        peak_gb=peaks,
+        seconds_per_step=[round(float(c1), 6), round(float(c2), 8)],
+        strategy_speed=speed,
+        decode_seconds=[round(v, 4) for v in dec],
+    )
+
+
+def main(paths: list[str]) -> None:
+    weights, runs, device = {}, defaultdict(list), {}
+    for path in paths:
+        for line_ in open(path, encoding="utf-8"):
+            row = json.loads(line_)
+            if row.get("kind") == "weights":
+                weights[row["family"]] = row["weights_gb"]
+                device = {"device": row["device"], "torch": row["torch"]}
+            else:
+                runs[row["family"]].append(row)
+    print("# The memory planner's estimator: written by bench/fit_memory.py from bench/results/*.jsonl,")
+    print("# which bench/measure_memory.py measured on one GPU with real-size random-weight pipelines.")
+    print(f"# Measured on {device.get('device')} (torch {device.get('torch')}, diffusers 0.42.1), 2026-11-21.")
+    print("# Do not edit by hand: re-measure and re-fit. See docs/PERFORMANCE.md for the method.\n")
+    for family in sorted(runs):
+        entry = fit(family, weights[family], runs[family])
+        print(f'[families."{family}"]')
+        for key, value in entry.items():
+            print(f"{key} = {_toml(value)}")
+        print()
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

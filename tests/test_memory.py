@@ -1,0 +1,142 @@
+"""The memory planner: estimates against the GPU measurements, presets by VRAM, downgrade plans,
+and the engine's recovery from out-of-memory (injected through the step callback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from i2v.engine import VideoEngine
+from i2v.errors import OutOfMemory
+from i2v.memory import STRATEGIES, Settings, downgrade, estimate, pick, presets, rungs, usable_gb
+from i2v.request import GenerationRequest
+
+RUNS = [json.loads(line) for path in sorted((REPO / "bench" / "results").glob("*.jsonl")) for line in path.open()]
+MEASURED = [r for r in RUNS if r.get("kind") != "weights" and r.get("ok")]
+
+
+def test_there_are_measurements():
+    families = {r["family"] for r in MEASURED}
+    assert {"wan2.1-i2v-14b-480p", "wan2.2-ti2v-5b", "ltx-video"} <= families
+    assert {r["strategy"] for r in MEASURED} >= {"none", "model", "group"}
+
+
+@pytest.mark.parametrize("run", MEASURED, ids=lambda r: f"{r['family']}-{r['strategy']}-{r['height']}x{r['num_frames']}-t{int(r['tiling'])}")
+def test_estimate_is_within_15_percent_of_each_measured_peak(run):
+    guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], 3, run["strategy"], run["tiling"]))
+    assert guess.measured
+    assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], (guess.phases_gb, run)
+
+
+def test_more_memory_never_means_a_worse_preset():
+    order = [(c["family"], c["height"], c["width"], c["num_frames"]) for c in presets()["candidates"]]
+    previous = len(order)
+    for gb in (8, 12, 16, 24, 48, 80, 141):
+        chosen = pick(gb, gpu_name="NVIDIA H200")
+        if chosen is None:
+            continue
+        s = chosen.settings
+        rank = order.index((s.family, s.height, s.width, s.num_frames))
+        assert rank <= previous, gb
+        previous = rank
+        assert chosen.peak_gb <= usable_gb(gb) and chosen.measured
+
+
+def test_tiers_pick_what_fits_quality_first():
+    big = pick(80, gpu_name="NVIDIA H200").settings
+    assert (big.family, big.strategy) == ("wan2.1-i2v-14b-720p", "none")  # everything on the GPU: fastest
+    mid = pick(48, gpu_name="NVIDIA H200").settings
+    assert mid.family == "wan2.1-i2v-14b-720p" and mid.strategy != "none"  # the same video, with offload
+    small = pick(12, gpu_name="NVIDIA H200").settings
+    assert small.strategy in ("group", "sequential")
+    # A slow card skips presets that would take longer than max_minutes.
+    slow = pick(24, gpu_name="NVIDIA GeForce RTX 3090")
+    assert slow is None or slow.seconds <= presets()["planner"]["max_minutes"] * 60
+
+
+def test_downgrade_plan_drops_knobs_in_order_until_it_fits():
+    wanted = Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    now, plan = downgrade(wanted, 24)
+    assert now.peak_gb > usable_gb(24)
+    assert plan[0].change == "VAE tiling on"
+    assert plan[-1].estimate.peak_gb <= usable_gb(24)
+    assert all(r.estimate.peak_gb <= now.peak_gb for r in plan)
+    assert downgrade(wanted, 141)[1] == []  # fits: no plan
+
+
+def test_rungs_keep_the_family_rules():
+    ladder = rungs(Settings("ltx-video", 704, 1216, 121, 50, "sequential", True))
+    assert [r.change.split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
+    for rung in ladder:
+        assert (rung.settings.num_frames - 1) % 8 == 0
+        assert rung.settings.height % 32 == 0 and rung.settings.width % 32 == 0
+
+
+def test_margin_is_kept():
+    assert usable_gb(24) < 24 - 1.0
+    assert usable_gb(0.5) == 0.0
+
+
+def tiny_request(chelsea, model, **extra):
+    return GenerationRequest(image=chelsea, prompt="cat", model=str(model), height=32, width=32, num_frames=9,
+                             num_inference_steps=2, seed=1, **extra)  # fmt: skip
+
+
+def test_out_of_memory_steps_down_once_and_says_so(tmp_path, tiny_models, chelsea):
+    engine = VideoEngine(tmp_path)
+    attempts = []
+
+    def on_progress(progress):
+        if progress.stage == "denoising" and progress.step == 1:
+            attempts.append(progress)
+            if len(attempts) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    result = engine.generate(tiny_request(chelsea, tiny_models["wan2.2-ti2v-5b"]), on_progress=on_progress)
+    assert len(attempts) == 2
+    assert result.vae_tiling and "out of GPU memory; retried with VAE tiling on" in result.adjustments
+    assert result.path.is_file()
+
+
+def test_second_out_of_memory_is_a_clear_error_and_the_next_job_runs(tmp_path, tiny_models, chelsea):
+    engine = VideoEngine(tmp_path)
+
+    def always(progress):
+        if progress.stage == "denoising":
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    with pytest.raises(OutOfMemory, match="ran out of GPU memory .* already after retrying with VAE tiling on"):
+        engine.generate(tiny_request(chelsea, tiny_models["wan2.2-ti2v-5b"]), on_progress=always)
+    assert engine._pipe is None  # everything was freed
+    assert not any(tmp_path.iterdir())
+    assert engine.generate(tiny_request(chelsea, tiny_models["wan2.2-ti2v-5b"])).path.is_file()
+
+
+def test_strategy_and_tiling_are_reported(tmp_path, tiny_models, chelsea):
+    result = VideoEngine(tmp_path).generate(
+        tiny_request(chelsea, tiny_models["ltx-video"], memory_strategy="model", vae_tiling=True)
+    )
+    assert result.memory_strategy == "model" and result.vae_tiling
+
+
+def test_plan_command():
+    def plan(*args):
+        done = subprocess.run([sys.executable, "-m", "i2v.cli", "plan", *args, "--json"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    chosen = plan("--vram-gb", "24")
+    assert {"family", "height", "width", "num_frames", "num_inference_steps", "strategy", "estimated_peak_gb",
+            "estimated_seconds"} <= set(chosen["preset"])  # fmt: skip
+    assert chosen["preset"]["estimated_peak_gb"] <= chosen["usable_gb"]
+    asked = plan("--vram-gb", "24", "--model", "wan2.1-i2v-14b-720p", "--height", "720", "--width", "1280",
+                 "--frames", "81", "--steps", "40")  # fmt: skip
+    assert not asked["fits"] and asked["downgrade"][0]["change"] == "VAE tiling on"
+    assert asked["downgrade"][-1]["estimated_peak_gb"] <= asked["usable_gb"]
+    detected = plan("--detect")
+    assert detected["hardware"]["gpus"] == [] and "CPU only" in detected["hardware"]["summary"]
