@@ -203,16 +203,21 @@ class VideoEngine:
             if checked.source is None:
                 frames = self._render_camera(checked, on_progress, cancel)
             else:
+                failure = None
                 try:
                     frames = self._run_pipeline(checked, on_progress, cancel)
-                except OutOfMemory as first:
-                    retry, change = self._step_down(checked, first)
+                except OutOfMemory as exc:
+                    failure = str(exc)
+                if failure is not None:  # retried outside the except block: no traceback keeps tensors alive
+                    checked, change = self._step_down(checked, failure)
+                    failure = None
                     try:
-                        frames = self._run_pipeline(retry, on_progress, cancel)
-                    except OutOfMemory as second:
+                        frames = self._run_pipeline(checked, on_progress, cancel)
+                    except OutOfMemory as exc:
+                        failure = f"{exc}; this was already after retrying with {change}"
+                    if failure is not None:
                         self.unload()  # nothing stays behind for the next job
-                        raise OutOfMemory(f"{second}; this was already after retrying with {change}") from None
-                    checked = retry
+                        raise OutOfMemory(failure)
             if cancel is not None and cancel.is_set():
                 raise Cancelled("stopped on request; no video was written")
 
@@ -251,6 +256,7 @@ class VideoEngine:
         kwargs = _pipeline_kwargs(pipe, family, checked)
         restore = _watch_steps(pipe, kwargs, watch)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
+        out_of_memory = False
         try:
             # Some pipelines also draw from the global RNG (I2VGen-XL samples its image latents
             # without the generator): seed it too, and give it back as it was.
@@ -258,17 +264,20 @@ class VideoEngine:
                 torch.manual_seed(checked.seed)
                 output = pipe(**kwargs)
         except torch.OutOfMemoryError:
-            self._release_pipeline_memory(pipe)
-            raise OutOfMemory(
-                f"{family.id} ran out of GPU memory at {checked.width}x{checked.height}, {checked.num_frames} frames "
-                f"({checked.strategy} offload, VAE tiling {'on' if checked.vae_tiling else 'off'}): lower the "
-                "resolution or frame count, or choose a stronger memory strategy"
-            ) from None
+            out_of_memory = True  # handled below: here the traceback still holds the run's tensors
         except Cancelled:
             self._release_pipeline_memory(pipe)
             raise
         finally:
             restore()
+        if out_of_memory:
+            del kwargs
+            self._release_pipeline_memory(pipe)
+            raise OutOfMemory(
+                f"{family.id} ran out of GPU memory at {checked.width}x{checked.height}, {checked.num_frames} frames "
+                f"({checked.strategy} offload, VAE tiling {'on' if checked.vae_tiling else 'off'}): lower the "
+                "resolution or frame count, or choose a stronger memory strategy"
+            )
         frames = np.asarray(output.frames[0])
         if frames.dtype != np.uint8:
             frames = np.clip(frames, 0.0, 1.0)
@@ -294,16 +303,25 @@ class VideoEngine:
                 raise ModelNotAvailable(f"cannot load model folder {source.location}: {exc}") from None
             raise ModelNotAvailable(missing_weights_message(source)) from None
         pipe.set_progress_bar_config(disable=True)
+        return self.adopt(pipe, source, strategy)
+
+    def adopt(self, pipe, source: ModelSource, strategy: str):
+        """Place a loaded pipeline by `strategy` and keep it as the current one. `load` uses this;
+        so do benchmarks that build real-size pipelines with random weights in memory."""
+        placed = True
         try:
             _place(pipe, strategy, self.device)
-        except torch.OutOfMemoryError:
+        except torch_oom():
+            placed = False  # freed below, outside the except block that holds the traceback
+        if not placed:
+            pipe.to("cpu")
             del pipe
             _free_memory()
-            raise OutOfMemory(f"{family.id} does not fit in GPU memory with {strategy} offload") from None
+            raise OutOfMemory(f"{source.family.id} does not fit in GPU memory with {strategy} offload")
         self._pipe, self._pipe_source, self._pipe_strategy = pipe, source, strategy
         return pipe
 
-    def _step_down(self, checked: CheckedRequest, failure: OutOfMemory) -> tuple[CheckedRequest, str]:
+    def _step_down(self, checked: CheckedRequest, failure: str) -> tuple[CheckedRequest, str]:
         """The request one rung down the downgrade plan (what changed is said in its adjustments),
         and the change in words."""
         from .memory import Settings, rungs
@@ -312,7 +330,8 @@ class VideoEngine:
                        checked.num_inference_steps, checked.strategy, checked.vae_tiling)  # fmt: skip
         ladder = rungs(now, with_estimates=False)
         if not ladder:
-            raise failure
+            self.unload()
+            raise OutOfMemory(failure)
         rung = ladder[0]
         after = rung.settings
         log.warning("%s; retrying once with %s", failure, rung.change)
@@ -532,6 +551,12 @@ def _set_vae_tiling(pipe, on: bool) -> None:
     method = getattr(vae, "enable_tiling" if on else "disable_tiling", None)
     if method is not None:
         method()
+
+
+def torch_oom() -> type[BaseException]:
+    import torch
+
+    return torch.OutOfMemoryError
 
 
 def _free_memory() -> None:
