@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from i2v.engine import Progress, VideoEngine
 from i2v.errors import Cancelled, I2VError
-from i2v.memory import Hardware, detect
+from i2v.memory import Hardware, detect, downgrade, memory_profiles, pick, usable_gb
+from i2v.memory import Settings as RunSettings
 from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
 from prompting import Endpoint, PromptRefiner, RefinedPrompt
@@ -50,6 +51,10 @@ I18N = gr.I18n(
         "steps": "Steps",
         "guidance": "Guidance scale",
         "seed": "Seed (-1 = random)",
+        "strategy": "Memory strategy (auto: the server's default)",
+        "tiling": "VAE tiling (less memory, slower decode)",
+        "apply_preset": "Use this GPU's preset",
+        "apply_plan": "Apply the downgrade plan",
         "dice": "🎲 Random seed",
         "auto_refine": "Refine before generating when the prompt was not refined",
         "generate": "Generate",
@@ -82,6 +87,10 @@ I18N = gr.I18n(
         "steps": "步数",
         "guidance": "引导系数",
         "seed": "随机种子（-1 为随机）",
+        "strategy": "显存策略（auto：服务器默认）",
+        "tiling": "VAE 分块（省显存，解码稍慢）",
+        "apply_preset": "使用本显卡的预设",
+        "apply_plan": "应用降级方案",
         "dice": "🎲 随机种子",
         "auto_refine": "生成前自动优化未优化过的提示词",
         "generate": "生成",
@@ -197,13 +206,39 @@ def history_rows(history: list[dict]) -> list[list]:
     ]
 
 
-def hardware_panel(hardware: Hardware, model: str) -> str:
-    rules = rules_for(model)
-    preset = (
-        f"{rules['width']}x{rules['height']}, {rules['frames']} frames at {rules['fps']} fps"
-        + (f", {rules['steps']} steps" if rules["diffusion"] else "")
-    )
-    return f"{hardware.summary}\n\n**Preset for `{rules['family']}`:** {preset}"
+def hardware_panel(hardware: Hardware, model: str, height=None, width=None, frames=None, steps=None,
+                   strategy: str = "auto", tiling: bool = False, default_strategy: str = "none",
+                   present: list[str] | None = None) -> tuple[str, dict]:  # fmt: skip
+    """The GPU panel's text, and what the preset and plan buttons would apply."""
+    lines = [hardware.summary]
+    actions: dict = {}
+    if not hardware.gpus:
+        return "\n\n".join(lines), actions
+    gpu = hardware.gpus[0]
+    vram = gpu.free_gb
+    lines.append(f"Usable for a run: {usable_gb(vram):.1f} GB (a margin is kept free).")
+    chosen = pick(vram, families=present, gpu_name=gpu.name)
+    if chosen is not None:
+        s = chosen.settings
+        lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
+                     f"{s.num_inference_steps} steps, {s.strategy} offload{', VAE tiling' if s.vae_tiling else ''}: "
+                     f"~{chosen.peak_gb:.1f} GB, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
+        actions["preset"] = s
+    family = rules_for(model)["family"]
+    if family == CAMERA or family not in memory_profiles():
+        if family != CAMERA:
+            lines.append(f"No memory measurements for `{family}` yet: no estimate.")
+        return "\n\n".join(lines), actions
+    wanted = RunSettings(family, int(height), int(width), int(frames), int(steps),
+                         default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
+    now, plan = downgrade(wanted, vram)
+    verdict = "fits" if not plan else "**does not fit**"
+    lines.append(f"Your settings: ~{now.peak_gb:.1f} GB, ~{now.seconds / 60:.1f} min: {verdict}.")
+    if plan:
+        lines += [f"{i}. {rung.change}: ~{rung.estimate.peak_gb:.1f} GB, ~{rung.estimate.seconds / 60:.1f} min"
+                  for i, rung in enumerate(plan, 1)]  # fmt: skip
+        actions["plan"] = plan[-1].settings
+    return "\n\n".join(lines), actions
 
 
 # ---------------------------------------------------------------------- the page
@@ -227,24 +262,34 @@ def build_demo(services: Services) -> gr.Blocks:
     def use_my_words(prompt: str):
         return prompt or "", {"for": prompt or "", "text": prompt or ""}
 
-    def on_model_change(model: str):
+    def on_model_change(model: str, height, width, frames, fps, steps, guidance):
+        """New bounds for `model`; the current values stay where the family allows them (so that
+        applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
         rules = rules_for(model)
         step, size_max = rules["multiple"], max(1280, rules["height"], rules["width"])
         size = dict(minimum=max(16, step), maximum=size_max, step=step, interactive=not rules["fixed"])
+
+        def keep(value, default, low, high, grid, offset=0):
+            ok = value is not None and low <= value <= high and (int(value) - offset) % grid == 0
+            return value if ok and not rules["fixed"] else default
+
+        frame_grid = rules["frame_step"]
+        frame_offset = rules["frame_min"] % frame_grid if frame_grid > 1 else 0
         return (
-            gr.update(value=rules["height"], **size),
-            gr.update(value=rules["width"], **size),
-            gr.update(value=rules["frames"], minimum=rules["frame_min"], maximum=rules["frame_max"],
-                      step=rules["frame_step"]),  # fmt: skip
+            gr.update(value=keep(height, rules["height"], size["minimum"], size_max, step), **size),
+            gr.update(value=keep(width, rules["width"], size["minimum"], size_max, step), **size),
+            gr.update(value=keep(frames, rules["frames"], rules["frame_min"], rules["frame_max"], frame_grid,
+                                 frame_offset),
+                      minimum=rules["frame_min"], maximum=rules["frame_max"], step=frame_grid),  # fmt: skip
             gr.update(value=rules["fps"]),
-            gr.update(value=rules["steps"] or 1, interactive=rules["diffusion"]),
+            gr.update(value=steps if rules["diffusion"] and steps else (rules["steps"] or 1),
+                      interactive=rules["diffusion"]),  # fmt: skip
             gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
-            hardware_panel(services.hardware, model),
         )
 
     def generate(
         image, prompt, refined, negative, camera, model, height, width, num_frames, fps, steps, guidance, seed,
-        auto_refine, history, last_refine, request: gr.Request, progress=gr.Progress(),
+        auto_refine, strategy, tiling, history, last_refine, request: gr.Request, progress=gr.Progress(),
     ):  # fmt: skip
         if not image:
             raise gr.Error("Upload a photo first.")
@@ -266,6 +311,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 num_inference_steps=int(steps) if rules_for(model)["diffusion"] else None,
                 guidance_scale=float(guidance) if rules_for(model)["diffusion"] else None,
                 seed=None if seed is None or int(seed) < 0 else int(seed), camera_motion=camera,
+                memory_strategy=strategy or "auto", vae_tiling=bool(tiling),
             )  # fmt: skip
         except ValidationError as exc:
             raise gr.Error("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
@@ -302,6 +348,26 @@ def build_demo(services: Services) -> gr.Blocks:
         return (str(result.path), params, history, history_rows(history), refined, negative, camera, details,
                 last_refine)  # fmt: skip
 
+    present = [value for _, value in choices if value != CAMERA]
+    present_families = [rules_for(value)["family"] for value in present]
+
+    def refresh_panel(model, height, width, frames, steps, strategy, tiling):
+        text, actions = hardware_panel(services.hardware, model, height, width, frames, steps, strategy, tiling,
+                                       engine.offload, present_families)  # fmt: skip
+        return text, {key: vars(value) for key, value in actions.items()}
+
+    def apply(kind: str):
+        def fill(actions: dict, model: str):
+            target = actions.get(kind)
+            if not target:
+                raise gr.Error("Nothing to apply: no GPU here, or no plan is needed.")
+            if kind == "preset":
+                model = next((v for v in present if rules_for(v)["family"] == target["family"]), model)
+            return (model, target["height"], target["width"], target["num_frames"], target["num_inference_steps"],
+                    target["strategy"], target["vae_tiling"])  # fmt: skip
+
+        return fill
+
     def stop(request: gr.Request) -> None:
         if jobs.stop(request.session_hash or "api"):
             log.info("stop requested for session %s", request.session_hash)
@@ -336,7 +402,13 @@ def build_demo(services: Services) -> gr.Blocks:
                 negative = gr.Textbox(label=I18N("negative"), lines=2, elem_id="negative")
                 camera = gr.Dropdown(list(CAMERA_MOTIONS), value="static", label=I18N("camera"), elem_id="camera")
                 model = gr.Dropdown(choices, value=first_model, label=I18N("model"), elem_id="model")
-                gpu = gr.Markdown(hardware_panel(services.hardware, first_model), label=I18N("gpu"), elem_id="gpu")
+                gpu = gr.Markdown(label=I18N("gpu"), elem_id="gpu")
+                actions = gr.State({})
+                with gr.Row():
+                    preset_button = gr.Button(I18N("apply_preset"), size="sm", elem_id="apply-preset",
+                                              visible=bool(services.hardware.gpus))  # fmt: skip
+                    plan_button = gr.Button(I18N("apply_plan"), size="sm", elem_id="apply-plan",
+                                            visible=bool(services.hardware.gpus))  # fmt: skip
                 with gr.Accordion(I18N("advanced"), open=False):
                     size = dict(minimum=max(16, first["multiple"]),
                                 maximum=max(1280, first["height"], first["width"]), step=first["multiple"],
@@ -357,6 +429,10 @@ def build_demo(services: Services) -> gr.Blocks:
                         seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label=I18N("seed"),
                                          elem_id="seed")  # fmt: skip
                         dice = gr.Button(I18N("dice"), size="sm", elem_id="dice")
+                    with gr.Row():
+                        strategy = gr.Dropdown(["auto", "none", "model", "group", "sequential"], value="auto",
+                                               label=I18N("strategy"), elem_id="strategy")  # fmt: skip
+                        tiling = gr.Checkbox(value=False, label=I18N("tiling"), elem_id="tiling")
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
             with gr.Column(scale=1):
                 # A plain label: gr.Video shows an I18n label as "[object Object]" (gradio 6.31).
@@ -373,12 +449,19 @@ def build_demo(services: Services) -> gr.Blocks:
             api_name="refine", concurrency_id="llm", concurrency_limit=4,
         )  # fmt: skip
         mine_button.click(use_my_words, [prompt], [refined, last_refine], api_name=False)
-        model.change(on_model_change, [model], [height, width, frames, fps, steps, guidance, gpu], api_name=False)
+        model.change(on_model_change, [model, height, width, frames, fps, steps, guidance],
+                     [height, width, frames, fps, steps, guidance], api_name=False)  # fmt: skip
+        sizing = [model, height, width, frames, steps, strategy, tiling]
+        for control in sizing:
+            control.change(refresh_panel, sizing, [gpu, actions], api_name=False, queue=False)
+        demo.load(refresh_panel, sizing, [gpu, actions], api_name=False, queue=False)
+        preset_button.click(apply("preset"), [actions, model], sizing, api_name=False, queue=False)
+        plan_button.click(apply("plan"), [actions, model], sizing, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
         generating = generate_button.click(
             generate,
             [image, prompt, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed,
-             auto_refine, history, last_refine],
+             auto_refine, strategy, tiling, history, last_refine],
             [video, params, history, table, refined, negative, camera, details, last_refine],
             api_name="generate", concurrency_id="gpu", concurrency_limit=1,
         )  # fmt: skip

@@ -17,6 +17,7 @@ def generate_args(photo, prompt, refined, model, steps=2, seed=5, auto=True):
     return dict(
         image=handle_file(str(photo)), prompt=prompt, refined=refined, negative="", camera="static", model=model,
         height=64, width=64, num_frames=9, fps=8, steps=steps, guidance=5.0, seed=seed, auto_refine=auto,
+        strategy="auto", tiling=False,
     )  # fmt: skip
 
 
@@ -148,3 +149,21 @@ def test_model_list_shows_camera_and_present_weights(tiny_model):
     assert list(choices)[0] == "camera" and tiny_model in choices
     assert "wan2.2-ti2v-5b" not in choices  # no weights for the hub id in this test's empty cache
     assert list(model_choices(Settings(model="auto"))) == [model_choices(Settings(model="auto"))[0]]
+
+
+def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
+    from app import hardware_panel
+    from i2v.memory import GPU, Hardware, usable_gb
+
+    card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 64.0)
+    text, actions = hardware_panel(card, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False,
+                                   present=["wan2.1-i2v-14b-720p", "ltx-video"])  # fmt: skip
+    assert "RTX 4090" in text and "Preset for this GPU" in text and "does not fit" in text
+    assert actions["preset"].family in ("wan2.1-i2v-14b-720p", "ltx-video")
+    plan = actions["plan"]
+    from i2v.memory import estimate
+
+    assert estimate(plan).peak_gb <= usable_gb(23.5)
+    assert "1. VAE tiling on" in text
+    cpu_text, cpu_actions = hardware_panel(Hardware((), 24.0), "camera")
+    assert "CPU only" in cpu_text and cpu_actions == {}
