@@ -503,6 +503,9 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # set by start_app.sh too
     parser = argparse.ArgumentParser(description="Start the i2v studio web app.")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; I2V_HOST)")
     parser.add_argument("--port", type=int, help="port (default 7860; I2V_PORT)")
