@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# The camera vocabulary; the engine's camera engine renders every one of these.
+# The camera vocabulary; the engine's camera engine renders every one of these. i2v/request.py spells
+# out the same list (neither package imports the other); tests/test_refiner.py keeps them equal.
 CameraMotion = Literal[
     "static",
     "pan_left",

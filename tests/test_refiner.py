@@ -191,3 +191,10 @@ def test_every_engine_family_has_a_style():
 
     engine_families = tomllib.loads((CONFIG_DIR / "models.toml").read_text())["families"]
     assert set(engine_families) | {"camera"} == set(styles())
+
+
+def test_camera_vocabulary_is_the_same_in_refiner_and_engine():
+    """prompting must not import i2v (nor the reverse), so each spells the vocabulary out: keep them equal."""
+    from i2v.request import CAMERA_MOTIONS as ENGINE_MOTIONS
+
+    assert CAMERA_MOTIONS == ENGINE_MOTIONS
