@@ -100,7 +100,8 @@ def recovery(out: Path) -> list[dict]:
     request = GenerationRequest(image=photo, prompt="a cat", model="wan2.2-ti2v-5b", height=704, width=1280,
                                 num_frames=121, num_inference_steps=2, seed=1, memory_strategy="none")  # fmt: skip
     rows = []
-    for name, limit in (("real OOM under a 30 GB cap", 30), ("real OOM twice under a 16 GB cap", 16)):
+    cases = (("real OOM under a 30 GB cap", 30), ("real OOM twice under a 16 GB cap", 16))
+    for name, limit in cases if "--auto-only" not in sys.argv else ():
         engine = RandomWeightsEngine(out / "videos", device="cuda")
         engine.limit_gb = limit
         before = allocated()
@@ -128,6 +129,10 @@ def recovery(out: Path) -> list[dict]:
 
     before = allocated()
     small = request.model_copy(update={"height": 480, "width": 832, "num_frames": 49})
+    auto = RandomWeightsEngine(out / "videos", device="cuda").generate(small.model_copy(update={"memory_strategy": "auto"}))
+    rows.append({"case": "memory_strategy auto on the whole card", "memory_strategy": auto.memory_strategy,
+                 "adjustments": auto.adjustments})  # fmt: skip
+    print(json.dumps(rows[-1]), flush=True)
     result = engine.generate(small, on_progress=inject)
     engine.unload()
     rows.append({"case": "injected OOM at the first step", "finished": True, "adjustments": result.adjustments,

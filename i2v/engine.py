@@ -163,7 +163,7 @@ class VideoEngine:
             notes += last_notes
         for note in adjustments + notes:
             log.info("%s", note)
-        return CheckedRequest(
+        checked = CheckedRequest(
             request=request,
             model=source.name if source else CAMERA,
             source=source,
@@ -178,10 +178,38 @@ class VideoEngine:
             seed=seed,
             photo=photo,
             last_photo=last_photo,
-            strategy=self.offload if request.memory_strategy == "auto" else request.memory_strategy,
+            strategy=request.memory_strategy,
             vae_tiling=request.vae_tiling,
             adjustments=adjustments + notes,
         )
+        return self._choose_strategy(checked)
+
+    def _choose_strategy(self, checked: CheckedRequest) -> CheckedRequest:
+        """For memory_strategy "auto": on a GPU, the fastest strategy that the memory planner says
+        fits this card (measured families only); else the engine's default."""
+        if checked.strategy != "auto":
+            return checked
+        family = checked.family
+        if family is None or not self.device.startswith("cuda"):
+            return replace(checked, strategy=self.offload)
+        import torch
+
+        from .memory import GiB, Settings, fastest_fit
+
+        # What this process could use: free memory plus what torch already holds (our own model).
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        total_gb = (free + torch.cuda.memory_reserved(torch.device(self.device))) / GiB
+        wanted = Settings(family.id, checked.height, checked.width, checked.num_frames,
+                          checked.num_inference_steps, self.offload, checked.vae_tiling)  # fmt: skip
+        chosen = fastest_fit(wanted, total_gb)
+        if chosen is None:
+            return replace(checked, strategy=self.offload)
+        note = (f"memory strategy auto: {chosen.settings.strategy} offload"
+                f"{' with VAE tiling' if chosen.settings.vae_tiling else ''} (estimated peak "
+                f"{chosen.peak_gb:.1f} GB of {total_gb:.0f} GB available)")  # fmt: skip
+        log.info("%s", note)
+        return replace(checked, strategy=chosen.settings.strategy, vae_tiling=chosen.settings.vae_tiling,
+                       adjustments=[*checked.adjustments, note])  # fmt: skip
 
     # ------------------------------------------------------------------ generation
     def generate(

@@ -255,3 +255,18 @@ def downgrade(settings: Settings, vram_gb: float) -> tuple[Estimate, list[Rung]]
         if rung.estimate.peak_gb <= budget:
             break
     return now, plan
+
+
+def fastest_fit(settings: Settings, vram_gb: float) -> Estimate | None:
+    """The fastest strategy (and VAE tiling only if needed) that fits `settings` in `vram_gb`;
+    None when the family has no memory profile or nothing fits. Tiling asked for stays on."""
+    if settings.family not in memory_profiles():
+        return None
+    budget = usable_gb(vram_gb)
+    for way in _ways(settings):
+        if settings.vae_tiling and not way.vae_tiling:
+            continue
+        guess = estimate(way)
+        if guess.peak_gb <= budget:
+            return guess
+    return None

@@ -140,3 +140,20 @@ def test_plan_command():
     assert asked["downgrade"][-1]["estimated_peak_gb"] <= asked["usable_gb"]
     detected = plan("--detect")
     assert detected["hardware"]["gpus"] == [] and "CPU only" in detected["hardware"]["summary"]
+
+
+def test_fastest_fit_picks_offload_only_when_needed():
+    from i2v.memory import fastest_fit
+
+    wanted = Settings("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
+    assert fastest_fit(wanted, 80).settings.strategy == "none"
+    on_24 = fastest_fit(wanted, 24).settings
+    assert on_24.strategy in ("model", "group") and estimate(on_24).peak_gb <= usable_gb(24)
+    assert fastest_fit(wanted.with_(vae_tiling=True), 80).settings.vae_tiling  # asked-for tiling stays
+    assert fastest_fit(Settings("svd-xt", 576, 1024, 25, 25), 24) is None  # not measured: no opinion
+    assert fastest_fit(wanted, 2) is None  # nothing fits
+
+
+def test_auto_strategy_on_cpu_is_the_engine_default(tmp_path, tiny_models, chelsea):
+    result = VideoEngine(tmp_path, offload="model").generate(tiny_request(chelsea, tiny_models["ltx-video"]))
+    assert result.memory_strategy == "model"
