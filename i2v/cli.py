@@ -70,8 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
     gen.add_argument("--out", type=Path, required=True, help="an .mp4 file, or a folder for a new unique name")
     gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
-    gen.add_argument("--offload", choices=["none", "model", "group", "sequential"], default="none",
-                     help="move weights to the CPU between uses to save GPU memory")  # fmt: skip
+    gen.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default="auto",
+                     dest="memory_strategy",
+                     help="where the weights live: auto (the planner picks from GPU memory), none (all on the GPU), "
+                          "or model / group / sequential CPU offload")  # fmt: skip
+    gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles: less GPU memory, slower decode")
     gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
 
@@ -174,7 +177,8 @@ def _generate(args) -> int:
 
     fields = (
         "image", "prompt", "negative_prompt", "model", "height", "width", "num_frames", "fps",
-        "num_inference_steps", "guidance_scale", "seed", "camera_motion", "last_image", "fit",
+        "num_inference_steps", "guidance_scale", "seed", "camera_motion", "last_image", "fit", "memory_strategy",
+        "vae_tiling",
     )  # fmt: skip
     try:
         request = GenerationRequest(**{name: getattr(args, name) for name in fields})
@@ -185,7 +189,7 @@ def _generate(args) -> int:
 
     out = args.out
     out_file = out if out.suffix.lower() == ".mp4" else None
-    engine = VideoEngine(out if out_file is None else out.parent, device=args.device, offload=args.offload)
+    engine = VideoEngine(out if out_file is None else out.parent, device=args.device)
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
 
