@@ -10,7 +10,7 @@ Negative slopes (noise) are refitted away, and the constant is then raised so th
 run is above its fit: the estimate errs on the safe side. Seconds per step = c1 * ktok + c2 * ktok^2
 all on the GPU, times a measured factor per strategy; the decode's seconds are a line in MPv.
 
-    python bench/fit_memory.py bench/results/*.jsonl > configs/memory.toml
+    python bench/fit_memory.py bench/results/memory_*.jsonl > configs/memory.toml   (later files win)
 """
 
 import json
@@ -99,7 +99,9 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     )
 
 
-def main(paths: list[str]) -> None:
+def load_runs(paths) -> tuple[dict, dict, dict]:
+    """(weights per family, runs per family, device) from result files; a later file's run of the
+    same case replaces an earlier one (a re-measurement)."""
     weights, runs, device = {}, defaultdict(list), {}
     for path in paths:
         for line_ in open(path, encoding="utf-8"):
@@ -108,7 +110,15 @@ def main(paths: list[str]) -> None:
                 weights[row["family"]] = row["weights_gb"]
                 device = {"device": row["device"], "torch": row["torch"]}
             else:
+                key = (row["strategy"], row["height"], row["width"], row["num_frames"], row["tiling"])
+                runs[row["family"]] = [r for r in runs[row["family"]] if
+                                       (r["strategy"], r["height"], r["width"], r["num_frames"], r["tiling"]) != key]
                 runs[row["family"]].append(row)
+    return weights, runs, device
+
+
+def main(paths: list[str]) -> None:
+    weights, runs, device = load_runs(paths)
     print("# The memory planner's estimator: written by bench/fit_memory.py from bench/results/*.jsonl,")
     print("# which bench/measure_memory.py measured on one GPU with real-size random-weight pipelines.")
     print(f"# Measured on {device.get('device')} (torch {device.get('torch')}, diffusers 0.42.1), 2026-11-21.")

@@ -8,7 +8,7 @@ bf16 weights directly on the GPU; no download. Each run makes a video of the giv
   denoise peak over the denoising steps, and seconds per step
   decode  peak while the VAE decodes, and its seconds
 for strategies: none (all on GPU), model (model CPU offload), group (block-level group offload
-with CUDA streams), each with and without VAE tiling where asked. Results: one JSON line per run.
+with CUDA streams), sequential (diffusers' sequential CPU offload), with VAE tiling at the largest size. Results: one JSON line per run.
 
     python bench/measure_memory.py OUT_DIR --family wan2.2-ti2v-5b [--family ltx-video ...]
 """
@@ -221,6 +221,10 @@ def apply_strategy(pipe, strategy: str) -> None:
     elif strategy == "model":
         pipe.to("cpu")
         pipe.enable_model_cpu_offload(device="cuda")
+    elif strategy == "sequential":
+        pipe.remove_all_hooks()
+        pipe.to("cpu")
+        pipe.enable_sequential_cpu_offload(device="cuda")
     elif strategy == "group":
         # Block-level group offload with CUDA streams for the big parts (denoiser, text encoder);
         # the VAE and image encoder are small and stay on the GPU.
