@@ -58,7 +58,7 @@ def main(out: Path) -> None:
             second = engine.generate(request)
             same = np.array_equal(read_mp4(first.path)[0], read_mp4(second.path)[0])
             pipe = engine._pipe
-            denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet")
+            denoiser = getattr(pipe, "transformer", None) or pipe.unet
             cancel = threading.Event()
             try:
                 engine.generate(request, on_progress=lambda p: p.step >= 1 and cancel.set(), cancel=cancel)

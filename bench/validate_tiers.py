@@ -31,7 +31,7 @@ from measure_memory import build, measure  # noqa: E402
 
 from i2v.engine import VideoEngine, _place  # noqa: E402  (_place: the engine's own placement)
 from i2v.errors import OutOfMemory  # noqa: E402
-from i2v.memory import estimate, pick, presets  # noqa: E402
+from i2v.memory import pick, presets  # noqa: E402
 from i2v.request import GenerationRequest  # noqa: E402
 
 GiB = 2**30

@@ -13,7 +13,7 @@ import torch
 from conftest import REPO
 from i2v.engine import VideoEngine
 from i2v.errors import OutOfMemory
-from i2v.memory import STRATEGIES, Settings, downgrade, estimate, pick, presets, rungs, usable_gb
+from i2v.memory import Settings, downgrade, estimate, pick, presets, rungs, usable_gb
 from i2v.request import GenerationRequest
 
 sys.path.insert(0, str(REPO / "bench"))
