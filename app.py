@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from i2v.engine import Progress, VideoEngine
 from i2v.errors import Cancelled, I2VError
-from i2v.memory import Hardware, detect, downgrade, memory_profiles, pick, usable_gb
+from i2v.memory import Hardware, detect, downgrade, fastest_fit, memory_profiles, pick, usable_gb
 from i2v.memory import Settings as RunSettings
 from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
@@ -231,6 +231,12 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
         return "\n\n".join(lines), actions
     wanted = RunSettings(family, int(height), int(width), int(frames), int(steps),
                          default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
+    auto = fastest_fit(wanted, vram) if strategy == "auto" else None
+    if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
+        way = auto.settings
+        lines.append(f"Your settings (auto: {way.strategy} offload{', VAE tiling' if way.vae_tiling else ''}): "
+                     f"~{auto.peak_gb:.1f} GB, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
+        return "\n\n".join(lines), actions
     now, plan = downgrade(wanted, vram)
     verdict = "fits" if not plan else "**does not fit**"
     lines.append(f"Your settings: ~{now.peak_gb:.1f} GB, ~{now.seconds / 60:.1f} min: {verdict}.")

@@ -165,5 +165,7 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
 
     assert estimate(plan).peak_gb <= usable_gb(23.5)
     assert "1. VAE tiling on" in text
+    auto_text, _ = hardware_panel(card, "wan2.1-i2v-14b-480p", 480, 832, 81, 40, "auto", False)
+    assert "auto: group offload" in auto_text or "auto: model offload" in auto_text
     cpu_text, cpu_actions = hardware_panel(Hardware((), 24.0), "camera")
     assert "CPU only" in cpu_text and cpu_actions == {}
