@@ -51,7 +51,7 @@ I18N = gr.I18n(
         "steps": "Steps",
         "guidance": "Guidance scale",
         "seed": "Seed (-1 = random)",
-        "strategy": "Memory strategy (auto: the server's default)",
+        "strategy": "Memory strategy (auto: picked from GPU memory)",
         "tiling": "VAE tiling (less memory, slower decode)",
         "apply_preset": "Use this GPU's preset",
         "apply_plan": "Apply the downgrade plan",
@@ -60,7 +60,9 @@ I18N = gr.I18n(
         "generate": "Generate",
         "stop": "Stop",
         "params": "Parameters used",
-        "history": "This session's videos (click a row to load it back into the form)",
+        "history": "This session's videos",
+        "history_pick": "Load a video of this session back into the form",
+        "load": "Load into form",
         "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
         "camera moves: a motion preview, not a generated video. Add weights to the Hugging Face cache, or start "
         "with `--model /path/to/model`.",
@@ -87,7 +89,7 @@ I18N = gr.I18n(
         "steps": "步数",
         "guidance": "引导系数",
         "seed": "随机种子（-1 为随机）",
-        "strategy": "显存策略（auto：服务器默认）",
+        "strategy": "显存策略（auto：按显存自动选择）",
         "tiling": "VAE 分块（省显存，解码稍慢）",
         "apply_preset": "使用本显卡的预设",
         "apply_plan": "应用降级方案",
@@ -96,7 +98,9 @@ I18N = gr.I18n(
         "generate": "生成",
         "stop": "停止",
         "params": "本次参数",
-        "history": "本次会话的视频（点击一行可载回表单）",
+        "history": "本次会话的视频",
+        "history_pick": "把本次会话的某个视频载回表单",
+        "load": "载回表单",
         "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
         "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
         "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
@@ -378,8 +382,14 @@ def build_demo(services: Services) -> gr.Blocks:
         if jobs.stop(request.session_hash or "api"):
             log.info("stop requested for session %s", request.session_hash)
 
-    def load_from_history(history: list[dict], event: gr.SelectData):
-        item = history[event.index[0]]
+    def history_choices(history: list[dict]):
+        labels = [f"#{i + 1} {item['time']} {item['family']} seed {item['seed']}" for i, item in enumerate(history)]
+        return gr.update(choices=list(zip(labels, range(len(history)))), value=len(history) - 1 if history else None)
+
+    def load_from_history(history: list[dict], index):
+        if index is None or not 0 <= int(index) < len(history):
+            raise gr.Error("Pick a video of this session first.")
+        item = history[int(index)]
         model = item["model"] if item["model"] in [v for _, v in choices] else first_model
         return (item["output_path"], item, item["prompt"], item["negative_prompt"], item["camera_motion"], model,
                 item["height"], item["width"], item["num_frames"], item["fps"], item["num_inference_steps"] or 1,
@@ -449,6 +459,9 @@ def build_demo(services: Services) -> gr.Blocks:
                 params = gr.JSON(label=I18N("params"), elem_id="params")
                 table = gr.Dataframe(headers=HISTORY_HEADERS, value=[], label=I18N("history"), interactive=False,
                                      elem_id="history")  # fmt: skip
+                with gr.Row():
+                    history_pick = gr.Dropdown(choices=[], label=I18N("history_pick"), elem_id="history-pick")
+                    load_button = gr.Button(I18N("load"), size="sm", elem_id="load-history")
 
         refine_button.click(
             refine, [prompt, image, model], [refined, negative, camera, details, last_refine],
@@ -472,10 +485,11 @@ def build_demo(services: Services) -> gr.Blocks:
             api_name="generate", concurrency_id="gpu", concurrency_limit=1,
         )  # fmt: skip
         stop_button.click(stop, None, None, api_name="stop", cancels=[generating], queue=False)
-        table.select(
-            load_from_history, [history],
+        history.change(history_choices, [history], [history_pick], api_name=False, queue=False)
+        load_button.click(
+            load_from_history, [history, history_pick],
             [video, params, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed],
-            api_name=False,
+            api_name=False, queue=False,
         )  # fmt: skip
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     return demo

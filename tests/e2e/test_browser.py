@@ -46,10 +46,19 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     refined.fill("A tabby cat turns its head. EDITED IN BROWSER")
 
     page.get_by_text("Advanced settings").click()
+    page.locator("#height input[type=number]").wait_for(state="visible")
     for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        box = page.locator(f"#{elem_id} input[type=number]")
-        box.fill(value)
-        box.press("Enter")
+        box, track = page.locator(f"#{elem_id} input[type=number]"), page.locator(f"#{elem_id} input[type=range]")
+        for _ in range(5):  # the accordion may still be settling: type until the slider itself has the value
+            box.fill(value)
+            box.press("Enter")
+            box.blur()
+            page.wait_for_timeout(200)
+            if track.input_value() == value:
+                break
+        assert track.input_value() == value, f"{elem_id} did not take {value}"
+    refined.blur()
+    page.wait_for_timeout(1000)  # let the page send the edited values before the click reads them
     page.locator("#generate").click()
 
     page.wait_for_selector("#video video[src]", timeout=120_000)
@@ -57,9 +66,18 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     page.evaluate("document.querySelector('#video video').play()")
     page.wait_for_function("document.querySelector('#video video').currentTime > 0", timeout=10_000)
     params = "".join(page.locator("#params").inner_text().split())  # the JSON viewer puts tokens on lines
-    assert "EDITEDINBROWSER" in params and '"num_frames":9' in params and '"height":64' in params
+    assert "EDITEDINBROWSER" in params, params
+    assert '"num_frames":9' in params and '"height":64' in params, params
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
+
+    # The session's history: Load puts that video's settings back into the form.
+    refined.fill("something else entirely")
+    page.locator("#load-history").click()  # the newest video is picked already
+    page.wait_for_function(
+        "document.querySelector('#refined textarea').value.includes('EDITED IN BROWSER')", timeout=15_000
+    )
+    assert page.locator("#height input[type=number]").input_value() == "64"
     page.close()
 
 
