@@ -187,8 +187,11 @@ def rules_for(model: str) -> dict:
     )  # fmt: skip
 
 
-def refiner_family(model: str) -> str:
-    return CAMERA if model == CAMERA else resolve(model).family.id
+def size_bounds(rules: dict) -> dict:
+    """The height/width sliders' bounds for a family's rules."""
+    step = rules["multiple"]
+    return dict(minimum=max(16, step), maximum=max(1280, rules["height"], rules["width"]), step=step,
+                interactive=not rules["fixed"])  # fmt: skip
 
 
 # ---------------------------------------------------------------------- presentation
@@ -261,7 +264,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
     def refine(prompt: str, image: str | None, model: str):
         try:
-            result = refiner.refine(prompt or "", refiner_family(model), image)
+            result = refiner.refine(prompt or "", rules_for(model)["family"], image)
         except (ValueError, I2VError) as exc:
             raise gr.Error(str(exc)) from None
         if result.source == "offline" and settings.llm_configured:
@@ -276,8 +279,7 @@ def build_demo(services: Services) -> gr.Blocks:
         """New bounds for `model`; the current values stay where the family allows them (so that
         applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
         rules = rules_for(model)
-        step, size_max = rules["multiple"], max(1280, rules["height"], rules["width"])
-        size = dict(minimum=max(16, step), maximum=size_max, step=step, interactive=not rules["fixed"])
+        size = size_bounds(rules)
 
         def keep(value, default, low, high, grid, offset=0):
             ok = value is not None and low <= value <= high and (int(value) - offset) % grid == 0
@@ -286,8 +288,8 @@ def build_demo(services: Services) -> gr.Blocks:
         frame_grid = rules["frame_step"]
         frame_offset = rules["frame_min"] % frame_grid if frame_grid > 1 else 0
         return (
-            gr.update(value=keep(height, rules["height"], size["minimum"], size_max, step), **size),
-            gr.update(value=keep(width, rules["width"], size["minimum"], size_max, step), **size),
+            gr.update(value=keep(height, rules["height"], size["minimum"], size["maximum"], size["step"]), **size),
+            gr.update(value=keep(width, rules["width"], size["minimum"], size["maximum"], size["step"]), **size),
             gr.update(value=keep(frames, rules["frames"], rules["frame_min"], rules["frame_max"], frame_grid,
                                  frame_offset),
                       minimum=rules["frame_min"], maximum=rules["frame_max"], step=frame_grid),  # fmt: skip
@@ -314,12 +316,13 @@ def build_demo(services: Services) -> gr.Blocks:
             negative = negative or refined_negative
             gr.Info("Refined your prompt first; the refined text is what the model gets.")
         text = refined or prompt
+        diffusion = rules_for(model)["diffusion"]
         try:
             job = GenerationRequest(
                 image=image, prompt=text, negative_prompt=negative or "", model=model, height=int(height),
                 width=int(width), num_frames=int(num_frames), fps=int(fps),
-                num_inference_steps=int(steps) if rules_for(model)["diffusion"] else None,
-                guidance_scale=float(guidance) if rules_for(model)["diffusion"] else None,
+                num_inference_steps=int(steps) if diffusion else None,
+                guidance_scale=float(guidance) if diffusion else None,
                 seed=None if seed is None or int(seed) < 0 else int(seed), camera_motion=camera,
                 memory_strategy=strategy or "auto", vae_tiling=bool(tiling),
             )  # fmt: skip
@@ -426,9 +429,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     plan_button = gr.Button(I18N("apply_plan"), size="sm", elem_id="apply-plan",
                                             visible=bool(services.hardware.gpus))  # fmt: skip
                 with gr.Accordion(I18N("advanced"), open=False):
-                    size = dict(minimum=max(16, first["multiple"]),
-                                maximum=max(1280, first["height"], first["width"]), step=first["multiple"],
-                                interactive=not first["fixed"])  # fmt: skip
+                    size = size_bounds(first)
                     with gr.Row():
                         height = gr.Slider(value=first["height"], label=I18N("height"), elem_id="height", **size)
                         width = gr.Slider(value=first["width"], label=I18N("width"), elem_id="width", **size)

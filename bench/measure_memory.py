@@ -216,33 +216,13 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
 
 
 def apply_strategy(pipe, strategy: str) -> None:
-    if strategy == "none":
-        pipe.to("cuda")
-    elif strategy == "model":
-        pipe.to("cpu")
-        pipe.enable_model_cpu_offload(device="cuda")
-    elif strategy == "sequential":
-        pipe.remove_all_hooks()
-        pipe.to("cpu")
-        pipe.enable_sequential_cpu_offload(device="cuda")
-    elif strategy == "group":
-        # Block-level group offload with CUDA streams for the big parts (denoiser, text encoder);
-        # the VAE and image encoder are small and stay on the GPU.
-        from diffusers.hooks import apply_group_offloading
+    """Place the pipeline exactly as the engine does (i2v.engine._place), after undoing the last placement."""
+    from i2v.engine import _place
 
-        pipe.remove_all_hooks()
-        for name, component in pipe.components.items():
-            if not isinstance(component, torch.nn.Module):
-                continue
-            if name in ("transformer", "transformer_2", "text_encoder"):
-                # Text encoders keep their blocks below the top level, where block_level finds none.
-                level = "block_level" if name.startswith("transformer") else "leaf_level"
-                component.to("cpu")
-                apply_group_offloading(component, onload_device=torch.device("cuda"), offload_type=level,
-                                       num_blocks_per_group=1 if level == "block_level" else None,
-                                       use_stream=True)  # fmt: skip
-            else:
-                component.to("cuda")
+    pipe.remove_all_hooks()
+    if strategy != "none":
+        pipe.to("cpu")
+    _place(pipe, strategy, "cuda")
     gc.collect()
     torch.cuda.empty_cache()
 

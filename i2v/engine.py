@@ -336,10 +336,12 @@ class VideoEngine:
     def adopt(self, pipe, source: ModelSource, strategy: str):
         """Place a loaded pipeline by `strategy` and keep it as the current one. `load` uses this;
         so do benchmarks that build real-size pipelines with random weights in memory."""
+        import torch
+
         placed = True
         try:
             _place(pipe, strategy, self.device)
-        except torch_oom():
+        except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         if not placed:
             pipe.to("cpu")
@@ -579,12 +581,6 @@ def _set_vae_tiling(pipe, on: bool) -> None:
     method = getattr(vae, "enable_tiling" if on else "disable_tiling", None)
     if method is not None:
         method()
-
-
-def torch_oom() -> type[BaseException]:
-    import torch
-
-    return torch.OutOfMemoryError
 
 
 def _free_memory() -> None:
