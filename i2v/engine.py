@@ -154,6 +154,10 @@ class VideoEngine:
             raise InvalidInput(f"{name} cannot end on a given frame: last_image is only for models that take one")
         if family is not None and not family.text_prompt and request.prompt.strip():
             adjustments.append(f"{name} takes no text prompt: the prompt was not used")
+        vae_tiling = request.vae_tiling
+        if family is not None and vae_tiling and not family.vae_tiling:
+            adjustments.append(f"{name} cannot decode in tiles: VAE tiling was not used")
+            vae_tiling = False
 
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         photo, notes = open_photo(request.image)
@@ -179,7 +183,7 @@ class VideoEngine:
             photo=photo,
             last_photo=last_photo,
             strategy=request.memory_strategy,
-            vae_tiling=request.vae_tiling,
+            vae_tiling=vae_tiling,
             adjustments=adjustments + notes,
         )
         return self._choose_strategy(checked)

@@ -171,10 +171,16 @@ def speed_factor(gpu_name: str | None) -> float:
     return table["default"]
 
 
+def _tiling_choices(family: str) -> tuple[bool, ...]:
+    from .models import get_family
+
+    return (False, True) if get_family(family).vae_tiling else (False,)
+
+
 def _ways(settings: Settings):
-    """The same request with each strategy and tiling, fastest first."""
+    """The same request with each strategy and tiling (where the VAE has it), fastest first."""
     for strategy in STRATEGIES:
-        for tiling in (False, True):
+        for tiling in _tiling_choices(settings.family):
             yield settings.with_(strategy=strategy, vae_tiling=tiling)
 
 
@@ -213,14 +219,14 @@ class Rung:
 
 def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
     """The downgrade ladder from `settings`, in the order knobs drop: first what costs no quality
-    (VAE tiling, then offload: model, group, sequential), then frames (to 2/3, then 1/2), then
+    (VAE tiling where the VAE has it, then offload: model, group, sequential), then frames (to 2/3, then 1/2), then
     resolution (to 2/3 of each side). Each rung keeps the ones before it."""
     from .models import get_family
 
     family = get_family(settings.family)
     steps: list[tuple[str, Settings]] = []
     current = settings
-    if not current.vae_tiling:
+    if not current.vae_tiling and family.vae_tiling:
         current = current.with_(vae_tiling=True)
         steps.append(("VAE tiling on", current))
     for strategy in STRATEGIES[STRATEGIES.index(current.strategy) + 1 :]:
@@ -263,6 +269,8 @@ def fastest_fit(settings: Settings, vram_gb: float) -> Estimate | None:
     if settings.family not in memory_profiles():
         return None
     budget = usable_gb(vram_gb)
+    if True not in _tiling_choices(settings.family):
+        settings = settings.with_(vae_tiling=False)
     for way in _ways(settings):
         if settings.vae_tiling and not way.vae_tiling:
             continue

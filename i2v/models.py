@@ -46,6 +46,7 @@ class Family(BaseModel):
     end_frame: bool
     text_prompt: bool
     tiny: str
+    vae_tiling: bool = True
 
     @property
     def frame_rule(self) -> str:

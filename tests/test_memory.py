@@ -130,6 +130,17 @@ def test_strategy_and_tiling_are_reported(tmp_path, tiny_models, chelsea):
     assert result.memory_strategy == "model" and result.vae_tiling
 
 
+def test_vae_tiling_where_the_vae_has_none(tmp_path, tiny_models, chelsea):
+    # SVD's VAE has no tiled decode: asking for tiling is reported and dropped, not a crash,
+    # and the planner never offers it as a rung.
+    result = VideoEngine(tmp_path).generate(tiny_request(chelsea, tiny_models["svd-xt"], vae_tiling=True))
+    assert not result.vae_tiling
+    assert "svd-xt cannot decode in tiles: VAE tiling was not used" in result.adjustments
+    ladder = rungs(Settings("svd-xt", 576, 1024, 25, 25), with_estimates=False)
+    assert ladder[0].change == "model offload"
+    assert not any(r.settings.vae_tiling for r in ladder)
+
+
 def test_plan_command():
     def plan(*args):
         done = subprocess.run([sys.executable, "-m", "i2v.cli", "plan", *args, "--json"], capture_output=True, text=True)
