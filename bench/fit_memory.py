@@ -6,9 +6,12 @@ Model, per family and per strategy (none, model, group), all in GB, fitted on th
   decode  peak = a * MPf + b * MPv + c      untiled (causal VAEs grow with the frame, LTX's with the video)
   decode  peak with VAE tiling = the measured constant (tiles have a fixed size); the same for encode
   run peak = the largest of the three
+Where the runs cannot tell the per-frame and per-video terms apart (one frame count, or one frame
+area), only the one they can tell is fitted (see frame_features).
 Negative slopes (noise) are refitted away, and the constant is then raised so that no measured
 run is above its fit: the estimate errs on the safe side. Seconds per step = c1 * ktok + c2 * ktok^2
-all on the GPU, times a measured factor per strategy; the decode's seconds are a line in MPv.
+all on the GPU, times a measured factor per strategy, plus a measured overhead per run and
+strategy (the first step moves weights in); the decode's seconds are a line in MPv.
 
     python bench/fit_memory.py bench/results/memory_*.jsonl > configs/memory.toml   (later files win)
 """
@@ -19,10 +22,15 @@ from collections import defaultdict
 
 import numpy as np
 
-LATENT = {  # (spatial, temporal): how many pixels and frames make one latent token
+LATENT = {  # (spatial, temporal): how many pixels and frames make one latent token (VAE x patch)
     "ltx-video": (32, 8),
     "wan2.2-ti2v-5b": (32, 4),
     "wan2.1-i2v-14b-480p": (16, 4),
+    "wan2.2-i2v-a14b": (16, 4),
+    "cogvideox-5b-i2v": (16, 4),
+    "hunyuanvideo-i2v": (16, 4),
+    "svd-xt": (8, 1),  # UNets: one latent pixel per 8x8 pixels of each frame
+    "i2vgen-xl": (8, 1),
 }
 PHASES = ("encode", "denoise", "decode")
 
@@ -62,10 +70,26 @@ def fit_phase(points: list[tuple[list[float], float]]) -> list[float]:
     return [round(float(c), 5) for c in coef]
 
 
+def frame_features(runs: list[dict]):
+    """[MPf, MPv] of a run, with a column zeroed where the runs cannot tell it apart from the other:
+    all runs with one frame count make MPv a multiple of MPf (per-video growth unknown: keep the
+    per-frame term); all with about one frame area make MPf a constant (keep the per-video term)."""
+    frames = {r["num_frames"] for r in runs}
+    areas = [r["height"] * r["width"] for r in runs]
+    use_frame = len(frames) > 1 and max(areas) / min(areas) < 1.05
+    use_video = len(frames) > 1
+
+    def features(r):
+        mpf = r["height"] * r["width"] / 1e6
+        return [0.0 if use_frame else mpf, mpf * r["num_frames"] if use_video else 0.0]
+
+    return features
+
+
 def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     ok = [r for r in runs if r.get("ok")]
     size = lambda r: (r["height"], r["width"], r["num_frames"])  # noqa: E731
-    frame = lambda r: [r["height"] * r["width"] / 1e6, r["height"] * r["width"] * r["num_frames"] / 1e6]  # noqa: E731
+    frame = frame_features(ok)
     peaks = {}
     for strategy in sorted({r["strategy"] for r in ok}):
         chosen = [r for r in ok if r["strategy"] == strategy]
@@ -82,11 +106,21 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     ks = np.array([ktokens(family, *size(r)) for r in none])
     secs = np.array([r["seconds_per_step"] for r in none])
     c1, c2 = np.linalg.lstsq(np.stack([ks, ks**2], 1), secs, rcond=None)[0]
-    speed = {}
+    step = lambda r: c1 * ktokens(family, *size(r)) + c2 * ktokens(family, *size(r)) ** 2  # noqa: E731
+    # Per run, once: what the first step costs beyond a step (offload moves the denoiser in). With
+    # two experts under model offload, the timed steps also hold the one swap of experts that a run
+    # pays once, so there the swap moves from the per-step factor into the per-run overhead.
+    speed, overhead = {}, {}
     for strategy in peaks:
-        ratios = [r["seconds_per_step"] / (c1 * ktokens(family, *size(r)) + c2 * ktokens(family, *size(r)) ** 2)
-                  for r in ok if r["strategy"] == strategy]  # fmt: skip
-        speed[strategy] = round(float(np.mean(ratios)), 3)
+        chosen = [r for r in ok if r["strategy"] == strategy]
+        if strategy == "model" and "transformer_2" in weights:
+            speed[strategy] = 1.0
+            swap = [r["seconds_per_step"] - step(r) for r in chosen]
+        else:
+            speed[strategy] = round(float(np.mean([r["seconds_per_step"] / step(r) for r in chosen])), 3)
+            swap = [0.0]
+        first = [r["first_step_seconds"] - step(r) * speed[strategy] for r in chosen]
+        overhead[strategy] = round(max(0.0, float(np.mean(first) + np.mean(swap))), 1)
     dec = line([size(r)[0] * size(r)[1] * size(r)[2] / 1e6 for r in none], [r["decode_seconds"] for r in none])
     return dict(
         source="measured",
@@ -95,6 +129,7 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
         peak_gb=peaks,
         seconds_per_step=[round(float(c1), 6), round(float(c2), 8)],
         strategy_speed=speed,
+        run_overhead_seconds=overhead,
         decode_seconds=[round(v, 4) for v in dec],
     )
 

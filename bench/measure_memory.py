@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import time
 from pathlib import Path
@@ -27,6 +26,12 @@ import torch
 from PIL import Image
 
 GiB = 2**30
+# `--check` builds every layer stack this deep (full widths) to try the whole path on a CPU first.
+DEPTH: int | None = None
+
+
+def depth(layers: int) -> int:
+    return layers if DEPTH is None else min(layers, DEPTH)
 
 
 # ---------------------------------------------------------------------- full-size components
@@ -40,7 +45,7 @@ def umt5_xxl():
     from transformers import UMT5Config, UMT5EncoderModel
 
     return UMT5EncoderModel(UMT5Config(
-        vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+        vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=depth(24), num_heads=64,
         relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
         tie_word_embeddings=False,
     ))  # fmt: skip
@@ -50,17 +55,20 @@ def t5_xxl():
     from transformers import T5Config, T5EncoderModel
 
     return T5EncoderModel(T5Config(
-        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=depth(24), num_heads=64,
         relative_attention_num_buckets=32, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
     ))  # fmt: skip
 
 
-def clip_vit_h():
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+def clip_vit_h(projection: bool = False):
+    """OpenCLIP ViT-H/14's image tower (Wan 2.1, SVD and I2VGen-XL use it)."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, CLIPVisionModelWithProjection
 
-    config = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
-                              image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu")  # fmt: skip
-    return CLIPVisionModel(config), CLIPImageProcessor(crop_size=224, size=224)
+    config = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=depth(32),
+                              num_attention_heads=16, image_size=224, patch_size=14, projection_dim=1024,
+                              hidden_act="gelu")  # fmt: skip
+    model_class = CLIPVisionModelWithProjection if projection else CLIPVisionModel
+    return model_class(config), CLIPImageProcessor(crop_size=224, size=224)
 
 
 def wan_transformer(**overrides):
@@ -78,7 +86,7 @@ def wan21_i2v_14b():
 
     image_encoder, image_processor = clip_vit_h()
     return dict(
-        transformer=wan_transformer(num_attention_heads=40, num_layers=40, ffn_dim=13824, in_channels=36,
+        transformer=wan_transformer(num_attention_heads=40, num_layers=depth(40), ffn_dim=13824, in_channels=36,
                                     out_channels=16, image_dim=1280, added_kv_proj_dim=5120),  # fmt: skip
         transformer_2=None, vae=AutoencoderKLWan(), text_encoder=umt5_xxl(), tokenizer=_t5_tokenizer(),
         image_encoder=image_encoder, image_processor=image_processor, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
@@ -94,7 +102,7 @@ def wan22_ti2v_5b():
         scale_factor_spatial=16, scale_factor_temporal=4, latents_mean=[0.0] * 48, latents_std=[1.0] * 48,
     )  # fmt: skip
     return dict(
-        transformer=wan_transformer(num_attention_heads=24, num_layers=30, ffn_dim=14336, in_channels=48,
+        transformer=wan_transformer(num_attention_heads=24, num_layers=depth(30), ffn_dim=14336, in_channels=48,
                                     out_channels=48),  # fmt: skip
         transformer_2=None, vae=vae, text_encoder=umt5_xxl(), tokenizer=_t5_tokenizer(), image_encoder=None,
         image_processor=None, expand_timesteps=True,
@@ -105,31 +113,159 @@ def wan22_ti2v_5b():
 def ltx_video():
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
 
-    return dict(transformer=LTXVideoTransformer3DModel(), vae=AutoencoderKLLTXVideo(), text_encoder=t5_xxl(),
-                tokenizer=_t5_tokenizer(), scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
+    return dict(transformer=LTXVideoTransformer3DModel(num_layers=depth(28)), vae=AutoencoderKLLTXVideo(),
+                text_encoder=t5_xxl(), tokenizer=_t5_tokenizer(), scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
 
 
-BUILDERS = {"wan2.1-i2v-14b-480p": wan21_i2v_14b, "wan2.2-ti2v-5b": wan22_ti2v_5b, "ltx-video": ltx_video}
+def wan22_i2v_a14b():
+    """Two 14B experts (high noise, then low noise), no image encoder: the photo enters as latents."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
 
-# (height, width, num_frames) to measure, per family: the published sizes and smaller ones to fit lines.
+    expert = dict(num_attention_heads=40, num_layers=depth(40), ffn_dim=13824, in_channels=36, out_channels=16)
+    return dict(
+        transformer=wan_transformer(**expert), transformer_2=wan_transformer(**expert), vae=AutoencoderKLWan(),
+        text_encoder=umt5_xxl(), tokenizer=_t5_tokenizer(), image_encoder=None, image_processor=None,
+        boundary_ratio=0.9,
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0),
+    )  # fmt: skip
+
+
+def cogvideox_5b_i2v():
+    """scripts/convert_cogvideox_to_diffusers.py with --num_layers 42 --num_attention_heads 48, RoPE,
+    and the I2V model's 32 input channels and learned position embeddings; T5 v1.1 XXL."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, num_layers=depth(42),
+        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+    )  # fmt: skip
+    scheduler = CogVideoXDDIMScheduler(
+        snr_shift_scale=1.0, beta_schedule="scaled_linear", clip_sample=False, prediction_type="v_prediction",
+        rescale_betas_zero_snr=True, set_alpha_to_one=True, timestep_spacing="trailing",
+    )  # fmt: skip
+    return dict(transformer=transformer, vae=AutoencoderKLCogVideoX(scaling_factor=0.7), text_encoder=t5_xxl(),
+                tokenizer=_t5_tokenizer(), scheduler=scheduler)  # fmt: skip
+
+
+def hunyuanvideo15_i2v():
+    """scripts/convert_hunyuan_video1_5_to_diffusers.py, 480p_i2v: the 8.3B transformer and VAE at
+    their defaults, Qwen2.5-VL-7B's language model, Glyph ByT5 (byt5-small) and SigLIP so400m/14-384."""
+    from diffusers import AutoencoderKLHunyuanVideo15, FlowMatchEulerDiscreteScheduler, HunyuanVideo15Transformer3DModel
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import (
+        ByT5Tokenizer,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLTextModel,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+        T5Config,
+        T5EncoderModel,
+    )  # fmt: skip
+
+    from i2v.tiny import _qwen_tokenizer
+
+    qwen = Qwen2_5_VLTextConfig(
+        hidden_size=3584, intermediate_size=18944, num_hidden_layers=depth(28), num_attention_heads=28,
+        num_key_value_heads=4, vocab_size=152064, rms_norm_eps=1e-6, max_position_embeddings=128000,
+        rope_scaling={"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+        rope_theta=1000000.0, bos_token_id=None, eos_token_id=256, pad_token_id=256,
+    )  # fmt: skip
+    tokenizer_2 = ByT5Tokenizer()
+    byt5 = T5Config(vocab_size=1510, d_model=1472, d_kv=64, d_ff=3584, num_layers=depth(12), num_heads=6,
+                    relative_attention_num_buckets=32, feed_forward_proj="gated-gelu", tie_word_embeddings=False)  # fmt: skip
+    siglip = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=depth(27),
+                                num_attention_heads=16, image_size=384, patch_size=14)  # fmt: skip
+    return dict(
+        transformer=HunyuanVideo15Transformer3DModel(num_layers=depth(54)), vae=AutoencoderKLHunyuanVideo15(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), text_encoder=Qwen2_5_VLTextModel(qwen),
+        tokenizer=_qwen_tokenizer(), text_encoder_2=T5EncoderModel(byt5), tokenizer_2=tokenizer_2,
+        guider=ClassifierFreeGuidance(guidance_scale=6.0), image_encoder=SiglipVisionModel(siglip),
+        feature_extractor=SiglipImageProcessor(size={"height": 384, "width": 384}),
+    )  # fmt: skip
+
+
+def sd_vae(temporal: bool):
+    """Stable Diffusion's VAE shape; SVD's decoder adds temporal layers."""
+    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
+
+    shape = dict(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                 layers_per_block=2, latent_channels=4, sample_size=768)  # fmt: skip
+    if temporal:
+        return AutoencoderKLTemporalDecoder(**shape)
+    return AutoencoderKL(**shape, up_block_types=("UpDecoderBlock2D",) * 4)
+
+
+def svd_xt():
+    """The UNet's defaults are SVD's published config; ViT-H/14 image encoder."""
+    from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+
+    image_encoder, feature_extractor = clip_vit_h(projection=True)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
+        prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
+        timestep_type="continuous", use_karras_sigmas=True,
+    )  # fmt: skip
+    return dict(unet=UNetSpatioTemporalConditionModel(), vae=sd_vae(temporal=True), image_encoder=image_encoder,
+                feature_extractor=feature_extractor, scheduler=scheduler)  # fmt: skip
+
+
+def i2vgen_xl():
+    """scripts/convert_i2vgen_to_diffusers.py: the UNet at its defaults, SD 2.1's VAE, OpenCLIP ViT-H/14."""
+    from diffusers import DDIMScheduler
+    from diffusers.models.unets import I2VGenXLUNet
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from i2v.tiny import _clip_tokenizer
+
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=depth(24), num_attention_heads=16,
+        max_position_embeddings=77, hidden_act="gelu", projection_dim=1024, bos_token_id=0, eos_token_id=1,
+        pad_token_id=1,
+    ))  # fmt: skip
+    image_encoder, feature_extractor = clip_vit_h(projection=True)
+    scheduler = DDIMScheduler(
+        beta_schedule="squaredcos_cap_v2", rescale_betas_zero_snr=True, set_alpha_to_one=True, clip_sample=False,
+        steps_offset=1, timestep_spacing="leading", prediction_type="v_prediction",
+    )  # fmt: skip
+    return dict(unet=I2VGenXLUNet(), vae=sd_vae(temporal=False), text_encoder=text_encoder, tokenizer=_clip_tokenizer(),
+                image_encoder=image_encoder, feature_extractor=feature_extractor, scheduler=scheduler)  # fmt: skip
+
+
+BUILDERS = {
+    "wan2.1-i2v-14b-480p": wan21_i2v_14b, "wan2.2-ti2v-5b": wan22_ti2v_5b, "ltx-video": ltx_video,
+    "wan2.2-i2v-a14b": wan22_i2v_a14b, "cogvideox-5b-i2v": cogvideox_5b_i2v, "hunyuanvideo-i2v": hunyuanvideo15_i2v,
+    "svd-xt": svd_xt, "i2vgen-xl": i2vgen_xl,
+}  # fmt: skip
+
+# (height, width, num_frames) to measure, per family: the published sizes and smaller ones to fit
+# lines. CogVideoX makes 480x720 only; HunyuanVideo 1.5 picks a bucket of ~640x640 pixels itself.
 SIZES = {
     "wan2.1-i2v-14b-480p": [(480, 832, 33), (480, 832, 81), (720, 1280, 33)],
     "wan2.2-ti2v-5b": [(480, 832, 49), (704, 1280, 49), (704, 1280, 121)],
     "ltx-video": [(480, 704, 81), (480, 704, 161), (704, 1216, 121)],
+    "wan2.2-i2v-a14b": [(480, 832, 33), (720, 1280, 33)],  # Wan 2.1's VAE: its decode grows with the frame
+    "cogvideox-5b-i2v": [(480, 720, 25), (480, 720, 49)],
+    "hunyuanvideo-i2v": [(640, 640, 33), (480, 848, 121)],
+    "svd-xt": [(320, 576, 14), (576, 1024, 14), (576, 1024, 25)],
+    "i2vgen-xl": [(448, 832, 16), (704, 1280, 16), (704, 1280, 32)],
 }
 
 
-def build(family_id: str):
+def build(family_id: str, device: str = "cuda"):
+    """The family's pipeline at full size with random weights, in its dtype (float32 on a CPU)."""
     from i2v.models import get_family
 
     family = get_family(family_id)
     torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
+    torch.set_default_dtype(getattr(torch, family.dtype) if device == "cuda" else torch.float32)
     try:
-        with torch.device("cuda"):
+        with torch.device(device):
             components = BUILDERS[family_id]()
     finally:
         torch.set_default_dtype(torch.float32)
+    scheduler = components["scheduler"]  # made again outside the device: some keep numpy-bound tensors
+    components["scheduler"] = type(scheduler).from_config(scheduler.config)
     pipe = family.pipeline_class()(**components)
     pipe.set_progress_bar_config(disable=True)
     return family, pipe
@@ -144,34 +280,68 @@ def weights_gb(pipe) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------- one run
+class _Cuda:
+    """Peak-memory counters and a sync, or nothing at all on a CPU (`--check`)."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def sync(self):
+        if self.on:
+            torch.cuda.synchronize()
+
+    def peak(self) -> float:
+        return torch.cuda.max_memory_allocated() / GiB if self.on else 0.0
+
+    def reset(self):
+        if self.on:
+            torch.cuda.reset_peak_memory_stats()
+
+    def allocated(self) -> float:
+        return torch.cuda.memory_allocated() / GiB if self.on else 0.0
+
+
+class _Clock:
+    """Stands in for the engine's step watch: the time at the end of each denoising step."""
+
+    def __init__(self, cuda: _Cuda):
+        self.cuda, self.times = cuda, []
+
+    def step(self, done: int | None = None) -> None:
+        # Time from the end of step 1: the first step also pays for moving weights (offload).
+        self.cuda.sync()
+        self.times.append(time.perf_counter())
+
+
 def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) -> dict:
+    """One run through the pipeline with the engine's own arguments and step hook; the peak of each
+    phase (encode, denoise, decode) and the seconds of each."""
+    from i2v.engine import CheckedRequest, _pipeline_kwargs, _watch_steps
+    from i2v.request import GenerationRequest
+
+    cuda = _Cuda(torch.cuda.is_available())
     marks: dict[str, float] = {}
-    denoiser = pipe.transformer
+    denoiser = getattr(pipe, "transformer", None) or pipe.unet
 
     def first_call(module, args, kwargs):
         if "denoise_start" not in marks:
-            torch.cuda.synchronize()
-            marks["encode_peak"] = torch.cuda.max_memory_allocated() / GiB
-            torch.cuda.reset_peak_memory_stats()
+            cuda.sync()
+            marks["encode_peak"] = cuda.peak()
+            cuda.reset()
             marks["denoise_start"] = time.perf_counter()
-
-    def step_end(pipeline, index, timestep, callback_kwargs):
-        # Time from the end of step 1: the first step also pays for moving weights (offload).
-        torch.cuda.synchronize()
-        marks[f"step_{index}"] = time.perf_counter()
-        return {}
 
     handle = denoiser.register_forward_pre_hook(first_call, with_kwargs=True)
     decode = pipe.vae.decode
 
-    def timed_decode(*args, **kwargs):
-        torch.cuda.synchronize()
-        marks["denoise_peak"] = torch.cuda.max_memory_allocated() / GiB
-        marks["decode_start"] = time.perf_counter()
-        torch.cuda.reset_peak_memory_stats()
+    def timed_decode(*args, **kwargs):  # SVD and I2VGen-XL decode in chunks: one phase over all calls
+        cuda.sync()
+        if "decode_start" not in marks:
+            marks["denoise_peak"] = cuda.peak()
+            marks["decode_start"] = time.perf_counter()
+            cuda.reset()
         out = decode(*args, **kwargs)
-        torch.cuda.synchronize()
-        marks["decode_peak"] = torch.cuda.max_memory_allocated() / GiB
+        cuda.sync()
+        marks["decode_peak"] = max(marks.get("decode_peak", 0.0), cuda.peak())
         marks["decode_end"] = time.perf_counter()
         return out
 
@@ -179,35 +349,44 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
     if tiling:
         pipe.vae.enable_tiling()
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8))
-    kwargs = dict(image=photo, prompt="a cat turns its head", negative_prompt="blurry", height=height, width=width,
-                  num_frames=num_frames, num_inference_steps=steps, output_type="np",
-                  generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=step_end)  # fmt: skip
-    if "frame_rate" in inspect.signature(pipe.__call__).parameters:
-        kwargs["frame_rate"] = family.fps
+    request = GenerationRequest(image="photo.png", prompt="a cat turns its head", negative_prompt="blurry",
+                                model=family.id)  # fmt: skip
+    checked = CheckedRequest(request=request, model=family.id, source=None, height=height, width=width,
+                             num_frames=num_frames, fps=family.fps, num_inference_steps=steps,
+                             guidance_scale=family.guidance_scale, seed=0, photo=photo, last_photo=None)  # fmt: skip
+    kwargs = _pipeline_kwargs(pipe, family, checked)
+    clock = _Clock(cuda)
+    restore = _watch_steps(pipe, kwargs, clock)
     gc.collect()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    baseline = torch.cuda.memory_allocated() / GiB
+    if cuda.on:
+        torch.cuda.empty_cache()
+    cuda.reset()
+    baseline = cuda.allocated()
     started = time.perf_counter()
     row = dict(family=family.id, height=height, width=width, num_frames=num_frames, steps=steps, strategy=strategy,
                tiling=tiling, baseline_gb=round(baseline, 3))  # fmt: skip
     try:
-        pipe(**kwargs)
-        torch.cuda.synchronize()
+        frames = pipe(**kwargs).frames[0]
+        cuda.sync()
+        shape = list(np.asarray(frames).shape[:3])
+        if shape != [num_frames, height, width]:  # the pipeline chose another size: the row would lie
+            raise RuntimeError(f"made {shape} frames x height x width, not {[num_frames, height, width]}")
+        times = clock.times
         row.update(
             ok=True,
             encode_peak_gb=round(marks["encode_peak"], 3),
             denoise_peak_gb=round(marks["denoise_peak"], 3),
             decode_peak_gb=round(marks["decode_peak"], 3),
             peak_gb=round(max(marks["encode_peak"], marks["denoise_peak"], marks["decode_peak"]), 3),
-            seconds_per_step=round((marks[f"step_{steps - 1}"] - marks["step_0"]) / (steps - 1), 3),
-            first_step_seconds=round(marks["step_0"] - marks["denoise_start"], 3),
+            seconds_per_step=round((times[-1] - times[0]) / (len(times) - 1), 3),
+            first_step_seconds=round(times[0] - marks["denoise_start"], 3),
             decode_seconds=round(marks["decode_end"] - marks["decode_start"], 3),
             encode_seconds=round(marks["denoise_start"] - started, 3),
         )
     except torch.OutOfMemoryError as exc:
         row.update(ok=False, error=str(exc).splitlines()[0][:200])
     finally:
+        restore()
         handle.remove()
         del pipe.vae.decode
         if tiling:
@@ -227,13 +406,48 @@ def apply_strategy(pipe, strategy: str) -> None:
     torch.cuda.empty_cache()
 
 
+def check_size(family, height: int, width: int) -> tuple[int, int, int]:
+    """A small size for `--check`: a quarter of each side and the fewest frames the family takes
+    (CogVideoX's size is fixed and HunyuanVideo 1.5 picks its own bucket: those stay)."""
+    frames = max(2, family.frame_step + family.frame_offset)
+    if family.size_rule != "multiple":
+        return height, width, frames
+    m = family.size_multiple
+    return max(m, height // 4 // m * m), max(m, width // 4 // m * m), frames
+
+
+def check(families: list[str]) -> None:
+    """Every builder at full width but one layer deep, through the same measure() on the CPU: a
+    wrong config fails here in minutes instead of on the GPU. CogVideoX and HunyuanVideo 1.5 keep
+    their full frame size, whose VAE decode needs more than 24 GB of RAM in float32."""
+    global DEPTH
+    DEPTH = 1
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    for family_id in families:
+        started = time.perf_counter()
+        family, pipe = build(family_id, device="cpu")
+        size = check_size(family, *SIZES[family_id][0][:2])
+        row = measure(pipe, family, *size, 2, "none", False)
+        params = {name: round(sum(p.numel() for p in c.parameters()) / 1e9, 3)
+                  for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}  # fmt: skip
+        print(json.dumps({**row, "params_b_one_layer_deep": params,
+                          "check_seconds": round(time.perf_counter() - started, 1)}), flush=True)  # fmt: skip
+        if not row.get("ok"):
+            raise SystemExit(f"{family_id}: {row}")
+        del pipe
+        gc.collect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--family", action="append", required=True, choices=sorted(BUILDERS))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--strategies", default="none,model,group")
+    parser.add_argument("--check", action="store_true", help="one layer deep, small, on the CPU: try the path")
     args = parser.parse_args()
+    if args.check:
+        return check(args.family)
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "memory_runs.jsonl"
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -246,10 +460,12 @@ def main() -> None:
         print(json.dumps(header), flush=True)
         with results.open("a") as out:
             out.write(json.dumps(header) + "\n")
+        tiles = hasattr(pipe.vae, "use_tiling")  # SVD's VAE has no tiled decode
         for strategy in args.strategies.split(","):
             apply_strategy(pipe, strategy)
             for height, width, frames in SIZES[family_id]:
-                for tiling in (False, True) if (height, width, frames) == SIZES[family_id][-1] else (False,):
+                last = (height, width, frames) == SIZES[family_id][-1]
+                for tiling in (False, True) if last and tiles else (False,):
                     row = measure(pipe, family, height, width, frames, args.steps, strategy, tiling)
                     print(json.dumps(row), flush=True)
                     with results.open("a") as out:
