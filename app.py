@@ -224,7 +224,8 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     gpu = hardware.gpus[0]
     vram = gpu.free_gb
     lines.append(f"Usable for a run: {usable_gb(vram):.1f} GB (a margin is kept free).")
-    chosen = pick(vram, families=present, gpu_name=gpu.name)
+    ram = hardware.ram_gb or None
+    chosen = pick(vram, families=present, gpu_name=gpu.name, ram_gb=ram)
     if chosen is not None:
         s = chosen.settings
         lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
@@ -238,13 +239,13 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
         return "\n\n".join(lines), actions
     wanted = RunSettings(family, int(height), int(width), int(frames), int(steps),
                          default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
-    auto = fastest_fit(wanted, vram) if strategy == "auto" else None
+    auto = fastest_fit(wanted, vram, ram) if strategy == "auto" else None
     if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = auto.settings
         lines.append(f"Your settings (auto: {way.strategy} offload{', VAE tiling' if way.vae_tiling else ''}): "
                      f"~{auto.peak_gb:.1f} GB, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
         return "\n\n".join(lines), actions
-    now, plan = downgrade(wanted, vram)
+    now, plan = downgrade(wanted, vram, ram)
     verdict = "fits" if not plan else "**does not fit**"
     lines.append(f"Your settings: ~{now.peak_gb:.1f} GB, ~{now.seconds / 60:.1f} min: {verdict}.")
     if plan:

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     where = plan.add_mutually_exclusive_group(required=True)
     where.add_argument("--vram-gb", type=float, help="plan for a card with this much free memory")
     where.add_argument("--detect", action="store_true", help="plan for the GPU found here (the first one)")
+    plan.add_argument("--ram-gb", type=float, help="host RAM for offloaded weights (with --vram-gb; --detect reads it)")
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
     plan.add_argument("--height", type=int)
     plan.add_argument("--width", type=int)
@@ -223,6 +224,10 @@ def _generate(args) -> int:
     return 0
 
 
+def _host_note(host_gb: float) -> str:
+    return f" + {host_gb} GB host RAM" if host_gb else ""
+
+
 def _plan(args) -> int:
     from dataclasses import asdict
 
@@ -237,29 +242,32 @@ def _plan(args) -> int:
                               "summary": hardware.summary}  # fmt: skip
         vram = hardware.gpus[0].free_gb if hardware.gpus else 0.0
         gpu_name = hardware.gpus[0].name if hardware.gpus else None
+        ram = hardware.ram_gb or None
     else:
         if args.vram_gb <= 0:
             raise InvalidInput(f"--vram-gb {args.vram_gb:g} must be more than 0")
-        vram = args.vram_gb
-    report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2))
+        if args.ram_gb is not None and args.ram_gb <= 0:
+            raise InvalidInput(f"--ram-gb {args.ram_gb:g} must be more than 0")
+        vram, ram = args.vram_gb, args.ram_gb
+    report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2), ram_gb=ram)
 
     def row(estimate) -> dict:
         s = estimate.settings
         return {"family": s.family, "height": s.height, "width": s.width, "num_frames": s.num_frames,
                 "num_inference_steps": s.num_inference_steps, "strategy": s.strategy, "vae_tiling": s.vae_tiling,
                 "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
-                "measured": estimate.measured}  # fmt: skip
+                "estimated_host_ram_gb": estimate.host_gb, "measured": estimate.measured}  # fmt: skip
 
     if args.model:
         family = get_family(args.model)
         wanted = Settings(family.id, args.height or family.height, args.width or family.width,
                           args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
                           args.strategy, args.vae_tiling)  # fmt: skip
-        now, ladder = downgrade(wanted, vram)
+        now, ladder = downgrade(wanted, vram, ram)
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": r.change, **row(r.estimate)} for r in ladder])  # fmt: skip
     else:
-        chosen = pick(vram, gpu_name=gpu_name)
+        chosen = pick(vram, gpu_name=gpu_name, ram_gb=ram)
         report["preset"] = row(chosen) if chosen else None
     if args.json:
         print(json.dumps(report))
@@ -269,7 +277,8 @@ def _plan(args) -> int:
     print(f"usable GPU memory: {report['usable_gb']} of {report['vram_gb']} GB")
     describe = lambda r: (f"{r['family']} {r['width']}x{r['height']}, {r['num_frames']} frames, "  # noqa: E731
                           f"{r['num_inference_steps']} steps, {r['strategy']} offload"
-                          f"{', VAE tiling' if r['vae_tiling'] else ''}: ~{r['estimated_peak_gb']} GB, "
+                          f"{', VAE tiling' if r['vae_tiling'] else ''}: ~{r['estimated_peak_gb']} GB"
+                          f"{_host_note(r['estimated_host_ram_gb'])}, "
                           f"~{r['estimated_seconds'] / 60:.1f} min{'' if r['measured'] else ' (not measured)'}")  # fmt: skip
     if args.model:
         print(("fits: " if report["fits"] else "does not fit: ") + describe(report["asked"]))

@@ -198,14 +198,14 @@ class VideoEngine:
             return replace(checked, strategy=self.offload)
         import torch
 
-        from .memory import GiB, Settings, fastest_fit
+        from .memory import GiB, Settings, fastest_fit, host_ram_gb
 
         # What this process could use: free memory plus what torch already holds (our own model).
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
         total_gb = (free + torch.cuda.memory_reserved(torch.device(self.device))) / GiB
         wanted = Settings(family.id, checked.height, checked.width, checked.num_frames,
                           checked.num_inference_steps, self.offload, checked.vae_tiling)  # fmt: skip
-        chosen = fastest_fit(wanted, total_gb)
+        chosen = fastest_fit(wanted, total_gb, host_ram_gb())
         if chosen is None:
             return replace(checked, strategy=self.offload)
         note = (f"memory strategy auto: {chosen.settings.strategy} offload"

@@ -55,6 +55,11 @@ def detect() -> Hardware:
     return Hardware(tuple(gpus), _ram_bytes() / GiB)
 
 
+def host_ram_gb() -> float | None:
+    """This machine's RAM in GB; None when the system does not say."""
+    return _ram_bytes() / GiB or None
+
+
 def _ram_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -93,6 +98,7 @@ class Estimate:
     seconds: float
     measured: bool  # False when the family or strategy was derived, not measured
     phases_gb: dict
+    host_gb: float = 0.0  # host RAM the weights need while they wait off the GPU (offload strategies)
 
 
 @cache
@@ -138,9 +144,13 @@ def estimate(settings: Settings) -> Estimate:
     c1, c2 = profile["seconds_per_step"]
     speed = profile["strategy_speed"].get(settings.strategy, 8.0)  # sequential: several times slower
     decode = profile["decode_seconds"][0] * video + profile["decode_seconds"][1]
-    seconds = settings.num_inference_steps * (c1 * ktok + c2 * ktok**2) * speed + decode * (2 if settings.vae_tiling else 1)
+    overhead = profile.get("run_overhead_seconds", {}).get(settings.strategy, 0.0)
+    seconds = settings.num_inference_steps * (c1 * ktok + c2 * ktok**2) * speed + overhead
+    seconds += decode * (2 if settings.vae_tiling else 1)
     phases = {k: round(v, 2) for k, v in phases.items()}
-    return Estimate(settings, max(phases.values()), round(seconds, 1), measured, phases)
+    # Offloaded weights live in host RAM (group offload pins them there); all on the GPU, none do.
+    host = 0.0 if settings.strategy == "none" else sum(profile["weights_gb"].values())
+    return Estimate(settings, max(phases.values()), round(seconds, 1), measured, phases, round(host, 1))
 
 
 # ---------------------------------------------------------------------- presets and downgrades
@@ -161,6 +171,17 @@ def usable_gb(vram_gb: float) -> float:
     """What a run may use of a card with `vram_gb` free: the margin from presets.toml kept back."""
     planner = presets()["planner"]
     return max(0.0, vram_gb - planner["margin_gb"] - planner["margin_fraction"] * vram_gb)
+
+
+def usable_ram_gb(ram_gb: float) -> float:
+    """What offloaded weights may take of `ram_gb` of host RAM: the system and the app keep the rest."""
+    planner = presets()["planner"]
+    return max(0.0, ram_gb - planner["ram_margin_gb"] - planner["ram_margin_fraction"] * ram_gb)
+
+
+def _fits(guess: Estimate, vram_gb: float, ram_gb: float | None) -> bool:
+    """Within the GPU's usable memory and, where the host RAM is known, within its usable part."""
+    return guess.peak_gb <= usable_gb(vram_gb) and (ram_gb is None or guess.host_gb <= usable_ram_gb(ram_gb))
 
 
 def speed_factor(gpu_name: str | None) -> float:
@@ -184,9 +205,11 @@ def _ways(settings: Settings):
             yield settings.with_(strategy=strategy, vae_tiling=tiling)
 
 
-def pick(vram_gb: float, families: list[str] | None = None, gpu_name: str | None = None) -> Estimate | None:
-    """The best preset for a card with `vram_gb` free: quality first, then speed. None if nothing fits."""
-    budget = usable_gb(vram_gb)
+def pick(
+    vram_gb: float, families: list[str] | None = None, gpu_name: str | None = None, ram_gb: float | None = None
+) -> Estimate | None:
+    """The best preset for a card with `vram_gb` free (and `ram_gb` of host RAM, when known): quality
+    first, then speed. None if nothing fits."""
     limit = presets()["planner"]["max_minutes"] * 60
     factor = speed_factor(gpu_name)
     for candidate in presets()["candidates"]:
@@ -196,7 +219,7 @@ def pick(vram_gb: float, families: list[str] | None = None, gpu_name: str | None
             continue
         for way in _ways(Settings(**candidate)):
             guess = estimate(way)
-            if guess.peak_gb <= budget and guess.seconds * factor <= limit:
+            if _fits(guess, vram_gb, ram_gb) and guess.seconds * factor <= limit:
                 return _scaled(guess, factor)
     return None
 
@@ -248,33 +271,31 @@ def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
     return [Rung(change, after, estimate(after) if estimates else None) for change, after in steps]
 
 
-def downgrade(settings: Settings, vram_gb: float) -> tuple[Estimate, list[Rung]]:
-    """The estimate for `settings` and, if it does not fit in `vram_gb`, the rungs down to the
-    first that does (all of them when none does)."""
+def downgrade(settings: Settings, vram_gb: float, ram_gb: float | None = None) -> tuple[Estimate, list[Rung]]:
+    """The estimate for `settings` and, if it does not fit in `vram_gb` (and `ram_gb`), the rungs
+    down to the first that does (all of them when none does)."""
     now = estimate(settings)
-    budget = usable_gb(vram_gb)
-    if now.peak_gb <= budget:
+    if _fits(now, vram_gb, ram_gb):
         return now, []
     plan = []
     for rung in rungs(settings):
         plan.append(rung)
-        if rung.estimate.peak_gb <= budget:
+        if _fits(rung.estimate, vram_gb, ram_gb):
             break
     return now, plan
 
 
-def fastest_fit(settings: Settings, vram_gb: float) -> Estimate | None:
-    """The fastest strategy (and VAE tiling only if needed) that fits `settings` in `vram_gb`;
-    None when the family has no memory profile or nothing fits. Tiling asked for stays on."""
+def fastest_fit(settings: Settings, vram_gb: float, ram_gb: float | None = None) -> Estimate | None:
+    """The fastest strategy (and VAE tiling only if needed) that fits `settings` in `vram_gb` (and
+    `ram_gb`); None when the family has no memory profile or nothing fits. Tiling asked for stays on."""
     if settings.family not in memory_profiles():
         return None
-    budget = usable_gb(vram_gb)
     if True not in _tiling_choices(settings.family):
         settings = settings.with_(vae_tiling=False)
     for way in _ways(settings):
         if settings.vae_tiling and not way.vae_tiling:
             continue
         guess = estimate(way)
-        if guess.peak_gb <= budget:
+        if _fits(guess, vram_gb, ram_gb):
             return guess
     return None

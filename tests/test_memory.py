@@ -13,20 +13,23 @@ import torch
 from conftest import REPO
 from i2v.engine import VideoEngine
 from i2v.errors import OutOfMemory
-from i2v.memory import Settings, downgrade, estimate, pick, presets, rungs, usable_gb
+from i2v.memory import Settings, downgrade, estimate, fastest_fit, pick, presets, rungs, usable_gb, usable_ram_gb
 from i2v.request import GenerationRequest
 
 sys.path.insert(0, str(REPO / "bench"))
 from fit_memory import load_runs  # noqa: E402  (the same reading, re-measurements replacing old runs)
 
-RESULT_FILES = ["memory_h200_ltx_wan5b.jsonl", "memory_h200_wan14b.jsonl", "memory_h200_regroup.jsonl"]
+RESULT_FILES = ["memory_h200_ltx_wan5b.jsonl", "memory_h200_wan14b.jsonl", "memory_h200_regroup.jsonl",
+                "memory_h200_more_families.jsonl"]
 _, _RUNS, _ = load_runs([REPO / "bench" / "results" / name for name in RESULT_FILES])
 MEASURED = [r for runs in _RUNS.values() for r in runs if r.get("ok")]
 
 
 def test_there_are_measurements():
     families = {r["family"] for r in MEASURED}
-    assert {"wan2.1-i2v-14b-480p", "wan2.2-ti2v-5b", "ltx-video"} <= families
+    # Every family with a diffusers pipeline (wan2.1-i2v-14b-720p shares 480p's weights).
+    assert families == {"wan2.1-i2v-14b-480p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "ltx-video", "cogvideox-5b-i2v",
+                        "hunyuanvideo-i2v", "i2vgen-xl", "svd-xt"}
     assert {r["strategy"] for r in MEASURED} >= {"none", "model", "group", "sequential"}
 
 
@@ -53,9 +56,9 @@ def test_more_memory_never_means_a_worse_preset():
 
 def test_tiers_pick_what_fits_quality_first():
     big = pick(80, gpu_name="NVIDIA H200").settings
-    assert (big.family, big.strategy) == ("wan2.1-i2v-14b-720p", "none")  # everything on the GPU: fastest
+    assert (big.family, big.height, big.strategy) == ("wan2.2-i2v-a14b", 720, "none")  # all on the GPU: fastest
     mid = pick(48, gpu_name="NVIDIA H200").settings
-    assert mid.family == "wan2.1-i2v-14b-720p" and mid.strategy != "none"  # the same video, with offload
+    assert (mid.family, mid.height) == ("wan2.2-i2v-a14b", 720) and mid.strategy != "none"  # same video, offloaded
     small = pick(12, gpu_name="NVIDIA H200").settings
     assert small.strategy in ("group", "sequential")
     smallest = pick(8, gpu_name="NVIDIA H200")
@@ -81,6 +84,20 @@ def test_rungs_keep_the_family_rules():
     for rung in ladder:
         assert (rung.settings.num_frames - 1) % 8 == 0
         assert rung.settings.height % 32 == 0 and rung.settings.width % 32 == 0
+
+
+def test_host_ram_limits_offload():
+    # Offloaded weights wait in host RAM: Wan 2.2 A14B (~64 GB of weights) cannot be offloaded on a
+    # 32 GB machine, so an 8 GB card there gets a smaller model, and the estimate says how much RAM.
+    roomy = pick(8, gpu_name="NVIDIA H200", ram_gb=128)
+    assert roomy.settings.family == "wan2.2-i2v-a14b" and roomy.host_gb > 60
+    tight = pick(8, gpu_name="NVIDIA H200", ram_gb=32)
+    assert tight.settings.family != "wan2.2-i2v-a14b" and tight.host_gb <= usable_ram_gb(32)
+    assert estimate(Settings("ltx-video", 480, 704, 65, 30)).host_gb == 0.0  # all on the GPU: none
+    wanted = Settings("wan2.2-i2v-a14b", 480, 832, 81, 40)
+    assert fastest_fit(wanted, 24, ram_gb=32) is None
+    now, plan = downgrade(wanted, 24, ram_gb=32)
+    assert plan and not any(r.estimate.host_gb <= usable_ram_gb(32) for r in plan if r.settings.strategy != "none")
 
 
 def test_margin_is_kept():
@@ -160,14 +177,13 @@ def test_plan_command():
 
 
 def test_fastest_fit_picks_offload_only_when_needed():
-    from i2v.memory import fastest_fit
-
     wanted = Settings("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
     assert fastest_fit(wanted, 80).settings.strategy == "none"
     on_24 = fastest_fit(wanted, 24).settings
     assert on_24.strategy in ("model", "group") and estimate(on_24).peak_gb <= usable_gb(24)
     assert fastest_fit(wanted.with_(vae_tiling=True), 80).settings.vae_tiling  # asked-for tiling stays
-    assert fastest_fit(Settings("svd-xt", 576, 1024, 25, 25), 24) is None  # not measured: no opinion
+    svd = fastest_fit(Settings("svd-xt", 576, 1024, 25, 25, vae_tiling=True), 24).settings
+    assert svd.strategy == "none" and not svd.vae_tiling  # its VAE has no tiling to keep
     assert fastest_fit(wanted, 2) is None  # nothing fits
 
 
