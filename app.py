@@ -181,7 +181,7 @@ def rules_for(model: str) -> dict:
     family = resolve(model).family
     return dict(
         family=family.id, multiple=family.size_multiple, height=family.height, width=family.width,
-        frames=family.num_frames, frame_min=family.frame_step + family.frame_offset, frame_step=family.frame_step,
+        frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset), frame_step=family.frame_step,
         frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
         guidance=family.guidance_scale, fixed=family.size_rule == "fixed", diffusion=True,
     )  # fmt: skip

@@ -2,15 +2,18 @@
 
 Speed and memory do not depend on weight values, so each family is built at its published size
 (configs below, from diffusers' conversion scripts and the models' config.json files) with random
-bf16 weights directly on the GPU; no download. Each run makes a video of the given size with
+weights in the family's dtype, made directly on the GPU; no download. Each run makes a video of the given size with
 `--steps` denoising steps and records, separately:
   encode  peak while encoding the prompt and photo (up to the denoiser's first call)
   denoise peak over the denoising steps, and seconds per step
   decode  peak while the VAE decodes, and its seconds
 for strategies: none (all on GPU), model (model CPU offload), group (block-level group offload
-with CUDA streams), sequential (diffusers' sequential CPU offload), with VAE tiling at the largest size. Results: one JSON line per run.
+with CUDA streams), sequential (diffusers' sequential CPU offload), with VAE tiling at the largest
+size where the VAE has it. The pipeline is called with the engine's own arguments and step hook
+(i2v.engine), and placed by the engine's own code. Results: one JSON line per run.
 
-    python bench/measure_memory.py OUT_DIR --family wan2.2-ti2v-5b [--family ltx-video ...]
+    python bench/measure_memory.py OUT_DIR --family wan2.2-ti2v-5b [--family ltx-video ...] [--steps 2]
+    python bench/measure_memory.py OUT_DIR --check --family svd-xt   # on a CPU first: one layer deep
 """
 
 from __future__ import annotations

@@ -149,6 +149,8 @@ class VideoEngine:
             num_frames = _round_frames(num_frames, family, adjustments)
         if num_frames > max_frames:
             raise InvalidInput(f"num_frames {num_frames} is more than {name} can make: at most {max_frames}")
+        if family is not None and num_frames < family.min_frames:
+            raise InvalidInput(f"num_frames {num_frames} is fewer than {name} can make: at least {family.min_frames}")
 
         if request.last_image is not None and not (family and family.end_frame):
             raise InvalidInput(f"{name} cannot end on a given frame: last_image is only for models that take one")

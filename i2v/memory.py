@@ -257,7 +257,8 @@ def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
         steps.append((f"{strategy} offload", current))
     step, offset, multiple = family.frame_step, family.frame_offset, family.size_multiple
     for fraction in (2 / 3, 1 / 2):
-        frames = max(step + offset, round((settings.num_frames - offset) * fraction / step) * step + offset)
+        frames = round((settings.num_frames - offset) * fraction / step) * step + offset
+        frames = max(step + offset, family.min_frames, frames)
         if frames < current.num_frames:
             current = current.with_(num_frames=frames)
             steps.append((f"num_frames {frames}", current))

@@ -35,6 +35,7 @@ class Family(BaseModel):
     frame_step: int = Field(ge=1)
     frame_offset: int = Field(ge=0)
     max_frames: int = Field(ge=1)
+    min_frames: int = Field(1, ge=1)
     size_rule: Literal["multiple", "fixed", "bucket"]
     fixed_size: tuple[int, int] | None = None
     height: int
@@ -68,6 +69,7 @@ class CameraDefaults(BaseModel):
     label: str
     size_multiple: int = Field(ge=1)
     max_frames: int = Field(ge=1)
+    min_frames: int = Field(1, ge=1)
     height: int
     width: int
     num_frames: int

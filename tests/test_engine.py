@@ -166,6 +166,12 @@ def test_last_image_for_wan22_and_refused_elsewhere(engine, tiny_models, chelsea
             engine.generate(tiny_request(chelsea, tiny_models[family_id], last_image=coffee))
 
 
+def test_svd_needs_two_frames(engine, tiny_models, chelsea):
+    # One frame breaks SVD's conditioning inside the pipeline: refuse it with the rule, up front.
+    with pytest.raises(InvalidInput, match="num_frames 1 is fewer than svd-xt can make: at least 2"):
+        engine.generate(tiny_request(chelsea, tiny_models["svd-xt"], num_frames=1))
+
+
 def test_model_without_prompt_says_so(engine, tiny_models, chelsea):
     result = engine.generate(tiny_request(chelsea, tiny_models["svd-xt"]))
     assert result.prompt == ""
