@@ -181,7 +181,8 @@ def rules_for(model: str) -> dict:
     family = resolve(model).family
     return dict(
         family=family.id, multiple=family.size_multiple, height=family.height, width=family.width,
-        frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset), frame_step=family.frame_step,
+        frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset),
+        frame_step=family.frame_step,
         frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
         guidance=family.guidance_scale, fixed=family.size_rule == "fixed", diffusion=True,
     )  # fmt: skip
@@ -230,7 +231,7 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
         s = chosen.settings
         lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
                      f"{s.num_inference_steps} steps, {s.strategy} offload{', VAE tiling' if s.vae_tiling else ''}: "
-                     f"~{chosen.peak_gb:.1f} GB, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
+                     f"{_gb(chosen)}, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
         actions["preset"] = s
     family = rules_for(model)["family"]
     if family == CAMERA or family not in memory_profiles():
@@ -243,16 +244,21 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = auto.settings
         lines.append(f"Your settings (auto: {way.strategy} offload{', VAE tiling' if way.vae_tiling else ''}): "
-                     f"~{auto.peak_gb:.1f} GB, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
+                     f"{_gb(auto)}, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
         return "\n\n".join(lines), actions
     now, plan = downgrade(wanted, vram, ram)
     verdict = "fits" if not plan else "**does not fit**"
-    lines.append(f"Your settings: ~{now.peak_gb:.1f} GB, ~{now.seconds / 60:.1f} min: {verdict}.")
+    lines.append(f"Your settings: {_gb(now)}, ~{now.seconds / 60:.1f} min: {verdict}.")
     if plan:
-        lines += [f"{i}. {rung.change}: ~{rung.estimate.peak_gb:.1f} GB, ~{rung.estimate.seconds / 60:.1f} min"
+        lines += [f"{i}. {rung.change}: {_gb(rung.estimate)}, ~{rung.estimate.seconds / 60:.1f} min"
                   for i, rung in enumerate(plan, 1)]  # fmt: skip
         actions["plan"] = plan[-1].settings
     return "\n\n".join(lines), actions
+
+
+def _gb(guess) -> str:
+    """Peak GPU memory, and the host RAM that offloaded weights take."""
+    return f"~{guess.peak_gb:.1f} GB" + (f" (+{guess.host_gb:.0f} GB host RAM)" if guess.host_gb else "")
 
 
 # ---------------------------------------------------------------------- the page

@@ -76,12 +76,12 @@ def frame_features(runs: list[dict]):
     per-frame term); all with about one frame area make MPf a constant (keep the per-video term)."""
     frames = {r["num_frames"] for r in runs}
     areas = [r["height"] * r["width"] for r in runs]
-    use_frame = len(frames) > 1 and max(areas) / min(areas) < 1.05
-    use_video = len(frames) > 1
+    drop_frame = len(frames) > 1 and max(areas) / min(areas) < 1.05
+    keep_video = len(frames) > 1
 
     def features(r):
         mpf = r["height"] * r["width"] / 1e6
-        return [0.0 if use_frame else mpf, mpf * r["num_frames"] if use_video else 0.0]
+        return [0.0 if drop_frame else mpf, mpf * r["num_frames"] if keep_video else 0.0]
 
     return features
 

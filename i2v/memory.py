@@ -4,7 +4,8 @@
   machine can run tiny models and the camera engine only, and `Hardware.summary` says so.
 - `estimate(settings)`: peak GPU memory and seconds of one run, from a model fitted to
   measurements of real-size pipelines on a real GPU (configs/memory.toml, bench/fit_memory.py).
-- `pick(vram_gb)`: the best preset that fits (configs/presets.toml): quality first, then speed.
+- `pick(vram_gb, ram_gb=...)`: the best preset that fits (configs/presets.toml): quality first,
+  then speed; offloaded weights must also fit the host RAM when it is known.
 - `downgrade(settings, vram_gb)`: the rungs to step down until a run fits, each with its estimate.
 This module knows nothing about pipelines; the engine applies what it decides.
 """
@@ -242,8 +243,8 @@ class Rung:
 
 def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
     """The downgrade ladder from `settings`, in the order knobs drop: first what costs no quality
-    (VAE tiling where the VAE has it, then offload: model, group, sequential), then frames (to 2/3, then 1/2), then
-    resolution (to 2/3 of each side). Each rung keeps the ones before it."""
+    (VAE tiling where the VAE has it, then offload: model, group, sequential), then frames (to 2/3,
+    then 1/2), then resolution (to 2/3 of each side). Each rung keeps the ones before it."""
     from .models import get_family
 
     family = get_family(settings.family)

@@ -167,5 +167,9 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
     assert "1. VAE tiling on" in text
     auto_text, _ = hardware_panel(card, "wan2.1-i2v-14b-480p", 480, 832, 81, 40, "auto", False)
     assert "auto: group offload" in auto_text or "auto: model offload" in auto_text
+    assert "GB host RAM" in auto_text  # offloaded weights wait in host RAM: the panel says how much
+    small_ram = Hardware(card.gpus, 32.0)  # Wan 2.2 A14B's 64 GB of weights cannot be offloaded here
+    a14b_text, _ = hardware_panel(small_ram, "wan2.2-i2v-a14b", 480, 832, 81, 40, "auto", False)
+    assert "does not fit" in a14b_text
     cpu_text, cpu_actions = hardware_panel(Hardware((), 24.0), "camera")
     assert "CPU only" in cpu_text and cpu_actions == {}
