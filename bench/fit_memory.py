@@ -22,6 +22,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from i2v.memory import latent_ktokens  # the estimator's own size axis
+
 LATENT = {  # (spatial, temporal): how many pixels and frames make one latent token (VAE x patch)
     "ltx-video": (32, 8),
     "wan2.2-ti2v-5b": (32, 4),
@@ -36,8 +38,7 @@ PHASES = ("encode", "denoise", "decode")
 
 
 def ktokens(family: str, h: int, w: int, f: int) -> float:
-    spatial, temporal = LATENT[family]
-    return ((f - 1) // temporal + 1) * (h // spatial) * (w // spatial) / 1e3
+    return latent_ktokens(h, w, f, *LATENT[family])
 
 
 def mpx(h: int, w: int, f: int) -> float:

@@ -200,13 +200,12 @@ class VideoEngine:
             return replace(checked, strategy=self.offload)
         import torch
 
-        from .memory import GiB, Settings, fastest_fit, host_ram_gb
+        from .memory import GiB, fastest_fit, host_ram_gb
 
         # What this process could use: free memory plus what torch already holds (our own model).
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
         total_gb = (free + torch.cuda.memory_reserved(torch.device(self.device))) / GiB
-        wanted = Settings(family.id, checked.height, checked.width, checked.num_frames,
-                          checked.num_inference_steps, self.offload, checked.vae_tiling)  # fmt: skip
+        wanted = _run_settings(checked, self.offload)
         chosen = fastest_fit(wanted, total_gb, host_ram_gb())
         if chosen is None:
             return replace(checked, strategy=self.offload)
@@ -360,10 +359,9 @@ class VideoEngine:
     def _step_down(self, checked: CheckedRequest, failure: str) -> tuple[CheckedRequest, str]:
         """The request one rung down the downgrade plan (what changed is said in its adjustments),
         and the change in words."""
-        from .memory import Settings, rungs
+        from .memory import rungs
 
-        now = Settings(checked.family.id, checked.height, checked.width, checked.num_frames,
-                       checked.num_inference_steps, checked.strategy, checked.vae_tiling)  # fmt: skip
+        now = _run_settings(checked, checked.strategy)
         ladder = rungs(now, with_estimates=False)
         if not ladder:
             self.unload()
@@ -428,6 +426,14 @@ class VideoEngine:
 
 
 # ---------------------------------------------------------------------- rules
+def _run_settings(checked: CheckedRequest, strategy: str):
+    """What the memory planner needs to know of a checked request, with `strategy`."""
+    from .memory import Settings
+
+    return Settings(checked.family.id, checked.height, checked.width, checked.num_frames,
+                    checked.num_inference_steps, strategy, checked.vae_tiling)  # fmt: skip
+
+
 def _round_size(height: int, width: int, multiple: int, name: str, adjustments: list[str]) -> tuple[int, int]:
     rounded = []
     for label, value in (("height", height), ("width", width)):

@@ -123,12 +123,17 @@ def _profile(family: str) -> dict:
     return profile
 
 
+def latent_ktokens(height: int, width: int, num_frames: int, spatial: int, temporal: int) -> float:
+    """Thousands of latent tokens the denoiser sees: `spatial` pixels a side and `temporal` frames
+    (after the first) make one token. The estimator's size axis, and the fit's (bench/fit_memory.py)."""
+    return ((num_frames - 1) // temporal + 1) * (height // spatial) * (width // spatial) / 1e3
+
+
 def estimate(settings: Settings) -> Estimate:
     """Peak GPU memory (GB) and seconds for one run with `settings`."""
     profile = _profile(settings.family)
     h, w, f = settings.height, settings.width, settings.num_frames
-    spatial, temporal = profile["latent"]["spatial"], profile["latent"]["temporal"]
-    ktok = ((f - 1) // temporal + 1) * (h // spatial) * (w // spatial) / 1e3
+    ktok = latent_ktokens(h, w, f, profile["latent"]["spatial"], profile["latent"]["temporal"])
     frame, video = h * w / 1e6, h * w * f / 1e6
     fitted = profile["peak_gb"]
     measured = profile["source"] == "measured" and settings.strategy in fitted
@@ -292,7 +297,7 @@ def fastest_fit(settings: Settings, vram_gb: float, ram_gb: float | None = None)
     `ram_gb`); None when the family has no memory profile or nothing fits. Tiling asked for stays on."""
     if settings.family not in memory_profiles():
         return None
-    if True not in _tiling_choices(settings.family):
+    if settings.vae_tiling and _tiling_choices(settings.family) == (False,):  # the VAE has none to keep
         settings = settings.with_(vae_tiling=False)
     for way in _ways(settings):
         if settings.vae_tiling and not way.vae_tiling:
