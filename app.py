@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from i2v.engine import Progress, VideoEngine
 from i2v.errors import Cancelled, I2VError
-from i2v.memory import Hardware, detect, downgrade, fastest_fit, memory_profiles, pick, usable_gb
+from i2v.memory import Hardware, detect, downgrade, fastest_fit, in_words, memory_profiles, pick, usable_gb
 from i2v.memory import Settings as RunSettings
 from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
@@ -230,7 +230,7 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     if chosen is not None:
         s = chosen.settings
         lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
-                     f"{s.num_inference_steps} steps, {s.strategy} offload{', VAE tiling' if s.vae_tiling else ''}: "
+                     f"{s.num_inference_steps} steps, {in_words(s)}: "
                      f"{_gb(chosen)}, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
         actions["preset"] = s
     family = rules_for(model)["family"]
@@ -240,13 +240,13 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
         return "\n\n".join(lines), actions
     wanted = RunSettings(family, int(height), int(width), int(frames), int(steps),
                          default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
-    auto = fastest_fit(wanted, vram, ram) if strategy == "auto" else None
+    auto = fastest_fit(wanted, vram, ram, gpu.name) if strategy == "auto" else None
     if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = auto.settings
-        lines.append(f"Your settings (auto: {way.strategy} offload{', VAE tiling' if way.vae_tiling else ''}): "
+        lines.append(f"Your settings (auto: {in_words(way)}): "
                      f"{_gb(auto)}, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
         return "\n\n".join(lines), actions
-    now, plan = downgrade(wanted, vram, ram)
+    now, plan = downgrade(wanted, vram, ram, gpu.name)
     verdict = "fits" if not plan else "**does not fit**"
     lines.append(f"Your settings: {_gb(now)}, ~{now.seconds / 60:.1f} min: {verdict}.")
     if plan:

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--vram-gb", type=float, help="plan for a card with this much free memory")
     where.add_argument("--detect", action="store_true", help="plan for the GPU found here (the first one)")
     plan.add_argument("--ram-gb", type=float, help="host RAM for offloaded weights (with --vram-gb; --detect reads it)")
+    plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
+                                    "--detect reads it; default: an unknown GPU)")  # fmt: skip
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
     plan.add_argument("--height", type=int)
     plan.add_argument("--width", type=int)
@@ -231,7 +233,7 @@ def _host_note(host_gb: float) -> str:
 def _plan(args) -> int:
     from dataclasses import asdict
 
-    from .memory import Settings, detect, downgrade, pick, usable_gb
+    from .memory import Settings, detect, downgrade, in_words, pick, speed_factor, usable_gb
     from .models import get_family
 
     report: dict = {}
@@ -248,8 +250,9 @@ def _plan(args) -> int:
             raise InvalidInput(f"--vram-gb {args.vram_gb:g} must be more than 0")
         if args.ram_gb is not None and args.ram_gb <= 0:
             raise InvalidInput(f"--ram-gb {args.ram_gb:g} must be more than 0")
-        vram, ram = args.vram_gb, args.ram_gb
-    report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2), ram_gb=ram)
+        vram, ram, gpu_name = args.vram_gb, args.ram_gb, args.gpu
+    report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2), ram_gb=ram, gpu=gpu_name,
+                  speed_factor=speed_factor(gpu_name))  # fmt: skip
 
     def row(estimate) -> dict:
         s = estimate.settings
@@ -263,7 +266,7 @@ def _plan(args) -> int:
         wanted = Settings(family.id, args.height or family.height, args.width or family.width,
                           args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
                           args.strategy, args.vae_tiling)  # fmt: skip
-        now, ladder = downgrade(wanted, vram, ram)
+        now, ladder = downgrade(wanted, vram, ram, gpu_name)
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": r.change, **row(r.estimate)} for r in ladder])  # fmt: skip
     else:
@@ -275,17 +278,21 @@ def _plan(args) -> int:
     if "hardware" in report:
         print(report["hardware"]["summary"])
     print(f"usable GPU memory: {report['usable_gb']} of {report['vram_gb']} GB")
-    describe = lambda r: (f"{r['family']} {r['width']}x{r['height']}, {r['num_frames']} frames, "  # noqa: E731
-                          f"{r['num_inference_steps']} steps, {r['strategy']} offload"
-                          f"{', VAE tiling' if r['vae_tiling'] else ''}: ~{r['estimated_peak_gb']} GB"
-                          f"{_host_note(r['estimated_host_ram_gb'])}, "
-                          f"~{r['estimated_seconds'] / 60:.1f} min{'' if r['measured'] else ' (not measured)'}")  # fmt: skip
+    print(f"times for {gpu_name or 'an unknown GPU'}: {report['speed_factor']:g}x an H200's"
+          + ("" if gpu_name else " (--gpu NAME to set)"))
+
+    def describe(guess) -> str:
+        s = guess.settings
+        return (f"{s.family} {s.width}x{s.height}, {s.num_frames} frames, {s.num_inference_steps} steps, "
+                f"{in_words(s)}: ~{guess.peak_gb} GB{_host_note(guess.host_gb)}, ~{guess.seconds / 60:.1f} min"
+                f"{'' if guess.measured else ' (not measured)'}")  # fmt: skip
+
     if args.model:
-        print(("fits: " if report["fits"] else "does not fit: ") + describe(report["asked"]))
-        for step in report["downgrade"]:
-            print(f"  then {step['change']}: {describe(step)}")
+        print(("fits: " if not ladder else "does not fit: ") + describe(now))
+        for step in ladder:
+            print(f"  then {step.change}: {describe(step.estimate)}")
     else:
-        print("preset: " + (describe(report["preset"]) if report["preset"] else "none fits: use the camera engine"))
+        print("preset: " + (describe(chosen) if chosen else "none fits: use the camera engine"))
     return 0
 
 

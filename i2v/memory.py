@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from .errors import InvalidInput
@@ -87,8 +87,6 @@ class Settings:
     vae_tiling: bool = False
 
     def with_(self, **changes) -> Settings:
-        from dataclasses import replace
-
         return replace(self, **changes)
 
 
@@ -190,7 +188,15 @@ def _fits(guess: Estimate, vram_gb: float, ram_gb: float | None) -> bool:
     return guess.peak_gb <= usable_gb(vram_gb) and (ram_gb is None or guess.host_gb <= usable_ram_gb(ram_gb))
 
 
+def in_words(settings: Settings) -> str:
+    """How `settings` hold the model, for people: 'all on the GPU', 'group offload, VAE tiling', ..."""
+    where = "all on the GPU" if settings.strategy == "none" else f"{settings.strategy} offload"
+    return where + (", VAE tiling" if settings.vae_tiling else "")
+
+
 def speed_factor(gpu_name: str | None) -> float:
+    """How many times an H200's seconds a run takes on `gpu_name` (presets.toml's `speed`, matched
+    by a part of the name; an unknown GPU, or none named, gets `default`)."""
     table = presets()["planner"]["speed"]
     for key, factor in table.items():
         if gpu_name and key != "default" and key.lower() in gpu_name.lower():
@@ -231,8 +237,7 @@ def pick(
 
 
 def _scaled(guess: Estimate, factor: float) -> Estimate:
-    from dataclasses import replace
-
+    """`guess` with its seconds (measured on an H200) times a GPU's speed factor."""
     return replace(guess, seconds=round(guess.seconds * factor, 1))
 
 
@@ -278,23 +283,29 @@ def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
     return [Rung(change, after, estimate(after) if estimates else None) for change, after in steps]
 
 
-def downgrade(settings: Settings, vram_gb: float, ram_gb: float | None = None) -> tuple[Estimate, list[Rung]]:
+def downgrade(
+    settings: Settings, vram_gb: float, ram_gb: float | None = None, gpu_name: str | None = None
+) -> tuple[Estimate, list[Rung]]:
     """The estimate for `settings` and, if it does not fit in `vram_gb` (and `ram_gb`), the rungs
-    down to the first that does (all of them when none does)."""
-    now = estimate(settings)
+    down to the first that does (all of them when none does). Seconds are for `gpu_name`, as in `pick`."""
+    factor = speed_factor(gpu_name)
+    now = _scaled(estimate(settings), factor)
     if _fits(now, vram_gb, ram_gb):
         return now, []
     plan = []
     for rung in rungs(settings):
-        plan.append(rung)
+        plan.append(replace(rung, estimate=_scaled(rung.estimate, factor)))
         if _fits(rung.estimate, vram_gb, ram_gb):
             break
     return now, plan
 
 
-def fastest_fit(settings: Settings, vram_gb: float, ram_gb: float | None = None) -> Estimate | None:
+def fastest_fit(
+    settings: Settings, vram_gb: float, ram_gb: float | None = None, gpu_name: str | None = None
+) -> Estimate | None:
     """The fastest strategy (and VAE tiling only if needed) that fits `settings` in `vram_gb` (and
-    `ram_gb`); None when the family has no memory profile or nothing fits. Tiling asked for stays on."""
+    `ram_gb`); None when the family has no memory profile or nothing fits. Tiling asked for stays on.
+    Seconds are for `gpu_name`, as in `pick`."""
     if settings.family not in memory_profiles():
         return None
     if settings.vae_tiling and _tiling_choices(settings.family) == (False,):  # the VAE has none to keep
@@ -304,5 +315,5 @@ def fastest_fit(settings: Settings, vram_gb: float, ram_gb: float | None = None)
             continue
         guess = estimate(way)
         if _fits(guess, vram_gb, ram_gb):
-            return guess
+            return _scaled(guess, speed_factor(gpu_name))
     return None

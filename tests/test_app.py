@@ -165,6 +165,11 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
 
     assert estimate(plan).peak_gb <= usable_gb(23.5)
     assert "1. VAE tiling on" in text
+    # The times on the panel are all for this card (a 4090), like the preset's, not an H200's.
+    from i2v.memory import Settings, presets
+
+    asked = estimate(Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40))
+    assert f"~{asked.seconds * presets()['planner']['speed']['4090'] / 60:.1f} min: **does not fit**" in text
     auto_text, _ = hardware_panel(card, "wan2.1-i2v-14b-480p", 480, 832, 81, 40, "auto", False)
     assert "auto: group offload" in auto_text or "auto: model offload" in auto_text
     assert "GB host RAM" in auto_text  # offloaded weights wait in host RAM: the panel says how much

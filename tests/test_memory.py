@@ -78,6 +78,20 @@ def test_downgrade_plan_drops_knobs_in_order_until_it_fits():
     assert downgrade(wanted, 141)[1] == []  # fits: no plan
 
 
+def test_times_are_for_the_gpu_named_everywhere():
+    # pick, downgrade and fastest_fit all scale the H200's seconds by the same factor, so the
+    # preset's time and the plan's times on one panel are for the same card.
+    wanted = Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    factor = presets()["planner"]["speed"]["4090"]
+    now, plan = downgrade(wanted, 24, gpu_name="NVIDIA GeForce RTX 4090")
+    assert now.seconds == round(estimate(wanted).seconds * factor, 1)
+    assert [r.estimate.seconds for r in plan] == [round(estimate(r.settings).seconds * factor, 1) for r in plan]
+    fit = fastest_fit(wanted, 24, gpu_name="NVIDIA GeForce RTX 4090")
+    assert fit.seconds == round(estimate(fit.settings).seconds * factor, 1)
+    unknown = presets()["planner"]["speed"]["default"]
+    assert downgrade(wanted, 24)[0].seconds == round(estimate(wanted).seconds * unknown, 1)  # as pick() does
+
+
 def test_rungs_keep_the_family_rules():
     ladder = rungs(Settings("ltx-video", 704, 1216, 121, 50, "sequential", True))
     assert [r.change.split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
@@ -172,6 +186,12 @@ def test_plan_command():
                  "--frames", "81", "--steps", "40")  # fmt: skip
     assert not asked["fits"] and asked["downgrade"][0]["change"] == "VAE tiling on"
     assert asked["downgrade"][-1]["estimated_peak_gb"] <= asked["usable_gb"]
+    # Times (and so the 20-minute limit) are for the GPU named: an H200 holds A14B at 720p in the
+    # time an unknown card (3x slower) needs for 480p.
+    h200, unknown = plan("--vram-gb", "48", "--gpu", "H200"), plan("--vram-gb", "48")
+    assert (h200["speed_factor"], h200["preset"]["height"]) == (1.0, 720)
+    assert unknown["gpu"] is None and unknown["speed_factor"] == presets()["planner"]["speed"]["default"]
+    assert unknown["preset"]["estimated_seconds"] <= presets()["planner"]["max_minutes"] * 60
     detected = plan("--detect")
     assert detected["hardware"]["gpus"] == [] and "CPU only" in detected["hardware"]["summary"]
 
