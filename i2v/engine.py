@@ -567,7 +567,7 @@ def _place(pipe, strategy: str, device: str) -> None:
     elif strategy == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif strategy == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
+        _sequential_offload(pipe, device)
     elif strategy == "group":
         # Block-level group offload with CUDA streams for the denoiser (measured: 4-17% slower than
         # all on the GPU); text encoders keep their blocks below the top level, so leaf level there.
@@ -586,6 +586,27 @@ def _place(pipe, strategy: str, device: str) -> None:
                 component.to(device)
     else:
         raise InvalidInput(f"memory strategy {strategy!r} is not one of none, model, group, sequential")
+
+
+def _sequential_offload(pipe, device: str) -> None:
+    """diffusers' sequential CPU offload, but components holding an `nn.MultiheadAttention` go to
+    `device` whole. accelerate moves a module's weights in when that module is called, and
+    MultiheadAttention reads its `out_proj` weights without calling it, so they stayed on the meta
+    device and the run failed (SigLIP's pooling head in HunyuanVideo 1.5's image encoder, 0.8 GB)."""
+    import torch
+
+    whole = [name for name, component in pipe.components.items() if isinstance(component, torch.nn.Module)
+             and any(isinstance(m, torch.nn.MultiheadAttention) for m in component.modules())]  # fmt: skip
+    own = "_exclude_from_cpu_offload" in vars(pipe)
+    kept = pipe._exclude_from_cpu_offload
+    pipe._exclude_from_cpu_offload = [*kept, *whole]  # for this call only: model offload moves them whole anyway
+    try:
+        pipe.enable_sequential_cpu_offload(device=device)
+    finally:
+        if own:
+            pipe._exclude_from_cpu_offload = kept
+        else:
+            del pipe._exclude_from_cpu_offload
 
 
 def _set_vae_tiling(pipe, on: bool) -> None:
