@@ -6,12 +6,13 @@ Model, per family and per strategy (none, model, group), all in GB, fitted on th
   decode  peak = a * MPf + b * MPv + c      untiled (causal VAEs grow with the frame, LTX's with the video)
   decode  peak with VAE tiling = the measured constant (tiles have a fixed size); the same for encode
   run peak = the largest of the three
-Where the runs cannot tell the per-frame and per-video terms apart (one frame count, or one frame
-area), only the one they can tell is fitted (see frame_features).
+Where a strategy's runs cannot tell the per-frame and per-video terms apart (one frame count, or
+one frame area), only the one they can tell is fitted (see frame_features).
 Negative slopes (noise) are refitted away, and the constant is then raised so that no measured
 run is above its fit: the estimate errs on the safe side. Seconds per step = c1 * ktok + c2 * ktok^2
 all on the GPU, times a measured factor per strategy, plus a measured overhead per run and
-strategy (the first step moves weights in); the decode's seconds are a line in MPv.
+strategy (the first step moves weights in); the decode's seconds are a line in MPv per strategy
+(with VAE tiling: that line scaled to the tiled run).
 
     python bench/fit_memory.py bench/results/memory_*.jsonl > configs/memory.toml   (later files win)
 """
@@ -90,12 +91,12 @@ def frame_features(runs: list[dict]):
 def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     ok = [r for r in runs if r.get("ok")]
     size = lambda r: (r["height"], r["width"], r["num_frames"])  # noqa: E731
-    frame = frame_features(ok)
     peaks = {}
     for strategy in sorted({r["strategy"] for r in ok}):
         chosen = [r for r in ok if r["strategy"] == strategy]
         untiled = [r for r in chosen if not r["tiling"]]
         tiled = [r for r in chosen if r["tiling"]]
+        frame = frame_features(untiled)  # what this strategy's runs can tell apart
         peaks[strategy] = {
             "encode": fit_phase([(frame(r), r["encode_peak_gb"]) for r in untiled]),  # tiling also shrinks encode
             "denoise": fit_phase([([ktokens(family, *size(r))], r["denoise_peak_gb"]) for r in chosen]),
@@ -108,30 +109,50 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     secs = np.array([r["seconds_per_step"] for r in none])
     c1, c2 = np.linalg.lstsq(np.stack([ks, ks**2], 1), secs, rcond=None)[0]
     step = lambda r: c1 * ktokens(family, *size(r)) + c2 * ktokens(family, *size(r)) ** 2  # noqa: E731
-    # Per run, once: what the first step costs beyond a step (offload moves the denoiser in). With
-    # two experts under model offload, the timed steps also hold the one swap of experts that a run
-    # pays once, so there the swap moves from the per-step factor into the per-run overhead.
+    # A step with offload: k times the step all on the GPU (streams hide part of the copies) plus
+    # c seconds of copies that do not shrink with the video (sequential offload moves every weight
+    # in, every step): a line per strategy. Per run, once: what the first step costs beyond a step
+    # (offload moves the denoiser in). With two experts under model offload, the timed steps also
+    # hold the one swap of experts that a run pays once, so there the swap goes to the per-run overhead.
     speed, overhead = {}, {}
     for strategy in peaks:
         chosen = [r for r in ok if r["strategy"] == strategy]
         if strategy == "model" and "transformer_2" in weights:
-            speed[strategy] = 1.0
+            speed[strategy] = (1.0, 0.0)
             swap = [r["seconds_per_step"] - step(r) for r in chosen]
         else:
-            speed[strategy] = round(float(np.mean([r["seconds_per_step"] / step(r) for r in chosen])), 3)
+            xs, ys = [step(r) for r in chosen], [r["seconds_per_step"] for r in chosen]
+            k, c = line(xs, ys)
+            if c < 0:  # no fixed cost to see: a factor
+                k, c = float(np.mean(np.divide(ys, xs))), 0.0
+            if k < 1:  # a step with offload is no faster than the step all on the GPU: a fixed cost
+                k, c = 1.0, max(0.0, float(np.mean(np.subtract(ys, xs))))
+            speed[strategy] = (round(k, 3), round(c, 3))
             swap = [0.0]
-        first = [r["first_step_seconds"] - step(r) * speed[strategy] for r in chosen]
+        k, c = speed[strategy]
+        first = [r["first_step_seconds"] - (step(r) * k + c) for r in chosen]
         overhead[strategy] = round(max(0.0, float(np.mean(first) + np.mean(swap))), 1)
-    dec = line([size(r)[0] * size(r)[1] * size(r)[2] / 1e6 for r in none], [r["decode_seconds"] for r in none])
+    # The decode's seconds, a line in MPv per strategy: offload slows it (model offload moves the
+    # denoiser out and the VAE in; sequential offload moves the VAE's weights in for every layer,
+    # and with tiling for every tile: Wan 2.2 5B's tiled decode took 10x its untiled one). Tiled
+    # runs are at one size: there the strategy's untiled line is scaled to the measurement.
+    decode = {}
+    for strategy in peaks:
+        untiled = [r for r in ok if r["strategy"] == strategy and not r["tiling"]]
+        a, b = decode[strategy] = line([mpx(*size(r)) for r in untiled], [r["decode_seconds"] for r in untiled])
+        tiled = [r for r in ok if r["strategy"] == strategy and r["tiling"]]
+        if tiled:
+            k = float(np.mean([r["decode_seconds"] / (a * mpx(*size(r)) + b) for r in tiled]))
+            decode[strategy + "_tiled"] = (a * k, b * k)
     return dict(
         source="measured",
         latent={"spatial": LATENT[family][0], "temporal": LATENT[family][1]},
         weights_gb={k: round(v, 3) for k, v in weights.items()},
         peak_gb=peaks,
         seconds_per_step=[round(float(c1), 6), round(float(c2), 8)],
-        strategy_speed=speed,
+        strategy_speed={s: list(kc) for s, kc in speed.items()},
         run_overhead_seconds=overhead,
-        decode_seconds=[round(v, 4) for v in dec],
+        decode_seconds={way: [round(v, 4) for v in ab] for way, ab in decode.items()},
     )
 
 

@@ -135,7 +135,7 @@ def estimate(settings: Settings) -> Estimate:
     frame, video = h * w / 1e6, h * w * f / 1e6
     fitted = profile["peak_gb"]
     measured = profile["source"] == "measured" and settings.strategy in fitted
-    # Sequential offload was not measured: one layer at a time, so at most group offload's peak.
+    # A strategy a family was not measured with (none today): group offload's peak, the nearest.
     coef = fitted.get(settings.strategy) or fitted.get("group") or fitted["model"]
     tiled = settings.vae_tiling and coef["decode_tiled"] > 0
     phases = {
@@ -146,12 +146,18 @@ def estimate(settings: Settings) -> Estimate:
         ),
     }  # fmt: skip
     c1, c2 = profile["seconds_per_step"]
-    speed = profile["strategy_speed"].get(settings.strategy, 8.0)  # sequential: several times slower
-    decode = profile["decode_seconds"][0] * video + profile["decode_seconds"][1]
+    # Seconds per step with the strategy: k times the step all on the GPU, plus c of copies.
+    k, c = profile["strategy_speed"].get(settings.strategy, (8.0, 0.0))  # not measured: say it is slow
     overhead = profile.get("run_overhead_seconds", {}).get(settings.strategy, 0.0)
-    seconds = settings.num_inference_steps * (c1 * ktok + c2 * ktok**2) * speed + overhead
-    seconds += decode * (2 if settings.vae_tiling else 1)
-    phases = {k: round(v, 2) for k, v in phases.items()}
+    seconds = settings.num_inference_steps * ((c1 * ktok + c2 * ktok**2) * k + c) + overhead
+    # The decode: a line in megapixels of video per strategy, with and without tiling; where that
+    # was not measured, the nearest measured strategy's (as for the peak), tiling taking twice as long.
+    lines = profile["decode_seconds"]
+    a, b = lines.get(settings.strategy + ("_tiled" if settings.vae_tiling else "")) or [
+        v * (2 if settings.vae_tiling else 1) for v in lines.get(settings.strategy) or lines.get("group") or lines["none"]
+    ]
+    seconds += max(0.0, a * video + b)
+    phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
     # Offloaded weights live in host RAM (group offload pins them there); all on the GPU, none do.
     host = 0.0 if settings.strategy == "none" else sum(profile["weights_gb"].values())
     return Estimate(settings, max(phases.values()), round(seconds, 1), measured, phases, round(host, 1))

@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from fit_memory import load_runs  # noqa: E402  (the same reading, re-measurements replacing old runs)
 
 RESULT_FILES = ["memory_h200_ltx_wan5b.jsonl", "memory_h200_wan14b.jsonl", "memory_h200_regroup.jsonl",
-                "memory_h200_more_families.jsonl"]
+                "memory_h200_more_families.jsonl", "memory_h200_sequential.jsonl", "memory_h200_sequential_more.jsonl",
+                "memory_h200_a14b_81frames.jsonl"]
 _, _RUNS, _ = load_runs([REPO / "bench" / "results" / name for name in RESULT_FILES])
 MEASURED = [r for runs in _RUNS.values() for r in runs if r.get("ok")]
 
@@ -38,6 +39,28 @@ def test_estimate_is_within_15_percent_of_each_measured_peak(run):
     guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], 3, run["strategy"], run["tiling"]))
     assert guess.measured
     assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], (guess.phases_gb, run)
+
+
+@pytest.mark.parametrize("run", MEASURED, ids=lambda r: f"{r['family']}-{r['strategy']}-{r['height']}x{r['num_frames']}-t{int(r['tiling'])}")
+def test_estimated_seconds_match_each_measured_run(run):
+    # The run as measured: the first step (it moves weights in), the other steps, the decode.
+    took = run["first_step_seconds"] + (run["steps"] - 1) * run["seconds_per_step"] + run["decode_seconds"]
+    guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], run["steps"], run["strategy"],
+                              run["tiling"]))  # fmt: skip
+    assert abs(guess.seconds - took) <= 0.2 * took + 1.0, (guess.seconds, took)
+
+
+def test_peaks_fitted_on_an_h200_hold_on_an_h100():
+    # The same pipelines on another card (bench/results/memory_h100_none.jsonl): memory is the
+    # model's, not the card's; only the seconds change (presets.toml's speed factor).
+    _, runs, device = load_runs([REPO / "bench" / "results" / "memory_h100_none.jsonl"])
+    assert "H100" in device["device"]
+    on_h100 = [r for family in runs.values() for r in family if r.get("ok")]
+    assert len(on_h100) >= 10
+    for run in on_h100:
+        guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], 3, run["strategy"],
+                                  run["tiling"]))  # fmt: skip
+        assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], run
 
 
 def test_more_memory_never_means_a_worse_preset():
