@@ -1,6 +1,6 @@
 """Fit the memory planner's estimator to the measured runs and write configs/memory.toml.
 
-Model, per family and per strategy (none, model, group), all in GB, fitted on that strategy's runs:
+Model, per family and per strategy (none, model, group, sequential), in GB, fitted on that strategy's runs:
   encode  peak = a * MPf + b * MPv + c     MPf = height * width / 1e6 (one frame), MPv = MPf * num_frames
   denoise peak = a * ktok + b               ktok = latent_frames * (h / spatial) * (w / spatial) / 1e3
   decode  peak = a * MPf + b * MPv + c      untiled (causal VAEs grow with the frame, LTX's with the video)
@@ -10,9 +10,9 @@ Where a strategy's runs cannot tell the per-frame and per-video terms apart (one
 one frame area), only the one they can tell is fitted (see frame_features).
 Negative slopes (noise) are refitted away, and the constant is then raised so that no measured
 run is above its fit: the estimate errs on the safe side. Seconds per step = c1 * ktok + c2 * ktok^2
-all on the GPU, times a measured factor per strategy, plus a measured overhead per run and
-strategy (the first step moves weights in); the decode's seconds are a line in MPv per strategy
-(with VAE tiling: that line scaled to the tiled run).
+all on the GPU; with offload k times that plus c seconds of copies (k >= 1, per strategy); plus a
+measured overhead per run and strategy (the first step moves weights in); the decode's seconds are
+a line in MPv per strategy (with VAE tiling: that line scaled to the tiled run).
 
     python bench/fit_memory.py bench/results/memory_*.jsonl > configs/memory.toml   (later files win)
 """

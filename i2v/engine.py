@@ -599,7 +599,7 @@ def _sequential_offload(pipe, device: str) -> None:
              and any(isinstance(m, torch.nn.MultiheadAttention) for m in component.modules())]  # fmt: skip
     own = "_exclude_from_cpu_offload" in vars(pipe)
     kept = pipe._exclude_from_cpu_offload
-    pipe._exclude_from_cpu_offload = [*kept, *whole]  # for this call only: model offload moves them whole anyway
+    pipe._exclude_from_cpu_offload = [*kept, *whole]  # for this call only: a later model offload still moves them
     try:
         pipe.enable_sequential_cpu_offload(device=device)
     finally:
