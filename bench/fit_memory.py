@@ -91,7 +91,7 @@ def frame_features(runs: list[dict]):
 def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     ok = [r for r in runs if r.get("ok")]
     size = lambda r: (r["height"], r["width"], r["num_frames"])  # noqa: E731
-    peaks = {}
+    peaks, decode = {}, {}
     for strategy in sorted({r["strategy"] for r in ok}):
         chosen = [r for r in ok if r["strategy"] == strategy]
         untiled = [r for r in chosen if not r["tiling"]]
@@ -104,6 +104,14 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
             "decode_tiled": round(max([r["decode_peak_gb"] for r in tiled], default=0.0), 3),
             "encode_tiled": round(max([r["encode_peak_gb"] for r in tiled], default=0.0), 3),
         }
+        # The decode's seconds, a line in MPv: offload slows it (model offload moves the denoiser
+        # out and the VAE in; sequential offload moves the VAE's weights in for every layer, and with
+        # tiling for every tile: Wan 2.2 5B's tiled decode took 10x its untiled one). Tiled runs are
+        # at one size: there the strategy's untiled line is scaled to the measurement.
+        a, b = decode[strategy] = line([mpx(*size(r)) for r in untiled], [r["decode_seconds"] for r in untiled])
+        if tiled:
+            k = float(np.mean([r["decode_seconds"] / (a * mpx(*size(r)) + b) for r in tiled]))
+            decode[strategy + "_tiled"] = (a * k, b * k)
     none = [r for r in ok if r["strategy"] == "none" and not r["tiling"]]
     ks = np.array([ktokens(family, *size(r)) for r in none])
     secs = np.array([r["seconds_per_step"] for r in none])
@@ -132,18 +140,6 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
         k, c = speed[strategy]
         first = [r["first_step_seconds"] - (step(r) * k + c) for r in chosen]
         overhead[strategy] = round(max(0.0, float(np.mean(first) + np.mean(swap))), 1)
-    # The decode's seconds, a line in MPv per strategy: offload slows it (model offload moves the
-    # denoiser out and the VAE in; sequential offload moves the VAE's weights in for every layer,
-    # and with tiling for every tile: Wan 2.2 5B's tiled decode took 10x its untiled one). Tiled
-    # runs are at one size: there the strategy's untiled line is scaled to the measurement.
-    decode = {}
-    for strategy in peaks:
-        untiled = [r for r in ok if r["strategy"] == strategy and not r["tiling"]]
-        a, b = decode[strategy] = line([mpx(*size(r)) for r in untiled], [r["decode_seconds"] for r in untiled])
-        tiled = [r for r in ok if r["strategy"] == strategy and r["tiling"]]
-        if tiled:
-            k = float(np.mean([r["decode_seconds"] / (a * mpx(*size(r)) + b) for r in tiled]))
-            decode[strategy + "_tiled"] = (a * k, b * k)
     return dict(
         source="measured",
         latent={"spatial": LATENT[family][0], "temporal": LATENT[family][1]},

@@ -19,11 +19,14 @@ from i2v.request import GenerationRequest
 sys.path.insert(0, str(REPO / "bench"))
 from fit_memory import load_runs  # noqa: E402  (the same reading, re-measurements replacing old runs)
 
-RESULT_FILES = ["memory_h200_ltx_wan5b.jsonl", "memory_h200_wan14b.jsonl", "memory_h200_regroup.jsonl",
-                "memory_h200_more_families.jsonl", "memory_h200_sequential.jsonl", "memory_h200_sequential_more.jsonl",
-                "memory_h200_a14b_81frames.jsonl"]
-_, _RUNS, _ = load_runs([REPO / "bench" / "results" / name for name in RESULT_FILES])
+# The files the fit reads, in the order it reads them (`fit_memory.py bench/results/memory_h200_*.jsonl`).
+_, _RUNS, _ = load_runs(sorted((REPO / "bench" / "results").glob("memory_h200_*.jsonl")))
 MEASURED = [r for runs in _RUNS.values() for r in runs if r.get("ok")]
+
+
+def settings_of(run: dict, steps: int) -> Settings:
+    """The planner's view of a measured run."""
+    return Settings(run["family"], run["height"], run["width"], run["num_frames"], steps, run["strategy"], run["tiling"])
 
 
 def test_there_are_measurements():
@@ -36,7 +39,7 @@ def test_there_are_measurements():
 
 @pytest.mark.parametrize("run", MEASURED, ids=lambda r: f"{r['family']}-{r['strategy']}-{r['height']}x{r['num_frames']}-t{int(r['tiling'])}")
 def test_estimate_is_within_15_percent_of_each_measured_peak(run):
-    guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], 3, run["strategy"], run["tiling"]))
+    guess = estimate(settings_of(run, 3))
     assert guess.measured
     assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], (guess.phases_gb, run)
 
@@ -45,8 +48,7 @@ def test_estimate_is_within_15_percent_of_each_measured_peak(run):
 def test_estimated_seconds_match_each_measured_run(run):
     # The run as measured: the first step (it moves weights in), the other steps, the decode.
     took = run["first_step_seconds"] + (run["steps"] - 1) * run["seconds_per_step"] + run["decode_seconds"]
-    guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], run["steps"], run["strategy"],
-                              run["tiling"]))  # fmt: skip
+    guess = estimate(settings_of(run, run["steps"]))
     assert abs(guess.seconds - took) <= 0.2 * took + 1.0, (guess.seconds, took)
 
 
@@ -58,8 +60,7 @@ def test_peaks_fitted_on_an_h200_hold_on_an_h100():
     on_h100 = [r for family in runs.values() for r in family if r.get("ok")]
     assert len(on_h100) >= 10
     for run in on_h100:
-        guess = estimate(Settings(run["family"], run["height"], run["width"], run["num_frames"], 3, run["strategy"],
-                                  run["tiling"]))  # fmt: skip
+        guess = estimate(settings_of(run, 3))
         assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], run
 
 
