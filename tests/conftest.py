@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TESTDATA = REPO.parent / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"  # carried in the repo: a bare clone runs the suite
 IMAGES = TESTDATA / "images"
 
 # Set before anything imports huggingface_hub or gradio, which read these once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# A developer's own settings (an LLM endpoint, a model, a device) never reach the suite, nor the
+# servers and commands it starts: cleared before any fixture reads them, and again for each test.
+DEVELOPER_SETTINGS = ("I2V_", "OPENAI_")
+for _name in [name for name in os.environ if name.startswith(DEVELOPER_SETTINGS)]:
+    del os.environ[_name]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,7 +30,11 @@ def _one_thread():
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """No test sees the real Hugging Face cache, a real output dir or the user's settings."""
+    """No test sees the real Hugging Face cache, a real output dir or the user's settings: a
+    developer's own LLM endpoint (OPENAI_*) or model and device (I2V_*) never reach the suite."""
+    for name in list(os.environ):
+        if name.startswith(DEVELOPER_SETTINGS):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
@@ -55,10 +64,7 @@ def tiny_models(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def chelsea() -> Path:
-    path = IMAGES / "chelsea.png"
-    if not path.is_file():
-        pytest.fail(f"test photo {path} is missing: the shared/ folder must sit beside the checkout")
-    return path
+    return IMAGES / "chelsea.png"
 
 
 @pytest.fixture(scope="session")
