@@ -22,10 +22,13 @@ case "$port" in ''|*[!0-9]*) echo "start_app.sh: --port $port is not a number" >
 
 ./install.sh
 
+# Only a listening socket makes the port busy: SO_REUSEADDR (as the server itself binds) lets the
+# check pass over the TIME_WAIT connections a stopped or crashed app leaves for about a minute.
 if ! .venv/bin/python - "$host" "$port" <<'PY'
 import socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
 with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError:
