@@ -230,7 +230,7 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     if chosen is not None:
         s = chosen.settings
         lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
-                     f"{s.num_inference_steps} steps, {in_words(s)}: "
+                     f"{s.num_inference_steps} steps, {in_words(s.strategy, s.vae_tiling)}: "
                      f"{_gb(chosen)}, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
         actions["preset"] = s
     family = rules_for(model)["family"]
@@ -243,7 +243,7 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     auto = fastest_fit(wanted, vram, ram, gpu.name) if strategy == "auto" else None
     if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = auto.settings
-        lines.append(f"Your settings (auto: {in_words(way)}): "
+        lines.append(f"Your settings (auto: {in_words(way.strategy, way.vae_tiling)}): "
                      f"{_gb(auto)}, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
         return "\n\n".join(lines), actions
     now, plan = downgrade(wanted, vram, ram, gpu.name)
@@ -357,7 +357,7 @@ def build_demo(services: Services) -> gr.Blocks:
         finally:
             jobs.finish(session, cancel)
         for note in result.adjustments:
-            gr.Warning(note)
+            gr.Warning(str(note))
         if result.preview:
             gr.Info("Camera-motion preview: the photo itself moves; no diffusion model was used.")
         # No "path" key: API clients take any dict with one for a file to download.

@@ -169,7 +169,7 @@ def _make_tiny(args) -> int:
 
     family = get_family(args.family)
     if args.directory.exists() and any(args.directory.iterdir()):
-        raise InvalidInput(f"directory {args.directory} is not empty: give a new or empty folder")
+        raise InvalidInput("cli.directory_not_empty", directory=str(args.directory))
     make_tiny(family.id, args.directory)
     print(f"wrote a tiny random-weight {family.id} model to {args.directory}")
     return 0
@@ -186,7 +186,7 @@ def _generate(args) -> int:
     try:
         request = GenerationRequest(**{name: getattr(args, name) for name in fields})
     except ValidationError as exc:
-        raise InvalidInput(_one_line(exc)) from None
+        raise InvalidInput("request.invalid", details=_one_line(exc)) from None
 
     from .engine import VideoEngine
 
@@ -208,7 +208,7 @@ def _generate(args) -> int:
     try:
         result = engine.generate(request, on_progress=on_progress, cancel=cancel, out_path=out_file)
     except KeyboardInterrupt:
-        raise Cancelled("stopped with Ctrl-C; no video was written") from None
+        raise Cancelled("run.cancelled_ctrl_c") from None
     finally:
         for bar in bars.values():
             bar.close()
@@ -247,9 +247,9 @@ def _plan(args) -> int:
         ram = hardware.ram_gb or None
     else:
         if args.vram_gb <= 0:
-            raise InvalidInput(f"--vram-gb {args.vram_gb:g} must be more than 0")
+            raise InvalidInput("cli.must_be_positive", flag="--vram-gb", value=args.vram_gb)
         if args.ram_gb is not None and args.ram_gb <= 0:
-            raise InvalidInput(f"--ram-gb {args.ram_gb:g} must be more than 0")
+            raise InvalidInput("cli.must_be_positive", flag="--ram-gb", value=args.ram_gb)
         vram, ram, gpu_name = args.vram_gb, args.ram_gb, args.gpu
     report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2), ram_gb=ram, gpu=gpu_name,
                   speed_factor=speed_factor(gpu_name))  # fmt: skip
@@ -268,7 +268,7 @@ def _plan(args) -> int:
                           args.strategy, args.vae_tiling)  # fmt: skip
         now, ladder = downgrade(wanted, vram, ram, gpu_name)
         report.update(asked=row(now), fits=not ladder,
-                      downgrade=[{"change": r.change, **row(r.estimate)} for r in ladder])  # fmt: skip
+                      downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder])  # fmt: skip
     else:
         chosen = pick(vram, gpu_name=gpu_name, ram_gb=ram)
         report["preset"] = row(chosen) if chosen else None
@@ -284,7 +284,7 @@ def _plan(args) -> int:
     def describe(guess) -> str:
         s = guess.settings
         return (f"{s.family} {s.width}x{s.height}, {s.num_frames} frames, {s.num_inference_steps} steps, "
-                f"{in_words(s)}: ~{guess.peak_gb} GB{_host_note(guess.host_gb)}, ~{guess.seconds / 60:.1f} min"
+                f"{in_words(s.strategy, s.vae_tiling)}: ~{guess.peak_gb} GB{_host_note(guess.host_gb)}, ~{guess.seconds / 60:.1f} min"
                 f"{'' if guess.measured else ' (not measured)'}")  # fmt: skip
 
     if args.model:

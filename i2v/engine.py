@@ -23,11 +23,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from PIL import Image
 
+from messages import Message, note
+
 from . import camera
 from .errors import Cancelled, I2VError, InvalidInput, ModelNotAvailable, OutOfMemory
 from .export import unique_video_path, write_mp4
 from .images import fit, open_photo
-from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights_message, resolve
+from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights, resolve
 from .request import MAX_SEED, GenerationRequest, VideoResult
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class CheckedRequest:
     last_photo: Image.Image | None
     strategy: str = "none"
     vae_tiling: bool = False
-    adjustments: list[str] = field(default_factory=list)
+    adjustments: list[Message] = field(default_factory=list)
 
     @property
     def family(self) -> Family | None:
@@ -85,7 +87,7 @@ class _StepWatch:
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("stopped on request; no video was written")
+            raise Cancelled("run.cancelled")
 
     def step(self, done: int | None = None) -> None:
         self.done = min(self.total, self.done + 1 if done is None else done)
@@ -117,7 +119,7 @@ class VideoEngine:
         source = None if model == CAMERA else resolve(model)
         family = source.family if source else None
         rules = family or camera_defaults()
-        adjustments: list[str] = []
+        adjustments: list[Message] = []
         name = family.id if family else CAMERA
 
         height = request.height or rules.height
@@ -128,19 +130,15 @@ class VideoEngine:
                 if request.height is None and request.width is None:
                     height, width = fixed_h, fixed_w
                 else:
-                    raise InvalidInput(
-                        f"height x width {height}x{width} is not allowed: {name} makes {fixed_h}x{fixed_w} only "
-                        f"(its position embeddings are learned for that size)"
-                    )
+                    raise InvalidInput("request.fixed_size", height=height, width=width, model=name,
+                                       fixed_height=fixed_h, fixed_width=fixed_w)  # fmt: skip
         else:
             height, width = _round_size(height, width, rules.size_multiple, name, adjustments)
             if family is not None and family.size_rule == "bucket":
                 bucket = _bucket_size(source, height, width)
                 if bucket != (height, width):
-                    adjustments.append(
-                        f"{name} picks its own resolution bucket for this aspect ratio: "
-                        f"{height}x{width} became {bucket[0]}x{bucket[1]}"
-                    )
+                    adjustments.append(note("request.bucket", model=name, height=height, width=width,
+                                            new_height=bucket[0], new_width=bucket[1]))  # fmt: skip
                     height, width = bucket
 
         max_frames = _max_frames(source) if family else rules.max_frames
@@ -148,17 +146,17 @@ class VideoEngine:
         if family is not None:
             num_frames = _round_frames(num_frames, family, adjustments)
         if num_frames > max_frames:
-            raise InvalidInput(f"num_frames {num_frames} is more than {name} can make: at most {max_frames}")
+            raise InvalidInput("request.too_many_frames", num_frames=num_frames, model=name, maximum=max_frames)
         if family is not None and num_frames < family.min_frames:
-            raise InvalidInput(f"num_frames {num_frames} is fewer than {name} can make: at least {family.min_frames}")
+            raise InvalidInput("request.too_few_frames", num_frames=num_frames, model=name, minimum=family.min_frames)
 
         if request.last_image is not None and not (family and family.end_frame):
-            raise InvalidInput(f"{name} cannot end on a given frame: last_image is only for models that take one")
+            raise InvalidInput("request.no_end_frame", model=name)
         if family is not None and not family.text_prompt and request.prompt.strip():
-            adjustments.append(f"{name} takes no text prompt: the prompt was not used")
+            adjustments.append(note("request.no_text_prompt", model=name))
         vae_tiling = request.vae_tiling
         if family is not None and vae_tiling and not family.vae_tiling:
-            adjustments.append(f"{name} cannot decode in tiles: VAE tiling was not used")
+            adjustments.append(note("request.no_vae_tiling", model=name))
             vae_tiling = False
 
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
@@ -167,8 +165,8 @@ class VideoEngine:
         if request.last_image is not None:
             last_photo, last_notes = open_photo(request.last_image)
             notes += last_notes
-        for note in adjustments + notes:
-            log.info("%s", note)
+        for said in adjustments + notes:
+            log.info("%s", said)
         checked = CheckedRequest(
             request=request,
             model=source.name if source else CAMERA,
@@ -200,7 +198,7 @@ class VideoEngine:
             return replace(checked, strategy=self.offload)
         import torch
 
-        from .memory import GiB, fastest_fit, host_ram_gb
+        from .memory import GiB, fastest_fit, host_ram_gb, in_words
 
         # What this process could use: free memory plus what torch already holds (our own model).
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
@@ -209,12 +207,12 @@ class VideoEngine:
         chosen = fastest_fit(wanted, total_gb, host_ram_gb())
         if chosen is None:
             return replace(checked, strategy=self.offload)
-        note = (f"memory strategy auto: {chosen.settings.strategy} offload"
-                f"{' with VAE tiling' if chosen.settings.vae_tiling else ''} (estimated peak "
-                f"{chosen.peak_gb:.1f} GB of {total_gb:.0f} GB available)")  # fmt: skip
-        log.info("%s", note)
+        chose = note("memory.auto", placement=in_words(chosen.settings.strategy, chosen.settings.vae_tiling),
+                     peak_gb=chosen.peak_gb,
+                     available_gb=total_gb)  # fmt: skip
+        log.info("%s", chose)
         return replace(checked, strategy=chosen.settings.strategy, vae_tiling=chosen.settings.vae_tiling,
-                       adjustments=[*checked.adjustments, note])  # fmt: skip
+                       adjustments=[*checked.adjustments, chose])  # fmt: skip
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -240,19 +238,19 @@ class VideoEngine:
                 try:
                     frames = self._run_pipeline(checked, on_progress, cancel)
                 except OutOfMemory as exc:
-                    failure = str(exc)
+                    failure = exc.message
                 if failure is not None:  # retried outside the except block: no traceback keeps tensors alive
                     checked, change = self._step_down(checked, failure)
                     failure = None
                     try:
                         frames = self._run_pipeline(checked, on_progress, cancel)
                     except OutOfMemory as exc:
-                        failure = f"{exc}; this was already after retrying with {change}"
+                        failure = exc.message
                     if failure is not None:
                         self.unload()  # nothing stays behind for the next job
-                        raise OutOfMemory(failure)
+                        raise OutOfMemory("memory.oom_after_retry", failure=failure, change=change)
             if cancel is not None and cancel.is_set():
-                raise Cancelled("stopped on request; no video was written")
+                raise Cancelled("run.cancelled")
 
             # 3. Export
             if on_progress is not None:
@@ -306,11 +304,11 @@ class VideoEngine:
         if out_of_memory:
             del kwargs
             self._release_pipeline_memory(pipe)
-            raise OutOfMemory(
-                f"{family.id} ran out of GPU memory at {checked.width}x{checked.height}, {checked.num_frames} frames "
-                f"({checked.strategy} offload, VAE tiling {'on' if checked.vae_tiling else 'off'}): lower the "
-                "resolution or frame count, or choose a stronger memory strategy"
-            )
+            from .memory import in_words
+
+            placement = in_words(checked.strategy, checked.vae_tiling)
+            raise OutOfMemory("memory.oom", model=family.id, width=checked.width, height=checked.height,
+                              num_frames=checked.num_frames, placement=placement)  # fmt: skip
         frames = np.asarray(output.frames[0])
         if frames.dtype != np.uint8:
             frames = np.clip(frames, 0.0, 1.0)
@@ -333,8 +331,8 @@ class VideoEngine:
             pipe = family.pipeline_class().from_pretrained(source.location, dtype=dtype)
         except OSError as exc:
             if source.local:
-                raise ModelNotAvailable(f"cannot load model folder {source.location}: {exc}") from None
-            raise ModelNotAvailable(missing_weights_message(source)) from None
+                raise ModelNotAvailable("model.folder_load_failed", folder=source.location, detail=str(exc)) from None
+            raise missing_weights(source) from None
         pipe.set_progress_bar_config(disable=True)
         return self.adopt(pipe, source, strategy)
 
@@ -352,11 +350,11 @@ class VideoEngine:
             pipe.to("cpu")
             del pipe
             _free_memory()
-            raise OutOfMemory(f"{source.family.id} does not fit in GPU memory with {strategy} offload")
+            raise OutOfMemory("memory.does_not_fit", model=source.family.id, strategy=strategy)
         self._pipe, self._pipe_source, self._pipe_strategy = pipe, source, strategy
         return pipe
 
-    def _step_down(self, checked: CheckedRequest, failure: str) -> tuple[CheckedRequest, str]:
+    def _step_down(self, checked: CheckedRequest, failure: Message) -> tuple[CheckedRequest, Message]:
         """The request one rung down the downgrade plan (what changed is said in its adjustments),
         and the change in words."""
         from .memory import rungs
@@ -365,7 +363,7 @@ class VideoEngine:
         ladder = rungs(now, with_estimates=False)
         if not ladder:
             self.unload()
-            raise OutOfMemory(failure)
+            raise OutOfMemory(failure.code, **failure.params)
         rung = ladder[0]
         after = rung.settings
         log.warning("%s; retrying once with %s", failure, rung.change)
@@ -373,7 +371,7 @@ class VideoEngine:
             checked,
             height=after.height, width=after.width, num_frames=after.num_frames, strategy=after.strategy,
             vae_tiling=after.vae_tiling,
-            adjustments=[*checked.adjustments, f"out of GPU memory; retried with {rung.change}"],
+            adjustments=[*checked.adjustments, note("memory.oom_retried", change=rung.change)],
         ), rung.change  # fmt: skip
 
     def unload(self) -> None:
@@ -434,22 +432,24 @@ def _run_settings(checked: CheckedRequest, strategy: str):
                     checked.num_inference_steps, strategy, checked.vae_tiling)  # fmt: skip
 
 
-def _round_size(height: int, width: int, multiple: int, name: str, adjustments: list[str]) -> tuple[int, int]:
+def _round_size(height: int, width: int, multiple: int, name: str, adjustments: list[Message]) -> tuple[int, int]:
     rounded = []
     for label, value in (("height", height), ("width", width)):
         new = max(multiple, value // multiple * multiple)
         if new != value:
-            adjustments.append(f"{label} {value} rounded down to {new} ({name} needs a multiple of {multiple})")
+            adjustments.append(note("request.size_rounded", knob=label, value=value, new=new, model=name,
+                                    multiple=multiple))  # fmt: skip
         rounded.append(new)
     return rounded[0], rounded[1]
 
 
-def _round_frames(num_frames: int, family: Family, adjustments: list[str]) -> int:
+def _round_frames(num_frames: int, family: Family, adjustments: list[Message]) -> int:
     step, offset = family.frame_step, family.frame_offset
     n = max(1, round((num_frames - offset) / step))
     new = n * step + offset
     if new != num_frames:
-        adjustments.append(f"num_frames {num_frames} rounded to {new} ({family.id} needs {family.frame_rule} frames)")
+        adjustments.append(note("request.frames_rounded", value=num_frames, new=new, model=family.id,
+                                rule=family.frame_rule))  # fmt: skip
     return new
 
 
@@ -585,7 +585,7 @@ def _place(pipe, strategy: str, device: str) -> None:
             else:
                 component.to(device)
     else:
-        raise InvalidInput(f"memory strategy {strategy!r} is not one of none, model, group, sequential")
+        raise InvalidInput("memory.unknown_strategy", strategy=strategy)
 
 
 def _sequential_offload(pipe, device: str) -> None:

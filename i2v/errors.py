@@ -1,8 +1,24 @@
-"""The engine's errors. Their messages are written for the person using the tool, not for a developer."""
+"""The engine's errors. Each is a message id and its parameters (see the `messages` package): `str()`
+gives the English words, for logs and the command line; the studio renders them in the page's
+language. They are written for the person using the tool, not for a developer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messages import Message
 
 
 class I2VError(Exception):
     """Anything the engine reports to the user."""
+
+    def __init__(self, code: str, **params: Any):
+        self.message = Message(code=code, params=params)
+        super().__init__(str(self.message))
+
+    @property
+    def code(self) -> str:
+        return self.message.code
 
 
 class InvalidInput(I2VError):
@@ -19,3 +35,11 @@ class OutOfMemory(I2VError):
 
 class Cancelled(I2VError):
     """The job was stopped on request; it left no video behind."""
+
+
+class ExportFailed(I2VError):
+    """The video could not be written; nothing was left under its name."""
+
+
+class DiskFull(ExportFailed):
+    """No space left where the video goes; nothing was left under its name."""

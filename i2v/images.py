@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from messages import Message, note
+
 from .errors import InvalidInput
 from .request import Fit
 
@@ -25,42 +27,43 @@ MAX_BYTES = 100 * 1024 * 1024
 MIN_SIDE = 16
 
 
-def open_photo(path: str | Path) -> tuple[Image.Image, list[str]]:
+def open_photo(path: str | Path) -> tuple[Image.Image, list[Message]]:
     """The photo at `path` as RGB, and notes on what was changed to get there."""
     path = Path(path)
-    notes: list[str] = []
+    notes: list[Message] = []
     if not path.is_file():
-        raise InvalidInput(f"photo {path} does not exist or is not a file")
+        raise InvalidInput("photo.missing", name=path.name)
     size = path.stat().st_size
+    if size == 0:
+        raise InvalidInput("photo.empty", name=path.name)
     if size > MAX_BYTES:
-        raise InvalidInput(f"photo {path.name} is {size / 2**20:.0f} MB: the limit is {MAX_BYTES // 2**20} MB")
+        raise InvalidInput("photo.too_many_bytes", name=path.name, mb=size / 2**20, limit_mb=MAX_BYTES // 2**20)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise InvalidInput(
-                    f"photo {path.name} is {width}x{height} = {width * height / 1e6:.0f} megapixels: "
-                    f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
-                )
+                raise InvalidInput("photo.too_many_pixels", name=path.name, width=width, height=height,
+                                   megapixels=width * height / 1e6, limit=MAX_PIXELS / 1e6)  # fmt: skip
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
-                notes.append(f"{path.name} is animated ({image.n_frames} frames): its first frame is used")
+                notes.append(note("photo.animated", name=path.name, frames=image.n_frames))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInput(f"photo {path.name} is too large to decode safely (limit {MAX_PIXELS / 1e6:.0f} megapixels)") from None
+        raise InvalidInput("photo.bomb", name=path.name, limit=MAX_PIXELS / 1e6) from None
     except UnidentifiedImageError:
-        raise InvalidInput(f"{path.name} is not an image we can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+        raise InvalidInput("photo.unreadable", name=path.name) from None
     except OSError as exc:
-        raise InvalidInput(f"photo {path.name} is damaged or truncated: {exc}") from None
+        log.info("photo %s could not be decoded: %s", path.name, exc)
+        raise InvalidInput("photo.damaged", name=path.name) from None
 
     if min(image.size) < MIN_SIDE:
-        raise InvalidInput(f"photo {path.name} is {image.width}x{image.height}: each side must be at least {MIN_SIDE} pixels")
+        raise InvalidInput("photo.too_small", name=path.name, width=image.width, height=image.height, minimum=MIN_SIDE)
     orientation = _orientation(image)
     if orientation not in (None, 1):
         image = ImageOps.exif_transpose(image)
-        notes.append(f"{path.name}: EXIF orientation {orientation} applied")
+        notes.append(note("photo.exif", name=path.name, orientation=orientation))
     return _to_rgb(image, path.name, notes), notes
 
 
@@ -71,7 +74,7 @@ def _orientation(image: Image.Image) -> int | None:
         return None
 
 
-def _to_rgb(image: Image.Image, name: str, notes: list[str]) -> Image.Image:
+def _to_rgb(image: Image.Image, name: str, notes: list[Message]) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
@@ -79,7 +82,7 @@ def _to_rgb(image: Image.Image, name: str, notes: list[str]) -> Image.Image:
         data = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if mode.startswith("I;16") or data.max() > 255 else 255.0
         grey = np.clip(data / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        notes.append(f"{name}: {mode} high bit-depth image reduced to 8 bits")
+        notes.append(note("photo.high_bit_depth", name=name, mode=mode))
         return Image.fromarray(grey, "L").convert("RGB")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -87,10 +90,10 @@ def _to_rgb(image: Image.Image, name: str, notes: list[str]) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        notes.append(f"{name}: transparency flattened onto white")
+        notes.append(note("photo.transparency", name=name))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode == "CMYK":
-        notes.append(f"{name}: CMYK converted to RGB")
+        notes.append(note("photo.cmyk", name=name))
     return image.convert("RGB")
 
 

@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, replace
 from functools import cache
 
+from messages import Message, note
+
 from .errors import InvalidInput
 from .models import CONFIG_DIR
 
@@ -115,7 +117,7 @@ def _profile(family: str) -> dict:
     profiles = memory_profiles()
     profile = profiles.get(family)
     if profile is None:
-        raise InvalidInput(f"no memory profile for {family}: measure it with bench/measure_memory.py")
+        raise InvalidInput("memory.no_profile", family=family)
     if "same_as" in profile:
         return {**profiles[profile["same_as"]], "source": profile["source"]}
     return profile
@@ -194,10 +196,10 @@ def _fits(guess: Estimate, vram_gb: float, ram_gb: float | None) -> bool:
     return guess.peak_gb <= usable_gb(vram_gb) and (ram_gb is None or guess.host_gb <= usable_ram_gb(ram_gb))
 
 
-def in_words(settings: Settings) -> str:
-    """How `settings` hold the model, for people: 'all on the GPU', 'group offload, VAE tiling', ..."""
-    where = "all on the GPU" if settings.strategy == "none" else f"{settings.strategy} offload"
-    return where + (", VAE tiling" if settings.vae_tiling else "")
+def in_words(strategy: Strategy, vae_tiling: bool) -> Message:
+    """How a run holds the model, for people: 'all on the GPU', 'group offload, VAE tiling', ..."""
+    where = "placement.gpu" if strategy == "none" else "placement.offload"
+    return note(where + ("_tiled" if vae_tiling else ""), strategy=strategy)
 
 
 def speed_factor(gpu_name: str | None) -> float:
@@ -252,7 +254,7 @@ class Rung:
     """One step down: what changed, in words, the settings after it, and its estimate (None when
     the family has no memory profile, or estimates were not asked for)."""
 
-    change: str
+    change: Message
     settings: Settings
     estimate: Estimate | None
 
@@ -264,27 +266,27 @@ def rungs(settings: Settings, with_estimates: bool = True) -> list[Rung]:
     from .models import get_family
 
     family = get_family(settings.family)
-    steps: list[tuple[str, Settings]] = []
+    steps: list[tuple[Message, Settings]] = []
     current = settings
     if not current.vae_tiling and family.vae_tiling:
         current = current.with_(vae_tiling=True)
-        steps.append(("VAE tiling on", current))
+        steps.append((note("plan.tiling"), current))
     for strategy in STRATEGIES[STRATEGIES.index(current.strategy) + 1 :]:
         current = current.with_(strategy=strategy)
-        steps.append((f"{strategy} offload", current))
+        steps.append((note("plan.offload", strategy=strategy), current))
     step, offset, multiple = family.frame_step, family.frame_offset, family.size_multiple
     for fraction in (2 / 3, 1 / 2):
         frames = round((settings.num_frames - offset) * fraction / step) * step + offset
         frames = max(step + offset, family.min_frames, frames)
         if frames < current.num_frames:
             current = current.with_(num_frames=frames)
-            steps.append((f"num_frames {frames}", current))
+            steps.append((note("plan.frames", num_frames=frames), current))
     if family.size_rule == "multiple":
         height = max(multiple, int(settings.height * 2 / 3) // multiple * multiple)
         width = max(multiple, int(settings.width * 2 / 3) // multiple * multiple)
         if (height, width) != (current.height, current.width):
             current = current.with_(height=height, width=width)
-            steps.append((f"resolution {width}x{height}", current))
+            steps.append((note("plan.resolution", width=width, height=height), current))
     estimates = with_estimates and settings.family in memory_profiles()
     return [Rung(change, after, estimate(after) if estimates else None) for change, after in steps]
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import InvalidInput
+from .errors import InvalidInput, ModelNotAvailable
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CAMERA = "camera"
@@ -98,8 +98,7 @@ def camera_defaults() -> CameraDefaults:
 def get_family(family_id: str) -> Family:
     families = load_families()
     if family_id not in families:
-        known = ", ".join([CAMERA, *families])
-        raise InvalidInput(f"unknown model {family_id!r}: use one of {known}, or a local model folder")
+        raise InvalidInput("model.unknown", model=family_id, known=[CAMERA, *families])
     return families[family_id]
 
 
@@ -121,11 +120,11 @@ def family_of_folder(folder: Path) -> Family:
     """Read the family of a `save_pretrained` folder from its model_index.json."""
     index_path = folder / "model_index.json"
     if not index_path.is_file():
-        raise InvalidInput(f"model folder {folder} has no model_index.json: it is not a diffusers pipeline folder")
+        raise InvalidInput("model.folder_not_pipeline", folder=str(folder))
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"cannot read {index_path}: {exc}") from None
+        raise InvalidInput("model.folder_unreadable", folder=str(folder), detail=str(exc)) from None
     if FAMILY_MARKER in index:
         return get_family(index[FAMILY_MARKER])
     class_name = index.get("_class_name")
@@ -135,9 +134,7 @@ def family_of_folder(folder: Path) -> Family:
     if len(candidates) > 1 and class_name == "WanImageToVideoPipeline":
         candidates = [_wan_family(folder, index)]
     if not candidates:
-        raise InvalidInput(
-            f"model folder {folder} holds a {class_name}, which is no supported image-to-video pipeline"
-        )
+        raise InvalidInput("model.folder_unsupported", folder=str(folder), pipeline=class_name)
     return candidates[0]
 
 
@@ -156,7 +153,7 @@ def resolve(model: str) -> ModelSource:
         folder = path.resolve()
         return ModelSource(family=family_of_folder(folder), location=str(folder), local=True)
     if model not in load_families() and ("/" in model or model.startswith(".")):
-        raise InvalidInput(f"model folder {model!r} does not exist")
+        raise InvalidInput("model.folder_missing", folder=model)
     family = get_family(model)
     return ModelSource(family=family, location=family.hub_id, local=False)
 
@@ -171,10 +168,7 @@ def weights_present(source: ModelSource) -> bool:
     return isinstance(found, str)
 
 
-def missing_weights_message(source: ModelSource) -> str:
-    return (
-        f"weights for {source.family.id} ({source.family.label}) are not on this machine: "
-        f"no {source.location} in the Hugging Face cache and the hub cannot be reached. "
-        f"Fetch them on a connected machine with `hf download {source.location}` "
-        f"(and copy ~/.cache/huggingface/hub here), or pass --model /path/to/a/local/folder."
-    )
+def missing_weights(source: ModelSource) -> ModelNotAvailable:
+    """The error for weights that are neither cached nor downloadable: which model, and how to get them."""
+    return ModelNotAvailable("model.weights_missing", family=source.family.id, label=source.family.label,
+                             hub_id=source.location)  # fmt: skip

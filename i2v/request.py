@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from messages import Message
+
 # The camera vocabulary shared with the prompt refiner; the camera engine renders every one.
 CameraMotion = Literal[
     "static",
@@ -89,4 +91,4 @@ class VideoResult(BaseModel):
     device: str
     memory_strategy: str = "none"
     vae_tiling: bool = False
-    adjustments: list[str] = Field(default_factory=list, description="values the engine changed, and why")
+    adjustments: list[Message] = Field(default_factory=list, description="values the engine changed, and why")

@@ -129,7 +129,7 @@ def test_cancel_camera_engine(engine, chelsea):
 def test_sizes_and_frames_are_rounded_and_reported(engine, tiny_models, chelsea):
     result = engine.generate(tiny_request(chelsea, tiny_models["ltx-video"], height=40, width=70, num_frames=12))
     assert (result.height, result.width, result.num_frames) == (32, 64, 9)
-    notes = " | ".join(result.adjustments)
+    notes = " | ".join(map(str, result.adjustments))
     assert "height 40 rounded down to 32" in notes and "multiple of 32" in notes
     assert "num_frames 12 rounded to 9" in notes and "8n+1" in notes
     assert read_mp4(result.path)[0].shape == (9, 32, 64, 3)
@@ -155,7 +155,7 @@ def test_bucket_family_reports_its_resolution(engine, tiny_models, chelsea):
     frames = read_mp4(result.path)[0]
     assert frames.shape[1:3] == (result.height, result.width)
     assert result.width > result.height
-    assert any("resolution bucket" in note for note in result.adjustments)
+    assert any("resolution bucket" in str(note) for note in result.adjustments)
 
 
 def test_last_image_for_wan22_and_refused_elsewhere(engine, tiny_models, chelsea, coffee):
@@ -175,7 +175,7 @@ def test_svd_needs_two_frames(engine, tiny_models, chelsea):
 def test_model_without_prompt_says_so(engine, tiny_models, chelsea):
     result = engine.generate(tiny_request(chelsea, tiny_models["svd-xt"]))
     assert result.prompt == ""
-    assert any("takes no text prompt" in note for note in result.adjustments)
+    assert any("takes no text prompt" in str(note) for note in result.adjustments)
 
 
 def test_pipeline_is_kept_and_switching_frees_it(engine, tiny_models):
@@ -254,7 +254,7 @@ def test_odd_photo_still_generates(engine, tmp_path, tiny_models):
     Image.new("CMYK", (50, 30), (0, 120, 200, 10)).save(photo)
     result = engine.generate(tiny_request(photo, tiny_models["wan2.1-i2v-14b-480p"]))
     assert result.path.is_file()
-    assert any("CMYK" in note for note in result.adjustments)
+    assert any("CMYK" in str(note) for note in result.adjustments)
 
 
 def test_sequential_offload_keeps_multihead_attention_whole():

@@ -31,7 +31,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert photo.size == (20, 60)
     top = np.asarray(photo)[:5].mean(axis=(0, 1))
     assert top[2] > 150 and top[0] < 100  # the blue strip is now on top
-    assert any("orientation 6" in note for note in notes)
+    assert any("orientation 6" in str(note) for note in notes)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_modes_become_rgb(tmp_path, mode, color, suffix, note):
     photo, notes = open_photo(path)
     assert photo.mode == "RGB" and photo.size == (32, 24)
     if note:
-        assert any(note in n for n in notes)
+        assert any(note in str(n) for n in notes)
 
 
 def test_transparent_pixels_flatten_onto_white(tmp_path):
@@ -76,7 +76,7 @@ def test_sixteen_bit_photo_is_scaled_not_clipped(tmp_path):
     grey = np.asarray(photo)[..., 0]
     assert grey.min() == 0 and grey.max() == 255
     assert len(np.unique(grey)) > 200  # a gradient, not a white sheet
-    assert any("8 bits" in note for note in notes)
+    assert any("8 bits" in str(note) for note in notes)
 
 
 def test_animated_gif_uses_first_frame(tmp_path):
@@ -86,7 +86,7 @@ def test_animated_gif_uses_first_frame(tmp_path):
     photo, notes = open_photo(path)
     r, g, b = np.asarray(photo).mean(axis=(0, 1))
     assert r > 200 and b < 50
-    assert any("first frame" in note for note in notes)
+    assert any("first frame" in str(note) for note in notes)
 
 
 def test_decompression_bomb_is_refused(tmp_path):
@@ -101,7 +101,7 @@ def test_decompression_bomb_is_refused(tmp_path):
     ("content", "match"),
     [
         (b"name,age\nada,36\n", "not an image"),
-        (b"", "not an image"),
+        (b"", r"is empty \(0 bytes\)"),
     ],
 )
 def test_non_images_are_refused(tmp_path, content, match):

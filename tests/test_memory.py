@@ -96,7 +96,7 @@ def test_downgrade_plan_drops_knobs_in_order_until_it_fits():
     wanted = Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
     now, plan = downgrade(wanted, 24)
     assert now.peak_gb > usable_gb(24)
-    assert plan[0].change == "VAE tiling on"
+    assert str(plan[0].change) == "VAE tiling on"
     assert plan[-1].estimate.peak_gb <= usable_gb(24)
     assert all(r.estimate.peak_gb <= now.peak_gb for r in plan)
     assert downgrade(wanted, 141)[1] == []  # fits: no plan
@@ -118,7 +118,7 @@ def test_times_are_for_the_gpu_named_everywhere():
 
 def test_rungs_keep_the_family_rules():
     ladder = rungs(Settings("ltx-video", 704, 1216, 121, 50, "sequential", True))
-    assert [r.change.split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
+    assert [str(r.change).split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
     for rung in ladder:
         assert (rung.settings.num_frames - 1) % 8 == 0
         assert rung.settings.height % 32 == 0 and rung.settings.width % 32 == 0
@@ -160,7 +160,7 @@ def test_out_of_memory_steps_down_once_and_says_so(tmp_path, tiny_models, chelse
 
     result = engine.generate(tiny_request(chelsea, tiny_models["wan2.2-ti2v-5b"]), on_progress=on_progress)
     assert len(attempts) == 2
-    assert result.vae_tiling and "out of GPU memory; retried with VAE tiling on" in result.adjustments
+    assert result.vae_tiling and "out of GPU memory; retried with VAE tiling on" in map(str, result.adjustments)
     assert result.path.is_file()
 
 
@@ -190,9 +190,9 @@ def test_vae_tiling_where_the_vae_has_none(tmp_path, tiny_models, chelsea):
     # and the planner never offers it as a rung.
     result = VideoEngine(tmp_path).generate(tiny_request(chelsea, tiny_models["svd-xt"], vae_tiling=True))
     assert not result.vae_tiling
-    assert "svd-xt cannot decode in tiles: VAE tiling was not used" in result.adjustments
+    assert "svd-xt cannot decode in tiles: VAE tiling was not used" in map(str, result.adjustments)
     ladder = rungs(Settings("svd-xt", 576, 1024, 25, 25), with_estimates=False)
-    assert ladder[0].change == "model offload"
+    assert str(ladder[0].change) == "model offload"
     assert not any(r.settings.vae_tiling for r in ladder)
 
 

@@ -1,0 +1,52 @@
+"""Every message a person reads is an id with parameters, and every id has its words."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import REPO
+from messages import Message, catalogue, language_of, note, placeholders, render
+
+# `note("id", ...)`, `SomeError("id", ...)`: the ids the code uses.
+USED = re.compile(r"""(?:\bnote|\b[A-Z][A-Za-z]*(?:Error|Input|Available|Memory|Cancelled|Failed|Full))\(\s*"([a-z_]+\.[a-z_0-9]+)\"""")
+SOURCES = [p for folder in ("i2v", "prompting", "studio", "messages") for p in (REPO / folder).rglob("*.py")]
+SOURCES += [REPO / "app.py"]
+
+
+def used_ids() -> set[str]:
+    found = set()
+    for path in SOURCES:
+        if path.is_file():
+            found |= set(USED.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_id_the_code_uses_has_english_words():
+    assert used_ids(), "the pattern found no ids: it is out of date"
+    missing = used_ids() - set(catalogue("en"))
+    assert not missing, f"ids without words in configs/messages/en.toml: {sorted(missing)}"
+
+
+def test_rendering_fills_parameters_and_nested_messages():
+    inner = note("plan.offload", strategy="group")
+    outer = note("memory.oom_retried", change=inner)
+    assert str(outer) == "out of GPU memory; retried with group offload"
+    dumped = outer.model_dump(mode="json")
+    assert dumped["text"] == str(outer) and dumped["params"]["change"]["code"] == "plan.offload"
+    assert render(Message.model_validate(dumped)) == str(outer)  # read back from stored JSON
+
+
+def test_language_of():
+    assert [language_of(v) for v in ("zh-CN", "zh_TW", "zh", "en-US", "fr", None, "")] == [
+        "zh", "zh", "zh", "en", "en", "en", "en"]  # fmt: skip
+
+
+def test_unknown_id_is_a_developer_error():
+    with pytest.raises(KeyError, match="no words for message"):
+        str(note("no.such_id"))
+
+
+def test_placeholders():
+    assert placeholders("{a} and {b:.1f} and {c!r}") == {"a", "b", "c"}
