@@ -27,7 +27,7 @@ from messages import Message, note
 
 from . import camera
 from .errors import Cancelled, I2VError, InvalidInput, ModelNotAvailable, OutOfMemory
-from .export import unique_video_path, write_mp4
+from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .images import fit, open_photo
 from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights, resolve
 from .request import MAX_SEED, GenerationRequest, VideoResult
@@ -111,6 +111,7 @@ class VideoEngine:
         self._pipe_source: ModelSource | None = None
         self._pipe_strategy: str | None = None
         self._lock = threading.Lock()
+        remove_orphaned_partials(self.output_dir)  # a killed process's half-written files
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, request: GenerationRequest) -> CheckedRequest:

@@ -1,16 +1,25 @@
 """Frames -> a browser-playable H.264 MP4 with the request embedded, written atomically.
 
-The video goes to a hidden temporary file beside its target and is renamed into place only when
-ffmpeg has finished, so a reader never sees half a file; the same holds for the JSON written
-beside it. This module knows nothing about models: it takes frames and a metadata dict.
+The video and its JSON go to hidden partial files beside their targets and are renamed into place
+only when both are whole, so a reader never sees half a file and a failure (a full disk, a killed
+encoder) leaves nothing under a final name. ffmpeg (the binary `imageio-ffmpeg` ships) runs as our
+child and dies with us; a partial file left by a process that was killed is removed by
+`remove_orphaned_partials`, which the engine calls when it starts. This module knows nothing about
+models: it takes frames and a metadata dict.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +27,13 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
+from .errors import DiskFull, ExportFailed
+
+log = logging.getLogger(__name__)
+
 CRF = 18  # visually lossless for generated video; files stay a few MB for a few seconds at 720p
+# Hidden partial files: ".<final name>.<pid of the writer>.<random>.part"
+_PARTIAL = re.compile(r"^\..+?\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
 
 
 def unique_video_path(directory: Path, model: str, seed: int) -> Path:
@@ -35,60 +50,164 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+
+
 def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
-    """Write (T, H, W, 3) frames to `path` as H.264 yuv420p, with `metadata` as the MP4 comment and beside it as JSON."""
+    """Write (T, H, W, 3) frames to `path` as H.264 yuv420p, with `metadata` as the MP4 comment and
+    beside it as JSON. Both appear together or not at all; a full disk raises DiskFull."""
     frames = to_uint8(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3), got {frames.shape}")
-    count, height, width, _ = frames.shape
+    _, height, width, _ = frames.shape
     if not 1 <= fps <= 240:
         raise ValueError(f"fps {fps} is out of range: 1 to 240")
     if height % 2 or width % 2:
         raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    text = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str)
     try:
-        writer = imageio_ffmpeg.write_frames(
-            str(partial),
-            (width, height),
-            fps=fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            quality=None,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=[
-                "-crf", str(CRF),
-                "-preset", "medium",
-                "-movflags", "+faststart+use_metadata_tags",
-                "-metadata", f"comment={text}",
-                "-metadata", "title=i2v studio",
-                "-f", "mp4",
-            ],
-        )  # fmt: skip
-        writer.send(None)
-        for frame in frames:
-            writer.send(frame)
-        writer.close()
-        os.replace(partial, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failure(exc, path.parent) from None
+    text = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str)
+    video, sidecar = _partial(path), _partial(path.with_suffix(".json"))
+    try:
+        _encode(frames, video, fps, text)
+        _write_text(sidecar, json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(sidecar, path.with_suffix(".json"))
+        try:
+            os.replace(video, path)
+        except OSError:
+            path.with_suffix(".json").unlink(missing_ok=True)  # never a JSON without its video
+            raise
+    except OSError as exc:
+        raise _failure(exc, path.parent) from None
     finally:
-        partial.unlink(missing_ok=True)
-    write_json(path.with_suffix(".json"), metadata)
+        video.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
     return path
 
 
 def write_json(path: Path, data: dict) -> Path:
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    """`data` as JSON at `path`, atomically."""
+    partial = _partial(path)
     try:
-        partial.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
+        _write_text(partial, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(partial, path)
+    except OSError as exc:
+        raise _failure(exc, path.parent) from None
     finally:
         partial.unlink(missing_ok=True)
     return path
 
 
+def remove_orphaned_partials(directory: Path) -> list[Path]:
+    """Remove the partial files in `directory` whose writer is gone (a killed process leaves them);
+    those of a live process, this one's included, stay. Returns what was removed."""
+    removed = []
+    if not Path(directory).is_dir():
+        return removed
+    for candidate in Path(directory).iterdir():
+        match = _PARTIAL.match(candidate.name)
+        if not match or not candidate.is_file():
+            continue
+        pid = match.group("pid")
+        if pid is not None and _alive(int(pid)):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError as exc:  # another process cleaned it first, or it is not ours to remove
+            log.debug("could not remove %s: %s", candidate, exc)
+    if removed:
+        log.info("removed %d partial file(s) left by a stopped process in %s", len(removed), directory)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------- ffmpeg
+def _encode(frames: np.ndarray, target: Path, fps: int, comment: str) -> None:
+    count, height, width, _ = frames.shape
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+        "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps),
+        "-i", "-", "-an",
+        "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(CRF), "-preset", "medium",
+        "-movflags", "+faststart+use_metadata_tags", "-metadata", f"comment={comment}",
+        "-metadata", "title=i2v studio", "-f", "mp4", str(target),
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                                   preexec_fn=_die_with_parent())  # fmt: skip
+        broken = False
+        try:
+            for frame in frames:
+                process.stdin.write(frame.tobytes())
+        except BrokenPipeError:
+            broken = True  # ffmpeg stopped reading: its own message says why
+        finally:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                broken = True
+            if sys.exc_info()[0] is not None and not broken:  # interrupted (Ctrl-C): ffmpeg goes too
+                process.kill()
+            code = process.wait()
+        if code != 0 or broken:
+            errors.seek(0)
+            said = errors.read().decode("utf-8", "replace").strip().splitlines()
+            detail = said[-1] if said else f"ffmpeg exited with {code}"
+            if any("No space left" in line for line in said):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            raise ExportFailed("export.ffmpeg", detail=detail[:300])
+    log.debug("encoded %d frames of %dx%d into %s", count, width, height, target.name)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _failure(exc: OSError, directory: Path) -> Exception:
+    """The user's words for a failed write: a full disk says where and how much is free."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(directory).free / 2**20
+        except OSError:
+            free = 0.0
+        return DiskFull("export.disk_full", directory=str(directory), free_mb=round(free, 1))
+    return ExportFailed("export.write", directory=str(directory), detail=exc.strerror or str(exc))
+
+
+def _die_with_parent():
+    """A preexec_fn that makes the child get SIGKILL when this process dies (Linux), so a killed
+    app never leaves an encoder running; elsewhere None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    PR_SET_PDEATHSIG = 1
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return set_death_signal
+
+
+# ---------------------------------------------------------------------- reading back
 def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     """Decode a video back: frames as (T, H, W, 3) uint8 and ffmpeg's metadata (fps, size, ...)."""
     reader = imageio_ffmpeg.read_frames(str(path))

@@ -8,7 +8,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from i2v.export import read_comment, read_mp4, unique_video_path, write_mp4
+from i2v.errors import ExportFailed
+from i2v.export import read_comment, read_mp4, remove_orphaned_partials, unique_video_path, write_mp4
 
 
 def moving_frames(count=12, height=48, width=64):
@@ -55,7 +56,7 @@ def test_failed_export_leaves_nothing(tmp_path):
         write_mp4(moving_frames(), tmp_path / "still.mp4", fps=0, metadata={})
     # ffmpeg finishes, then the rename fails: the temporary file must go too.
     (tmp_path / "taken.mp4").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(ExportFailed, match="could not write the video"):
         write_mp4(moving_frames(), tmp_path / "taken.mp4", fps=8, metadata={})
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
@@ -65,3 +66,16 @@ def test_unique_names(tmp_path):
     names = {unique_video_path(tmp_path, "/models/My Model!", 7).name for _ in range(50)}
     assert len(names) == 50
     assert all(name.endswith(".mp4") and "My-Model" in name and "_s7_" in name for name in names)
+
+
+def test_partials_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / f".clip.mp4.{dead.pid}.0123abcd.part"
+    older = tmp_path / ".clip.mp4.89abcdef.part"  # written before partial names carried their writer
+    live = tmp_path / f".other.mp4.{__import__('os').getpid()}.4567cdef.part"
+    video = tmp_path / "done.mp4"
+    for path in (orphan, older, live, video):
+        path.write_bytes(b"x")
+    assert sorted(remove_orphaned_partials(tmp_path)) == sorted([orphan, older])
+    assert live.exists() and video.exists()
