@@ -398,13 +398,13 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
 
 
 def apply_strategy(pipe, strategy: str) -> None:
-    """Place the pipeline exactly as the engine does (i2v.engine._place), after undoing the last placement."""
-    from i2v.engine import _place
+    """Place the pipeline exactly as the engine does (i2v.placement.place), after undoing the last placement."""
+    from i2v.placement import place
 
     pipe.remove_all_hooks()
     if strategy != "none":
         pipe.to("cpu")
-    _place(pipe, strategy, "cuda")
+    place(pipe, strategy, "cuda")
     gc.collect()
     torch.cuda.empty_cache()
 

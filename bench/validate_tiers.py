@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure_memory import build, measure  # noqa: E402
 
-from i2v.engine import VideoEngine, _place  # noqa: E402  (_place: the engine's own placement)
+from i2v.engine import VideoEngine  # noqa: E402
+from i2v.placement import place  # noqa: E402  (the engine's own placement)
 from i2v.errors import OutOfMemory  # noqa: E402
 from i2v.memory import pick, presets  # noqa: E402
 from i2v.request import GenerationRequest  # noqa: E402
@@ -61,7 +62,7 @@ def validate_tier(tier_gb: int) -> dict:
     torch.cuda.empty_cache()
     cap(tier_gb)
     try:
-        _place(pipe, s.strategy, "cuda")
+        place(pipe, s.strategy, "cuda")
         row = measure(pipe, family, s.height, s.width, s.num_frames, 2, s.strategy, s.vae_tiling)
     finally:
         pipe = None

@@ -8,7 +8,6 @@ and returns a VideoResult.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import json
 import logging
@@ -30,6 +29,7 @@ from .errors import Cancelled, I2VError, InvalidInput, ModelNotAvailable, OutOfM
 from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .images import fit, open_photo
 from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights, resolve
+from .placement import free_memory, place, set_vae_tiling
 from .request import MAX_SEED, GenerationRequest, VideoResult
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class VideoEngine:
         if on_progress is not None:
             on_progress(Progress("loading", 0, 1, 0.0, None))
         pipe = self.load(checked.source, checked.strategy)
-        _set_vae_tiling(pipe, checked.vae_tiling)
+        set_vae_tiling(pipe, checked.vae_tiling)
         watch = _StepWatch("denoising", checked.num_inference_steps, on_progress, cancel)
         watch.check_cancel()
         kwargs = _pipeline_kwargs(pipe, family, checked)
@@ -344,13 +344,13 @@ class VideoEngine:
 
         placed = True
         try:
-            _place(pipe, strategy, self.device)
+            place(pipe, strategy, self.device)
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         if not placed:
             pipe.to("cpu")
             del pipe
-            _free_memory()
+            free_memory()
             raise OutOfMemory("memory.does_not_fit", model=source.family.id, strategy=strategy)
         self._pipe, self._pipe_source, self._pipe_strategy = pipe, source, strategy
         return pipe
@@ -384,14 +384,14 @@ class VideoEngine:
         if maybe_free is not None:
             maybe_free()
         self._pipe = self._pipe_source = self._pipe_strategy = None
-        _free_memory()
+        free_memory()
 
     def _release_pipeline_memory(self, pipe) -> None:
         # After an exception mid-run, offload hooks may leave weights on the GPU; put them back.
         maybe_free = getattr(pipe, "maybe_free_model_hooks", None)
         if maybe_free is not None:
             maybe_free()
-        _free_memory()
+        free_memory()
 
     # ------------------------------------------------------------------ results
     def _result(self, checked: CheckedRequest, path: Path, seconds: float) -> VideoResult:
@@ -559,70 +559,6 @@ def _watch_steps(pipe, kwargs: dict, watch: _StepWatch) -> Callable[[], None]:
 
     scheduler.step = step
     return lambda: scheduler.__dict__.pop("step", None)
-
-
-def _place(pipe, strategy: str, device: str) -> None:
-    """Put the pipeline's weights where `strategy` says. On the CPU everything simply stays there."""
-    if not device.startswith("cuda") or strategy == "none":
-        pipe.to(device)
-    elif strategy == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    elif strategy == "sequential":
-        _sequential_offload(pipe, device)
-    elif strategy == "group":
-        # Block-level group offload with CUDA streams for the denoiser (measured: 4-17% slower than
-        # all on the GPU); text encoders keep their blocks below the top level, so leaf level there.
-        import torch
-        from diffusers.hooks import apply_group_offloading
-
-        for name, component in pipe.components.items():
-            if not isinstance(component, torch.nn.Module):
-                continue
-            if name in ("transformer", "transformer_2", "unet", "text_encoder", "text_encoder_2"):
-                level = "leaf_level" if name.startswith("text_encoder") else "block_level"
-                apply_group_offloading(component, onload_device=torch.device(device), offload_type=level,
-                                       num_blocks_per_group=1 if level == "block_level" else None,
-                                       use_stream=True)  # fmt: skip
-            else:
-                component.to(device)
-    else:
-        raise InvalidInput("memory.unknown_strategy", strategy=strategy)
-
-
-def _sequential_offload(pipe, device: str) -> None:
-    """diffusers' sequential CPU offload, but components holding an `nn.MultiheadAttention` go to
-    `device` whole. accelerate moves a module's weights in when that module is called, and
-    MultiheadAttention reads its `out_proj` weights without calling it, so they stayed on the meta
-    device and the run failed (SigLIP's pooling head in HunyuanVideo 1.5's image encoder, 0.8 GB)."""
-    import torch
-
-    whole = [name for name, component in pipe.components.items() if isinstance(component, torch.nn.Module)
-             and any(isinstance(m, torch.nn.MultiheadAttention) for m in component.modules())]  # fmt: skip
-    own = "_exclude_from_cpu_offload" in vars(pipe)
-    kept = pipe._exclude_from_cpu_offload
-    pipe._exclude_from_cpu_offload = [*kept, *whole]  # for this call only: a later model offload still moves them
-    try:
-        pipe.enable_sequential_cpu_offload(device=device)
-    finally:
-        if own:
-            pipe._exclude_from_cpu_offload = kept
-        else:
-            del pipe._exclude_from_cpu_offload
-
-
-def _set_vae_tiling(pipe, on: bool) -> None:
-    vae = getattr(pipe, "vae", None)
-    method = getattr(vae, "enable_tiling" if on else "disable_tiling", None)
-    if method is not None:
-        method()
-
-
-def _free_memory() -> None:
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _metadata(result: VideoResult) -> dict:

@@ -261,13 +261,13 @@ def test_sequential_offload_keeps_multihead_attention_whole():
     # accelerate moves a module's weights in when that module is called; MultiheadAttention reads its
     # out_proj weights without calling it, so they were left on the meta device and HunyuanVideo 1.5
     # failed under sequential offload (found on an H200). Placed on the CPU here: the hooks are the same.
-    from i2v.engine import _sequential_offload
+    from i2v.placement import sequential_offload
     from i2v.models import get_family
     from i2v.tiny import build_tiny
 
     pipe = build_tiny(get_family("hunyuanvideo-i2v"))
     assert any(isinstance(m, torch.nn.MultiheadAttention) for m in pipe.image_encoder.modules())
-    _sequential_offload(pipe, "cpu")
+    sequential_offload(pipe, "cpu")
     assert all(p.device.type == "cpu" for p in pipe.image_encoder.parameters())  # whole, not offloaded
     assert all(p.device.type == "meta" for p in pipe.transformer.parameters())  # the rest layer by layer
     assert "_exclude_from_cpu_offload" not in vars(pipe)  # model offload later still offloads it
