@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -109,7 +110,7 @@ def recovery(out: Path) -> list[dict]:
         cap(limit)
         try:
             result = engine.generate(request)
-            outcome = {"finished": True, "adjustments": result.adjustments, "vae_tiling": result.vae_tiling,
+            outcome = {"finished": True, "adjustments": [str(a) for a in result.adjustments], "vae_tiling": result.vae_tiling,
                        "memory_strategy": result.memory_strategy}  # fmt: skip
         except OutOfMemory as exc:
             outcome = {"finished": False, "error": str(exc)}
@@ -132,11 +133,11 @@ def recovery(out: Path) -> list[dict]:
     small = request.model_copy(update={"height": 480, "width": 832, "num_frames": 49})
     auto = RandomWeightsEngine(out / "videos", device="cuda").generate(small.model_copy(update={"memory_strategy": "auto"}))
     rows.append({"case": "memory_strategy auto on the whole card", "memory_strategy": auto.memory_strategy,
-                 "adjustments": auto.adjustments})  # fmt: skip
+                 "adjustments": [str(a) for a in auto.adjustments]})  # fmt: skip
     print(json.dumps(rows[-1]), flush=True)
     result = engine.generate(small, on_progress=inject)
     engine.unload()
-    rows.append({"case": "injected OOM at the first step", "finished": True, "adjustments": result.adjustments,
+    rows.append({"case": "injected OOM at the first step", "finished": True, "adjustments": [str(a) for a in result.adjustments],
                  "allocated_before_gb": before, "allocated_after_gb": allocated()})  # fmt: skip
     print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -144,6 +145,10 @@ def recovery(out: Path) -> list[dict]:
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    # The engine sets the CUDA allocator up as it does when the product runs (expandable segments),
+    # before anything is allocated, whether or not PYTORCH_CUDA_ALLOC_CONF was set.
+    VideoEngine(out / "videos", device="cuda")
+    allocator = getattr(torch._C, "_accelerator_getAllocatorSettings", lambda: "(cannot read)")()
     tiers = []
     if "--recovery-only" not in sys.argv:
         only = [int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--tier=")]
@@ -153,6 +158,7 @@ def main(out: Path) -> None:
             tiers.append(row)
     work = Path(tempfile.mkdtemp())
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "tiers": tiers,
+              "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"), "allocator": allocator,
               "recovery": [] if "--no-recovery" in sys.argv else recovery(work)}  # fmt: skip
     (out / "validate_tiers.json").write_text(json.dumps(report, indent=2))
 

@@ -29,7 +29,7 @@ from .errors import Cancelled, I2VError, InvalidInput, ModelNotAvailable, OutOfM
 from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .images import fit, open_photo
 from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights, resolve
-from .placement import free_memory, place, set_vae_tiling
+from .placement import free_memory, place, prepare_cuda, set_vae_tiling
 from .request import MAX_SEED, GenerationRequest, VideoResult
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class VideoEngine:
         self._pipe_strategy: str | None = None
         self._lock = threading.Lock()
         remove_orphaned_partials(self.output_dir)  # a killed process's half-written files
+        if self.device.startswith("cuda"):
+            prepare_cuda()  # the allocator the planner's estimates were measured with
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, request: GenerationRequest) -> CheckedRequest:
@@ -380,11 +382,11 @@ class VideoEngine:
         if self._pipe is None:
             return
         log.info("unloading %s", self._pipe_source.name)
-        maybe_free = getattr(self._pipe, "remove_all_hooks", None)
-        if maybe_free is not None:
-            maybe_free()
+        self._pipe.remove_all_hooks()
+        # No reference may outlive this line: a bound method kept in a local (as it once was) held
+        # the whole pipeline, and its 94 GB of pinned memory, past the free below.
         self._pipe = self._pipe_source = self._pipe_strategy = None
-        free_memory()
+        free_memory(host=True)  # offloaded weights' pinned host memory too
 
     def _release_pipeline_memory(self, pipe) -> None:
         # After an exception mid-run, offload hooks may leave weights on the GPU; put them back.

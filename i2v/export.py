@@ -24,7 +24,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 
 from .errors import DiskFull, ExportFailed
@@ -139,7 +138,7 @@ def _alive(pid: int) -> bool:
 def _encode(frames: np.ndarray, target: Path, fps: int, comment: str) -> None:
     count, height, width, _ = frames.shape
     command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+        _ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
         "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps),
         "-i", "-", "-an",
         "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(CRF), "-preset", "medium",
@@ -171,6 +170,12 @@ def _encode(frames: np.ndarray, target: Path, fps: int, comment: str) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
             raise ExportFailed("export.ffmpeg", detail=detail[:300])
     log.debug("encoded %d frames of %dx%d into %s", count, width, height, target.name)
+
+
+def _ffmpeg_exe() -> str:
+    import imageio_ffmpeg  # imported when a video is written: benches on a GPU machine without it stub the writer
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -210,6 +215,8 @@ def _die_with_parent():
 # ---------------------------------------------------------------------- reading back
 def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     """Decode a video back: frames as (T, H, W, 3) uint8 and ffmpeg's metadata (fps, size, ...)."""
+    import imageio_ffmpeg
+
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
     width, height = meta["size"]
@@ -220,7 +227,7 @@ def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
 def read_comment(path: Path) -> dict:
     """The JSON embedded as the MP4's comment tag."""
     out = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-f", "ffmetadata", "-"],
+        [_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-f", "ffmetadata", "-"],
         capture_output=True,
         text=True,
         check=True,

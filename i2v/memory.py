@@ -160,8 +160,8 @@ def estimate(settings: Settings) -> Estimate:
     ]
     seconds += max(0.0, a * video + b)
     phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
-    # Offloaded weights live in host RAM (group offload pins them there); all on the GPU, none do.
-    host = 0.0 if settings.strategy == "none" else sum(profile["weights_gb"].values())
+    # Offloaded weights live in host RAM; group offload pins a rounded-up copy (presets.toml says how much).
+    host = presets()["planner"]["host_ram_factor"][settings.strategy] * sum(profile["weights_gb"].values())
     return Estimate(settings, max(phases.values()), round(seconds, 1), measured, phases, round(host, 1))
 
 

@@ -155,7 +155,7 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
     from app import hardware_panel
     from i2v.memory import GPU, Hardware, usable_gb
 
-    card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 64.0)
+    card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 128.0)
     text, actions = hardware_panel(card, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False,
                                    present=["wan2.1-i2v-14b-720p", "ltx-video"])  # fmt: skip
     assert "RTX 4090" in text and "Preset for this GPU" in text and "does not fit" in text

@@ -271,3 +271,33 @@ def test_sequential_offload_keeps_multihead_attention_whole():
     assert all(p.device.type == "cpu" for p in pipe.image_encoder.parameters())  # whole, not offloaded
     assert all(p.device.type == "meta" for p in pipe.transformer.parameters())  # the rest layer by layer
     assert "_exclude_from_cpu_offload" not in vars(pipe)  # model offload later still offloads it
+
+
+def test_unload_lets_go_of_the_pipeline_before_giving_memory_back(engine, tiny_models, monkeypatch):
+    # A bound method kept in a local held the whole pipeline past the free: on a GPU machine the
+    # pinned copies of a group-offloaded Wan 2.2 A14B (94 GB) stayed held until the next model.
+    import weakref
+
+    import i2v.engine
+    from i2v.models import resolve
+
+    pipe = engine.load(resolve(str(tiny_models["ltx-video"])))
+    alive = weakref.ref(pipe)
+    del pipe
+    seen = []
+    monkeypatch.setattr(i2v.engine, "free_memory", lambda host=False: seen.append((host, alive() is None)))
+    engine.unload()
+    assert seen == [(True, True)]  # host memory too, and the pipeline already gone
+
+
+def test_an_engine_on_cuda_sets_up_the_allocator_its_plans_need(tmp_path, monkeypatch):
+    # Plans were measured with expandable segments; without them the 12 GB tier's pick ran out of
+    # memory. The engine sets them itself, however it was started (no PYTORCH_CUDA_ALLOC_CONF needed).
+    import i2v.engine
+
+    calls = []
+    monkeypatch.setattr(i2v.engine, "prepare_cuda", lambda: calls.append(True) or True)
+    VideoEngine(tmp_path, device="cpu")
+    assert calls == []
+    VideoEngine(tmp_path, device="cuda:0")
+    assert calls == [True]
