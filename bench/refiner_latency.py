@@ -1,6 +1,6 @@
 """Latency of one refinement against the test server: llama-server + SmolLM2-135M on this CPU.
 
-Runs every prompt of shared/testdata/prompts.jsonl through PromptRefiner (json_schema mode),
+Runs every prompt of tests/data/prompts.jsonl through PromptRefiner (json_schema mode),
 and the offline refiner for comparison, and prints a Markdown table for docs/PERFORMANCE.md.
 
     .venv/bin/python bench/refiner_latency.py [--rounds 2]
@@ -23,7 +23,7 @@ from llama import MODEL_NAME, llama_server  # noqa: E402
 
 from prompting import Endpoint, PromptRefiner, refine_offline  # noqa: E402
 
-PROMPTS = ROOT.parent / "shared" / "testdata" / "prompts.jsonl"
+PROMPTS = ROOT / "tests" / "data" / "prompts.jsonl"
 
 
 def main() -> None:
