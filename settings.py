@@ -4,10 +4,11 @@ OPENAI_BASE_URL / OPENAI_API_KEY, validated at start. Secrets are SecretStr: the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from i2v.request import Strategy
 
 ROOT = Path(__file__).resolve().parent
 
@@ -18,7 +19,7 @@ class Settings(BaseSettings):
     # The video model
     model: str = Field("auto", description="family id, local model folder, 'camera', or 'auto' (first with weights)")
     device: str | None = Field(None, description="cuda, cuda:1 or cpu; default cuda when available")
-    offload: Literal["none", "model", "sequential"] = "none"
+    offload: Strategy = Field("none", description="the engine's memory strategy when auto cannot decide (on a CPU)")
     output_dir: Path = Field(ROOT / "outputs", description="where videos are written, one unique file per job")
 
     # The prompt refiner

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="camera move for the camera engine")  # fmt: skip
     gen.add_argument("--last-image", type=Path, help="a photo to end on (wan2.2-i2v-a14b)")
     gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
-    gen.add_argument("--out", type=Path, required=True, help="an .mp4 file, or a folder for a new unique name")
+    gen.add_argument("--out", required=True, help="an .mp4 file, or a folder for a new unique name (end a new "
+                     "folder's name with / when it has a dot in it)")  # fmt: skip
     gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
     gen.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default="auto",
                      dest="memory_strategy",
@@ -190,8 +191,7 @@ def _generate(args) -> int:
 
     from .engine import VideoEngine
 
-    out = args.out
-    out_file = out if out.suffix.lower() == ".mp4" else None
+    out, out_file = _output(args.out)
     engine = VideoEngine(out if out_file is None else out.parent, device=args.device)
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
@@ -224,6 +224,17 @@ def _generate(args) -> int:
         for note in result.adjustments:
             print(f"  note: {note}")
     return 0
+
+
+def _output(value: str) -> tuple[Path, Path | None]:
+    """--out as (folder, exact file or None). A name that ends in another extension is refused:
+    it used to become a folder named `x.mov` without a word."""
+    out = Path(value).expanduser()
+    if out.suffix.lower() == ".mp4":
+        return out, out
+    if out.suffix and not out.is_dir() and not value.endswith(("/", "\\")):
+        raise InvalidInput("cli.out_not_mp4", value=value, suffix=out.suffix)
+    return out, None
 
 
 def _host_note(host_gb: float) -> str:

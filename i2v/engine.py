@@ -30,11 +30,10 @@ from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .images import fit, open_photo
 from .models import CAMERA, Family, ModelSource, camera_defaults, missing_weights, resolve
 from .placement import free_memory, place, prepare_cuda, set_vae_tiling
-from .request import MAX_SEED, GenerationRequest, VideoResult
+from .request import MAX_SEED, GenerationRequest, Strategy, VideoResult
 
 log = logging.getLogger(__name__)
 
-Offload = Literal["none", "model", "group", "sequential"]
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,12 @@ class _StepWatch:
 class VideoEngine:
     """Makes videos from photos. Thread-safe: one generation runs at a time per engine."""
 
-    def __init__(self, output_dir: str | Path, device: str | None = None, offload: Offload = "none"):
+    def __init__(self, output_dir: str | Path, device: str | None = None, offload: Strategy = "none"):
         import torch
 
         self.output_dir = Path(output_dir)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.offload: Offload = offload
+        self.offload: Strategy = offload
         self._pipe = None
         self._pipe_source: ModelSource | None = None
         self._pipe_strategy: str | None = None

@@ -36,7 +36,9 @@ CAMERA_MOTIONS: tuple[str, ...] = CameraMotion.__args__  # type: ignore[attr-def
 
 MAX_SEED = 2**32 - 1
 Fit = Literal["crop", "pad"]
-MemoryStrategy = Literal["auto", "none", "model", "group", "sequential"]
+Strategy = Literal["none", "model", "group", "sequential"]  # where the weights live, fastest first
+STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
+MemoryStrategy = Literal["auto", "none", "model", "group", "sequential"]  # auto: the planner picks
 
 
 class GenerationRequest(BaseModel):

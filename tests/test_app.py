@@ -130,6 +130,11 @@ def test_settings_are_validated_with_clear_messages(monkeypatch):
         Settings(port=70000)
     with pytest.raises(ValidationError, match="user:password"):
         Settings(auth="nopassword")
+    # Every memory strategy the page and the CLI offer is a valid I2V_OFFLOAD (group was refused).
+    assert [Settings(offload=s).offload for s in ("none", "model", "group", "sequential")] == [
+        "none", "model", "group", "sequential"]  # fmt: skip
+    with pytest.raises(ValidationError, match="offload"):
+        Settings(offload="auto-ish")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-hidden-123")
     monkeypatch.setenv("I2V_LLM_MODEL", "deepseek-chat")
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.deepseek.com/v1/")

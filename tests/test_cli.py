@@ -72,3 +72,13 @@ def test_missing_weights_exit_1_with_the_way_to_fetch_them(tmp_path, chelsea):
     assert done.returncode == 1
     assert "stabilityai/stable-video-diffusion-img2vid-xt" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_out_with_another_extension_is_refused_not_made_a_folder(tmp_path, chelsea):
+    done = i2v("generate", "--image", chelsea, "--frames", 3, "--out", tmp_path / "clip.mov", check=False)
+    assert done.returncode == 2 and "videos are written as MP4, not .mov" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "clip.mov").exists()
+    # A folder with a dot in its name is still a folder when it exists, or when the name ends with /.
+    done = i2v("generate", "--image", chelsea, "--frames", 3, "--height", 32, "--width", 32, "--out",
+               f"{tmp_path / 'v1.0'}/", "--json")  # fmt: skip
+    assert (tmp_path / "v1.0").is_dir() and json.loads(done.stdout)["path"].startswith(str(tmp_path / "v1.0"))
