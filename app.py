@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from i2v.engine import Progress, VideoEngine
 from i2v.errors import Cancelled, I2VError
-from i2v.memory import Hardware, detect, downgrade, fastest_fit, in_words, memory_profiles, pick, usable_gb
-from i2v.memory import Settings as RunSettings
+from i2v.hardware import Hardware, detect
+from i2v.memory import RunShape, downgrade, fastest_fit, in_words, memory_profiles, pick, usable_gb
 from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
 from prompting import Endpoint, PromptRefiner, RefinedPrompt
@@ -216,21 +216,21 @@ def history_rows(history: list[dict]) -> list[list]:
 
 def hardware_panel(hardware: Hardware, model: str, height=None, width=None, frames=None, steps=None,
                    strategy: str = "auto", tiling: bool = False, default_strategy: str = "none",
-                   present: list[str] | None = None) -> tuple[str, dict]:  # fmt: skip
-    """The GPU panel's text, and what the preset and plan buttons would apply."""
-    lines = [hardware.summary]
+                   present: list[str] | None = None, device: str | None = None) -> tuple[str, dict]:  # fmt: skip
+    """The GPU panel's text, and what the preset and plan buttons would apply, for the GPU `device` uses."""
+    lines = [str(hardware.summary(device))]
     actions: dict = {}
-    if not hardware.gpus:
+    gpu = hardware.gpu_for(device)
+    if gpu is None:
         return "\n\n".join(lines), actions
-    gpu = hardware.gpus[0]
     vram = gpu.free_gb
     lines.append(f"Usable for a run: {usable_gb(vram):.1f} GB (a margin is kept free).")
     ram = hardware.ram_gb or None
     chosen = pick(vram, families=present, gpu_name=gpu.name, ram_gb=ram)
     if chosen is not None:
-        s = chosen.settings
+        s = chosen.shape
         lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
-                     f"{s.num_inference_steps} steps, {in_words(s.strategy, s.vae_tiling)}: "
+                     f"{s.num_inference_steps} steps, {in_words(s.memory_strategy, s.vae_tiling)}: "
                      f"{_gb(chosen)}, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
         actions["preset"] = s
     family = rules_for(model)["family"]
@@ -238,12 +238,12 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
         if family != CAMERA:
             lines.append(f"No memory measurements for `{family}` yet: no estimate.")
         return "\n\n".join(lines), actions
-    wanted = RunSettings(family, int(height), int(width), int(frames), int(steps),
+    wanted = RunShape(family, int(height), int(width), int(frames), int(steps),
                          default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
     auto = fastest_fit(wanted, vram, ram, gpu.name) if strategy == "auto" else None
     if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
-        way = auto.settings
-        lines.append(f"Your settings (auto: {in_words(way.strategy, way.vae_tiling)}): "
+        way = auto.shape
+        lines.append(f"Your settings (auto: {in_words(way.memory_strategy, way.vae_tiling)}): "
                      f"{_gb(auto)}, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
         return "\n\n".join(lines), actions
     now, plan = downgrade(wanted, vram, ram, gpu.name)
@@ -252,7 +252,7 @@ def hardware_panel(hardware: Hardware, model: str, height=None, width=None, fram
     if plan:
         lines += [f"{i}. {rung.change}: {_gb(rung.estimate)}, ~{rung.estimate.seconds / 60:.1f} min"
                   for i, rung in enumerate(plan, 1)]  # fmt: skip
-        actions["plan"] = plan[-1].settings
+        actions["plan"] = plan[-1].shape
     return "\n\n".join(lines), actions
 
 
@@ -373,7 +373,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
     def refresh_panel(model, height, width, frames, steps, strategy, tiling):
         text, actions = hardware_panel(services.hardware, model, height, width, frames, steps, strategy, tiling,
-                                       engine.offload, present_families)  # fmt: skip
+                                       engine.offload, present_families, engine.device)  # fmt: skip
         return text, {key: vars(value) for key, value in actions.items()}
 
     def apply(kind: str):
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("listening on %s without I2V_AUTH: anyone who can reach this port can use the GPU",
                     "a public share link" if settings.share else settings.host)  # fmt: skip
     services = make_services(settings)
-    log.info("%s", services.hardware.summary)
+    log.info("%s", services.hardware.summary(services.engine.device))
     log.info("refiner: %s", f"{settings.llm_model} at {settings.openai_base_url}" if settings.llm_configured
              else "offline rules (no LLM endpoint set)")  # fmt: skip
     log.info("videos go to %s; queue holds %d jobs", settings.output_dir, settings.queue_size)

@@ -55,16 +55,16 @@ def validate_tier(tier_gb: int) -> dict:
     chosen = pick(tier_gb, gpu_name=torch.cuda.get_device_name())
     if chosen is None:
         return {"tier_gb": tier_gb, "preset": None}
-    s = chosen.settings
+    s = chosen.shape
     family, pipe = build(BUILD_AS.get(s.family, s.family))  # built on the GPU uncapped: it is only fast there
-    if s.strategy != "none":
+    if s.memory_strategy != "none":
         pipe.to("cpu")
     gc.collect()
     torch.cuda.empty_cache()
     cap(tier_gb)
     try:
-        place(pipe, s.strategy, "cuda")
-        row = measure(pipe, family, s.height, s.width, s.num_frames, 2, s.strategy, s.vae_tiling)
+        place(pipe, s.memory_strategy, "cuda")
+        row = measure(pipe, family, s.height, s.width, s.num_frames, 2, s.memory_strategy, s.vae_tiling)
     finally:
         pipe = None
         gc.collect()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -42,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="the preset for a GPU, estimates, and a downgrade plan when it will not fit")
     where = plan.add_mutually_exclusive_group(required=True)
     where.add_argument("--vram-gb", type=float, help="plan for a card with this much free memory")
-    where.add_argument("--detect", action="store_true", help="plan for the GPU found here (the first one)")
+    where.add_argument("--detect", action="store_true", help="plan for the GPU found here: the one --device names")
+    plan.add_argument("--device", default=os.environ.get("I2V_DEVICE"),
+                      help="with --detect: the GPU to plan for, cuda:1 say (default: I2V_DEVICE, else GPU 0)")
     plan.add_argument("--ram-gb", type=float, help="host RAM for offloaded weights (with --vram-gb; --detect reads it)")
     plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
                                     "--detect reads it; default: an unknown GPU)")  # fmt: skip
@@ -73,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
     gen.add_argument("--out", required=True, help="an .mp4 file, or a folder for a new unique name (end a new "
                      "folder's name with / when it has a dot in it)")  # fmt: skip
-    gen.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    gen.add_argument("--device", default=os.environ.get("I2V_DEVICE"),
+                     help="cuda, cuda:1 or cpu (default: I2V_DEVICE, else cuda when available)")
     gen.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default="auto",
                      dest="memory_strategy",
                      help="where the weights live: auto (the planner picks from GPU memory), none (all on the GPU), "
@@ -244,17 +248,20 @@ def _host_note(host_gb: float) -> str:
 def _plan(args) -> int:
     from dataclasses import asdict
 
-    from .memory import Settings, detect, downgrade, in_words, pick, speed_factor, usable_gb
+    from .hardware import detect, host_ram_gb
+    from .memory import RunShape, downgrade, in_words, pick, speed_factor, usable_gb
     from .models import get_family
 
     report: dict = {}
     gpu_name = None
     if args.detect:
         hardware = detect()
+        gpu = hardware.gpu_for(args.device)
         report["hardware"] = {"gpus": [asdict(g) for g in hardware.gpus], "ram_gb": round(hardware.ram_gb, 1),
-                              "summary": hardware.summary}  # fmt: skip
-        vram = hardware.gpus[0].free_gb if hardware.gpus else 0.0
-        gpu_name = hardware.gpus[0].name if hardware.gpus else None
+                              "device": args.device, "gpu": asdict(gpu) if gpu else None,
+                              "summary": str(hardware.summary(args.device))}  # fmt: skip
+        vram = gpu.free_gb if gpu else 0.0
+        gpu_name = gpu.name if gpu else None
         ram = hardware.ram_gb or None
     else:
         if args.vram_gb <= 0:
@@ -262,19 +269,22 @@ def _plan(args) -> int:
         if args.ram_gb is not None and args.ram_gb <= 0:
             raise InvalidInput("cli.must_be_positive", flag="--ram-gb", value=args.ram_gb)
         vram, ram, gpu_name = args.vram_gb, args.ram_gb, args.gpu
+        if ram is None:  # offloaded weights need host RAM: plan for this machine's, and say so
+            ram = host_ram_gb()
+            report["ram_assumed"] = ram is not None
     report.update(vram_gb=round(vram, 2), usable_gb=round(usable_gb(vram), 2), ram_gb=ram, gpu=gpu_name,
                   speed_factor=speed_factor(gpu_name))  # fmt: skip
 
     def row(estimate) -> dict:
-        s = estimate.settings
+        s = estimate.shape
         return {"family": s.family, "height": s.height, "width": s.width, "num_frames": s.num_frames,
-                "num_inference_steps": s.num_inference_steps, "strategy": s.strategy, "vae_tiling": s.vae_tiling,
+                "num_inference_steps": s.num_inference_steps, "strategy": s.memory_strategy, "vae_tiling": s.vae_tiling,
                 "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
                 "estimated_host_ram_gb": estimate.host_gb, "measured": estimate.measured}  # fmt: skip
 
     if args.model:
         family = get_family(args.model)
-        wanted = Settings(family.id, args.height or family.height, args.width or family.width,
+        wanted = RunShape(family.id, args.height or family.height, args.width or family.width,
                           args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
                           args.strategy, args.vae_tiling)  # fmt: skip
         now, ladder = downgrade(wanted, vram, ram, gpu_name)
@@ -289,13 +299,18 @@ def _plan(args) -> int:
     if "hardware" in report:
         print(report["hardware"]["summary"])
     print(f"usable GPU memory: {report['usable_gb']} of {report['vram_gb']} GB")
+    if ram:
+        print(f"host RAM: {ram:.0f} GB" + (" (this machine's; --ram-gb N to plan for another)"
+                                          if report.get("ram_assumed") else ""))  # fmt: skip
+    else:
+        print("host RAM: not known (--ram-gb N): offloaded weights are not checked against it")
     print(f"times for {gpu_name or 'an unknown GPU'}: {report['speed_factor']:g}x an H200's"
           + ("" if gpu_name else " (--gpu NAME to set)"))
 
     def describe(guess) -> str:
-        s = guess.settings
+        s = guess.shape
         return (f"{s.family} {s.width}x{s.height}, {s.num_frames} frames, {s.num_inference_steps} steps, "
-                f"{in_words(s.strategy, s.vae_tiling)}: ~{guess.peak_gb} GB{_host_note(guess.host_gb)}, ~{guess.seconds / 60:.1f} min"
+                f"{in_words(s.memory_strategy, s.vae_tiling)}: ~{guess.peak_gb} GB{_host_note(guess.host_gb)}, ~{guess.seconds / 60:.1f} min"
                 f"{'' if guess.measured else ' (not measured)'}")  # fmt: skip
 
     if args.model:

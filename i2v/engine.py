@@ -200,20 +200,19 @@ class VideoEngine:
             return replace(checked, strategy=self.offload)
         import torch
 
-        from .memory import GiB, fastest_fit, host_ram_gb, in_words
+        from .hardware import available_gb, host_ram_gb
+        from .memory import fastest_fit, in_words
 
-        # What this process could use: free memory plus what torch already holds (our own model).
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-        total_gb = (free + torch.cuda.memory_reserved(torch.device(self.device))) / GiB
-        wanted = _run_settings(checked, self.offload)
+        total_gb, _ = available_gb(self.device)
+        wanted = _run_shape(checked, self.offload)
         chosen = fastest_fit(wanted, total_gb, host_ram_gb())
         if chosen is None:
             return replace(checked, strategy=self.offload)
-        chose = note("memory.auto", placement=in_words(chosen.settings.strategy, chosen.settings.vae_tiling),
+        chose = note("memory.auto", placement=in_words(chosen.shape.memory_strategy, chosen.shape.vae_tiling),
                      peak_gb=chosen.peak_gb,
                      available_gb=total_gb)  # fmt: skip
         log.info("%s", chose)
-        return replace(checked, strategy=chosen.settings.strategy, vae_tiling=chosen.settings.vae_tiling,
+        return replace(checked, strategy=chosen.shape.memory_strategy, vae_tiling=chosen.shape.vae_tiling,
                        adjustments=[*checked.adjustments, chose])  # fmt: skip
 
     # ------------------------------------------------------------------ generation
@@ -361,17 +360,17 @@ class VideoEngine:
         and the change in words."""
         from .memory import rungs
 
-        now = _run_settings(checked, checked.strategy)
+        now = _run_shape(checked, checked.strategy)
         ladder = rungs(now, with_estimates=False)
         if not ladder:
             self.unload()
             raise OutOfMemory(failure.code, **failure.params)
         rung = ladder[0]
-        after = rung.settings
+        after = rung.shape
         log.warning("%s; retrying once with %s", failure, rung.change)
         return replace(
             checked,
-            height=after.height, width=after.width, num_frames=after.num_frames, strategy=after.strategy,
+            height=after.height, width=after.width, num_frames=after.num_frames, strategy=after.memory_strategy,
             vae_tiling=after.vae_tiling,
             adjustments=[*checked.adjustments, note("memory.oom_retried", change=rung.change)],
         ), rung.change  # fmt: skip
@@ -426,11 +425,11 @@ class VideoEngine:
 
 
 # ---------------------------------------------------------------------- rules
-def _run_settings(checked: CheckedRequest, strategy: str):
+def _run_shape(checked: CheckedRequest, strategy: str):
     """What the memory planner needs to know of a checked request, with `strategy`."""
-    from .memory import Settings
+    from .memory import RunShape
 
-    return Settings(checked.family.id, checked.height, checked.width, checked.num_frames,
+    return RunShape(checked.family.id, checked.height, checked.width, checked.num_frames,
                     checked.num_inference_steps, strategy, checked.vae_tiling)  # fmt: skip
 
 

@@ -98,7 +98,7 @@ def camera_defaults() -> CameraDefaults:
 def get_family(family_id: str) -> Family:
     families = load_families()
     if family_id not in families:
-        raise InvalidInput("model.unknown", model=family_id, known=[CAMERA, *families])
+        raise InvalidInput("model.unknown", model=family_id, known=", ".join([CAMERA, *families]))
     return families[family_id]
 
 

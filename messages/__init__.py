@@ -78,7 +78,7 @@ def _param(value: Any, language: str) -> Any:
     if isinstance(value, dict) and "code" in value and "params" in value:  # a Message read back from JSON
         return render(Message.model_validate(value), language)
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(_param(v, language)) for v in value)
+        return "; ".join(str(_param(v, language)) for v in value)
     return value
 
 

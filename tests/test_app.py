@@ -158,7 +158,8 @@ def test_model_list_shows_camera_and_present_weights(tiny_model):
 
 def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
     from app import hardware_panel
-    from i2v.memory import GPU, Hardware, usable_gb
+    from i2v.hardware import GPU, Hardware
+    from i2v.memory import usable_gb
 
     card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 128.0)
     text, actions = hardware_panel(card, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False,
@@ -171,9 +172,9 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
     assert estimate(plan).peak_gb <= usable_gb(23.5)
     assert "1. VAE tiling on" in text
     # The times on the panel are all for this card (a 4090), like the preset's, not an H200's.
-    from i2v.memory import Settings, presets
+    from i2v.memory import RunShape, presets
 
-    asked = estimate(Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40))
+    asked = estimate(RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40))
     assert f"~{asked.seconds * presets()['planner']['speed']['4090'] / 60:.1f} min: **does not fit**" in text
     auto_text, _ = hardware_panel(card, "wan2.1-i2v-14b-480p", 480, 832, 81, 40, "auto", False)
     assert "auto: group offload" in auto_text or "auto: model offload" in auto_text
@@ -181,5 +182,12 @@ def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
     small_ram = Hardware(card.gpus, 32.0)  # Wan 2.2 A14B's 64 GB of weights cannot be offloaded here
     a14b_text, _ = hardware_panel(small_ram, "wan2.2-i2v-a14b", 480, 832, 81, 40, "auto", False)
     assert "does not fit" in a14b_text
+    # The panel describes the GPU the engine runs on (it said GPU 0 with I2V_DEVICE=cuda:1).
+    from i2v.hardware import GPU
+
+    two = Hardware((GPU(0, "NVIDIA A100-SXM4-80GB", 80.0, 79.0), card.gpus[0].__class__(1, "NVIDIA GeForce RTX 4090",
+                                                                                         24.0, 23.5)), 128.0)  # fmt: skip
+    on_second, _ = hardware_panel(two, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False, device="cuda:1")
+    assert "GPU 1 (used): NVIDIA GeForce RTX 4090" in on_second and "Usable for a run: 21.6 GB" in on_second
     cpu_text, cpu_actions = hardware_panel(Hardware((), 24.0), "camera")
     assert "CPU only" in cpu_text and cpu_actions == {}

@@ -13,7 +13,7 @@ import torch
 from conftest import REPO
 from i2v.engine import VideoEngine
 from i2v.errors import OutOfMemory
-from i2v.memory import Settings, downgrade, estimate, fastest_fit, pick, presets, rungs, usable_gb, usable_ram_gb
+from i2v.memory import RunShape, downgrade, estimate, fastest_fit, pick, presets, rungs, usable_gb, usable_ram_gb
 from i2v.request import GenerationRequest
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -24,9 +24,9 @@ _, _RUNS, _ = load_runs(sorted((REPO / "bench" / "results").glob("memory_h200_*.
 MEASURED = [r for runs in _RUNS.values() for r in runs if r.get("ok")]
 
 
-def settings_of(run: dict, steps: int) -> Settings:
+def settings_of(run: dict, steps: int) -> RunShape:
     """The planner's view of a measured run."""
-    return Settings(run["family"], run["height"], run["width"], run["num_frames"], steps, run["strategy"], run["tiling"])
+    return RunShape(run["family"], run["height"], run["width"], run["num_frames"], steps, run["strategy"], run["tiling"])
 
 
 def test_there_are_measurements():
@@ -71,7 +71,7 @@ def test_more_memory_never_means_a_worse_preset():
         chosen = pick(gb, gpu_name="NVIDIA H200")
         if chosen is None:
             continue
-        s = chosen.settings
+        s = chosen.shape
         rank = order.index((s.family, s.height, s.width, s.num_frames))
         assert rank <= previous, gb
         previous = rank
@@ -79,12 +79,12 @@ def test_more_memory_never_means_a_worse_preset():
 
 
 def test_tiers_pick_what_fits_quality_first():
-    big = pick(80, gpu_name="NVIDIA H200").settings
-    assert (big.family, big.height, big.strategy) == ("wan2.2-i2v-a14b", 720, "none")  # all on the GPU: fastest
-    mid = pick(48, gpu_name="NVIDIA H200").settings
-    assert (mid.family, mid.height) == ("wan2.2-i2v-a14b", 720) and mid.strategy != "none"  # same video, offloaded
-    small = pick(12, gpu_name="NVIDIA H200").settings
-    assert small.strategy in ("group", "sequential")
+    big = pick(80, gpu_name="NVIDIA H200").shape
+    assert (big.family, big.height, big.memory_strategy) == ("wan2.2-i2v-a14b", 720, "none")  # all on the GPU: fastest
+    mid = pick(48, gpu_name="NVIDIA H200").shape
+    assert (mid.family, mid.height) == ("wan2.2-i2v-a14b", 720) and mid.memory_strategy != "none"  # same video, offloaded
+    small = pick(12, gpu_name="NVIDIA H200").shape
+    assert small.memory_strategy in ("group", "sequential")
     smallest = pick(8, gpu_name="NVIDIA H200")
     assert smallest is not None and smallest.peak_gb <= usable_gb(8)
     # A slow card skips presets that would take longer than max_minutes.
@@ -93,7 +93,7 @@ def test_tiers_pick_what_fits_quality_first():
 
 
 def test_downgrade_plan_drops_knobs_in_order_until_it_fits():
-    wanted = Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    wanted = RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
     now, plan = downgrade(wanted, 24)
     assert now.peak_gb > usable_gb(24)
     assert str(plan[0].change) == "VAE tiling on"
@@ -105,37 +105,37 @@ def test_downgrade_plan_drops_knobs_in_order_until_it_fits():
 def test_times_are_for_the_gpu_named_everywhere():
     # pick, downgrade and fastest_fit all scale the H200's seconds by the same factor, so the
     # preset's time and the plan's times on one panel are for the same card.
-    wanted = Settings("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    wanted = RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
     factor = presets()["planner"]["speed"]["4090"]
     now, plan = downgrade(wanted, 24, gpu_name="NVIDIA GeForce RTX 4090")
     assert now.seconds == round(estimate(wanted).seconds * factor, 1)
-    assert [r.estimate.seconds for r in plan] == [round(estimate(r.settings).seconds * factor, 1) for r in plan]
+    assert [r.estimate.seconds for r in plan] == [round(estimate(r.shape).seconds * factor, 1) for r in plan]
     fit = fastest_fit(wanted, 24, gpu_name="NVIDIA GeForce RTX 4090")
-    assert fit.seconds == round(estimate(fit.settings).seconds * factor, 1)
+    assert fit.seconds == round(estimate(fit.shape).seconds * factor, 1)
     unknown = presets()["planner"]["speed"]["default"]
     assert downgrade(wanted, 24)[0].seconds == round(estimate(wanted).seconds * unknown, 1)  # as pick() does
 
 
 def test_rungs_keep_the_family_rules():
-    ladder = rungs(Settings("ltx-video", 704, 1216, 121, 50, "sequential", True))
+    ladder = rungs(RunShape("ltx-video", 704, 1216, 121, 50, "sequential", True))
     assert [str(r.change).split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
     for rung in ladder:
-        assert (rung.settings.num_frames - 1) % 8 == 0
-        assert rung.settings.height % 32 == 0 and rung.settings.width % 32 == 0
+        assert (rung.shape.num_frames - 1) % 8 == 0
+        assert rung.shape.height % 32 == 0 and rung.shape.width % 32 == 0
 
 
 def test_host_ram_limits_offload():
     # Offloaded weights wait in host RAM: Wan 2.2 A14B (~64 GB of weights) cannot be offloaded on a
     # 32 GB machine, so an 8 GB card there gets a smaller model, and the estimate says how much RAM.
     roomy = pick(8, gpu_name="NVIDIA H200", ram_gb=256)
-    assert roomy.settings.family == "wan2.2-i2v-a14b" and roomy.host_gb > 60
+    assert roomy.shape.family == "wan2.2-i2v-a14b" and roomy.host_gb > 60
     tight = pick(8, gpu_name="NVIDIA H200", ram_gb=32)
-    assert tight.settings.family != "wan2.2-i2v-a14b" and tight.host_gb <= usable_ram_gb(32)
-    assert estimate(Settings("ltx-video", 480, 704, 65, 30)).host_gb == 0.0  # all on the GPU: none
-    wanted = Settings("wan2.2-i2v-a14b", 480, 832, 81, 40)
+    assert tight.shape.family != "wan2.2-i2v-a14b" and tight.host_gb <= usable_ram_gb(32)
+    assert estimate(RunShape("ltx-video", 480, 704, 65, 30)).host_gb == 0.0  # all on the GPU: none
+    wanted = RunShape("wan2.2-i2v-a14b", 480, 832, 81, 40)
     assert fastest_fit(wanted, 24, ram_gb=32) is None
     now, plan = downgrade(wanted, 24, ram_gb=32)
-    assert plan and not any(r.estimate.host_gb <= usable_ram_gb(32) for r in plan if r.settings.strategy != "none")
+    assert plan and not any(r.estimate.host_gb <= usable_ram_gb(32) for r in plan if r.shape.memory_strategy != "none")
 
 
 def test_margin_is_kept():
@@ -191,9 +191,9 @@ def test_vae_tiling_where_the_vae_has_none(tmp_path, tiny_models, chelsea):
     result = VideoEngine(tmp_path).generate(tiny_request(chelsea, tiny_models["svd-xt"], vae_tiling=True))
     assert not result.vae_tiling
     assert "svd-xt cannot decode in tiles: VAE tiling was not used" in map(str, result.adjustments)
-    ladder = rungs(Settings("svd-xt", 576, 1024, 25, 25), with_estimates=False)
+    ladder = rungs(RunShape("svd-xt", 576, 1024, 25, 25), with_estimates=False)
     assert str(ladder[0].change) == "model offload"
-    assert not any(r.settings.vae_tiling for r in ladder)
+    assert not any(r.shape.vae_tiling for r in ladder)
 
 
 def test_plan_command():
@@ -212,7 +212,7 @@ def test_plan_command():
     assert asked["downgrade"][-1]["estimated_peak_gb"] <= asked["usable_gb"]
     # Times (and so the 20-minute limit) are for the GPU named: an H200 holds A14B at 720p in the
     # time an unknown card (3x slower) needs for 480p.
-    h200, unknown = plan("--vram-gb", "48", "--gpu", "H200"), plan("--vram-gb", "48")
+    h200, unknown = plan("--vram-gb", "48", "--gpu", "H200", "--ram-gb", "256"), plan("--vram-gb", "48", "--ram-gb", "256")
     assert (h200["speed_factor"], h200["preset"]["height"]) == (1.0, 720)
     assert unknown["gpu"] is None and unknown["speed_factor"] == presets()["planner"]["speed"]["default"]
     assert unknown["preset"]["estimated_seconds"] <= presets()["planner"]["max_minutes"] * 60
@@ -221,13 +221,13 @@ def test_plan_command():
 
 
 def test_fastest_fit_picks_offload_only_when_needed():
-    wanted = Settings("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
-    assert fastest_fit(wanted, 80).settings.strategy == "none"
-    on_24 = fastest_fit(wanted, 24).settings
-    assert on_24.strategy in ("model", "group") and estimate(on_24).peak_gb <= usable_gb(24)
-    assert fastest_fit(wanted.with_(vae_tiling=True), 80).settings.vae_tiling  # asked-for tiling stays
-    svd = fastest_fit(Settings("svd-xt", 576, 1024, 25, 25, vae_tiling=True), 24).settings
-    assert svd.strategy == "none" and not svd.vae_tiling  # its VAE has no tiling to keep
+    wanted = RunShape("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
+    assert fastest_fit(wanted, 80).shape.memory_strategy == "none"
+    on_24 = fastest_fit(wanted, 24).shape
+    assert on_24.memory_strategy in ("model", "group") and estimate(on_24).peak_gb <= usable_gb(24)
+    assert fastest_fit(wanted.with_(vae_tiling=True), 80).shape.vae_tiling  # asked-for tiling stays
+    svd = fastest_fit(RunShape("svd-xt", 576, 1024, 25, 25, vae_tiling=True), 24).shape
+    assert svd.memory_strategy == "none" and not svd.vae_tiling  # its VAE has no tiling to keep
     assert fastest_fit(wanted, 2) is None  # nothing fits
 
 
@@ -239,12 +239,42 @@ def test_auto_strategy_on_cpu_is_the_engine_default(tmp_path, tiny_models, chels
 def test_group_offload_needs_its_measured_host_ram():
     # Measured on a 128 GB machine (bench/results/host_memory_h200.jsonl): group offload pins a copy
     # of the weights rounded up per tensor, and placing Wan 2.2 A14B peaked at 122 GB (1.9x its 64 GB).
-    a14b = Settings("wan2.2-i2v-a14b", 720, 1280, 81, 40, "group", True)
+    a14b = RunShape("wan2.2-i2v-a14b", 720, 1280, 81, 40, "group", True)
     weights = 64.05
     assert estimate(a14b).host_gb == pytest.approx(1.9 * weights, abs=0.2)
-    assert estimate(a14b.with_(strategy="model")).host_gb == pytest.approx(1.1 * weights, abs=0.2)
-    assert estimate(a14b.with_(strategy="none")).host_gb == 0.0
+    assert estimate(a14b.with_(memory_strategy="model")).host_gb == pytest.approx(1.1 * weights, abs=0.2)
+    assert estimate(a14b.with_(memory_strategy="none")).host_gb == 0.0
     # So a 12 GB card in a 128 GB machine is not told to group-offload A14B, which nearly ran it out of RAM.
     chosen = pick(12, gpu_name="NVIDIA H200", ram_gb=128)
-    assert not (chosen.settings.family == "wan2.2-i2v-a14b" and chosen.settings.strategy == "group")
+    assert not (chosen.shape.family == "wan2.2-i2v-a14b" and chosen.shape.memory_strategy == "group")
     assert chosen.host_gb <= usable_ram_gb(128)
+
+
+def test_the_gpu_a_device_names_is_the_one_described():
+    from i2v.hardware import GPU, Hardware
+
+    two = Hardware((GPU(0, "NVIDIA A100", 80.0, 70.0), GPU(1, "NVIDIA GeForce RTX 4090", 24.0, 23.0)), 128.0)
+    assert two.gpu_for("cuda:1").name == "NVIDIA GeForce RTX 4090"
+    assert two.gpu_for("cuda").index == 0 and two.gpu_for(None).index == 0
+    assert two.gpu_for("cpu") is None and two.gpu_for("cuda:7") is None
+    assert "GPU 1 (used): NVIDIA GeForce RTX 4090" in str(two.summary("cuda:1"))
+    assert "GPU 0 (used)" not in str(two.summary("cuda:1"))
+    assert "CPU only" in str(Hardware((), 16.0).summary("cuda"))
+
+
+def test_plan_names_the_ram_it_assumed_and_the_device_it_read():
+    from i2v.hardware import host_ram_gb
+
+    def plan(*args, env=None):
+        done = subprocess.run([sys.executable, "-m", "i2v.cli", "plan", *args], capture_output=True, text=True,
+                              env={**__import__("os").environ, **(env or {})})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    report = json.loads(plan("--vram-gb", "12", "--json"))
+    assert report["ram_assumed"] and report["ram_gb"] == pytest.approx(host_ram_gb())
+    assert report["preset"]["estimated_host_ram_gb"] <= usable_ram_gb(host_ram_gb())
+    assert "(this machine's; --ram-gb N to plan for another)" in plan("--vram-gb", "12")
+    assert "ram_assumed" not in json.loads(plan("--vram-gb", "12", "--ram-gb", "256", "--json"))
+    detected = json.loads(plan("--detect", "--json", env={"I2V_DEVICE": "cuda:1"}))
+    assert detected["hardware"]["device"] == "cuda:1"
