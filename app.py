@@ -19,11 +19,12 @@ from pathlib import Path
 import gradio as gr
 from pydantic import ValidationError
 
-from i2v.engine import Progress, VideoEngine
+from i2v.engine import VideoEngine
+from i2v.progress import Progress
 from i2v.errors import Cancelled, I2VError
 from i2v.hardware import Hardware, detect
 from i2v.memory import RunShape, downgrade, fastest_fit, in_words, memory_profiles, pick, usable_gb
-from i2v.models import CAMERA, camera_defaults, load_families, resolve, weights_present
+from i2v.families import CAMERA, all_families, resolve, weights_present
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
 from prompting import Endpoint, PromptRefiner, RefinedPrompt
 from settings import Settings
@@ -149,10 +150,7 @@ class Jobs:
 # ---------------------------------------------------------------------- models and their rules
 def model_choices(settings: Settings) -> list[tuple[str, str]]:
     """The camera engine, every family whose weights are here, and the configured model."""
-    choices = [(camera_defaults().label, CAMERA)]
-    for family in load_families().values():
-        if weights_present(resolve(family.id)):
-            choices.append((family.label, family.id))
+    choices = [(family.label, family.id) for family in all_families().values() if weights_present(resolve(family.id))]
     if settings.model not in ("auto", CAMERA) and settings.model not in [value for _, value in choices]:
         try:
             source = resolve(settings.model)
@@ -171,20 +169,12 @@ def default_model(settings: Settings, choices: list[tuple[str, str]]) -> str:
 
 def rules_for(model: str) -> dict:
     """Slider bounds and defaults for `model`, from its family's rules."""
-    if model == CAMERA:
-        cam = camera_defaults()
-        return dict(
-            family=CAMERA, multiple=cam.size_multiple, height=cam.height, width=cam.width, frames=cam.num_frames,
-            frame_min=1, frame_step=1, frame_max=cam.max_frames, fps=cam.fps, steps=0, guidance=0.0,
-            fixed=False, diffusion=False,
-        )  # fmt: skip
     family = resolve(model).family
     return dict(
         family=family.id, multiple=family.size_multiple, height=family.height, width=family.width,
         frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset),
-        frame_step=family.frame_step,
-        frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
-        guidance=family.guidance_scale, fixed=family.size_rule == "fixed", diffusion=True,
+        frame_step=family.frame_step, frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
+        guidance=family.guidance_scale or 0.0, fixed=family.size_rule == "fixed", diffusion=bool(family.pipeline),
     )  # fmt: skip
 
 

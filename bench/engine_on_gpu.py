@@ -22,7 +22,7 @@ import torch
 from i2v.engine import VideoEngine
 from i2v.errors import Cancelled
 from i2v.export import read_mp4
-from i2v.models import load_families
+from i2v.families import load_families
 from i2v.request import GenerationRequest
 from i2v.tiny import make_tiny
 

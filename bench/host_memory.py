@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import i2v.engine  # noqa: E402
 from i2v import placement  # noqa: E402
 from i2v.engine import VideoEngine  # noqa: E402
-from i2v.models import resolve  # noqa: E402
+from i2v.families import resolve  # noqa: E402
 from i2v.request import GenerationRequest  # noqa: E402
 from measure_memory import build  # noqa: E402
 

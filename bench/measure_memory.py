@@ -10,7 +10,7 @@ weights in the family's dtype, made directly on the GPU; no download. Each run m
 for strategies: none (all on GPU), model (model CPU offload), group (block-level group offload
 with CUDA streams), sequential (diffusers' sequential CPU offload), with VAE tiling at the largest
 size where the VAE has it. The pipeline is called with the engine's own arguments and step hook
-(i2v.engine), and placed by the engine's own code. Results: one JSON line per run.
+(its family room, i2v/families/), and placed by the engine's own code (i2v.placement). Results: one JSON line per run.
 
     python bench/measure_memory.py OUT_DIR --family wan2.2-ti2v-5b [--family ltx-video ...] [--steps 2]
     python bench/measure_memory.py OUT_DIR --check --family svd-xt   # on a CPU first: one layer deep
@@ -39,9 +39,9 @@ def depth(layers: int) -> int:
 
 # ---------------------------------------------------------------------- full-size components
 def _t5_tokenizer():
-    from i2v.tiny import _t5_tokenizer
+    from i2v.tiny import t5_tokenizer
 
-    return _t5_tokenizer()  # any tokenizer will do: pipelines pad prompts to their fixed length
+    return t5_tokenizer()  # any tokenizer will do: pipelines pad prompts to their fixed length
 
 
 def umt5_xxl():
@@ -166,7 +166,7 @@ def hunyuanvideo15_i2v():
         T5EncoderModel,
     )  # fmt: skip
 
-    from i2v.tiny import _qwen_tokenizer
+    from i2v.families.hunyuan import qwen_tokenizer
 
     qwen = Qwen2_5_VLTextConfig(
         hidden_size=3584, intermediate_size=18944, num_hidden_layers=depth(28), num_attention_heads=28,
@@ -182,7 +182,7 @@ def hunyuanvideo15_i2v():
     return dict(
         transformer=HunyuanVideo15Transformer3DModel(num_layers=depth(54)), vae=AutoencoderKLHunyuanVideo15(),
         scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), text_encoder=Qwen2_5_VLTextModel(qwen),
-        tokenizer=_qwen_tokenizer(), text_encoder_2=T5EncoderModel(byt5), tokenizer_2=tokenizer_2,
+        tokenizer=qwen_tokenizer(), text_encoder_2=T5EncoderModel(byt5), tokenizer_2=tokenizer_2,
         guider=ClassifierFreeGuidance(guidance_scale=6.0), image_encoder=SiglipVisionModel(siglip),
         feature_extractor=SiglipImageProcessor(size={"height": 384, "width": 384}),
     )  # fmt: skip
@@ -219,7 +219,7 @@ def i2vgen_xl():
     from diffusers.models.unets import I2VGenXLUNet
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from i2v.tiny import _clip_tokenizer
+    from i2v.tiny import clip_tokenizer
 
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=depth(24), num_attention_heads=16,
@@ -231,7 +231,7 @@ def i2vgen_xl():
         beta_schedule="squaredcos_cap_v2", rescale_betas_zero_snr=True, set_alpha_to_one=True, clip_sample=False,
         steps_offset=1, timestep_spacing="leading", prediction_type="v_prediction",
     )  # fmt: skip
-    return dict(unet=I2VGenXLUNet(), vae=sd_vae(temporal=False), text_encoder=text_encoder, tokenizer=_clip_tokenizer(),
+    return dict(unet=I2VGenXLUNet(), vae=sd_vae(temporal=False), text_encoder=text_encoder, tokenizer=clip_tokenizer(),
                 image_encoder=image_encoder, feature_extractor=feature_extractor, scheduler=scheduler)  # fmt: skip
 
 
@@ -257,7 +257,7 @@ SIZES = {
 
 def build(family_id: str, device: str = "cuda"):
     """The family's pipeline at full size with random weights, in its dtype (float32 on a CPU)."""
-    from i2v.models import get_family
+    from i2v.families import get_family
 
     family = get_family(family_id)
     torch.manual_seed(0)
@@ -319,7 +319,6 @@ class _Clock:
 def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) -> dict:
     """One run through the pipeline with the engine's own arguments and step hook; the peak of each
     phase (encode, denoise, decode) and the seconds of each."""
-    from i2v.engine import CheckedRequest, _pipeline_kwargs, _watch_steps
     from i2v.request import GenerationRequest
 
     cuda = _Cuda(torch.cuda.is_available())
@@ -352,14 +351,13 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
     if tiling:
         pipe.vae.enable_tiling()
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8))
-    request = GenerationRequest(image="photo.png", prompt="a cat turns its head", negative_prompt="blurry",
-                                model=family.id)  # fmt: skip
-    checked = CheckedRequest(request=request, model=family.id, source=None, height=height, width=width,
-                             num_frames=num_frames, fps=family.fps, num_inference_steps=steps,
-                             guidance_scale=family.guidance_scale, seed=0, photo=photo, last_photo=None)  # fmt: skip
-    kwargs = _pipeline_kwargs(pipe, family, checked)
+    # The engine's own call: the family's arguments and step hook, for the knobs of a checked request.
+    knobs = GenerationRequest(image="photo.png", prompt="a cat turns its head", negative_prompt="blurry",
+                              model=family.id, height=height, width=width, num_frames=num_frames, fps=family.fps,
+                              num_inference_steps=steps, guidance_scale=family.guidance_scale, seed=0)  # fmt: skip
+    kwargs = family.call_kwargs(pipe, knobs, photo, None)
     clock = _Clock(cuda)
-    restore = _watch_steps(pipe, kwargs, clock)
+    restore = family.watch_steps(pipe, kwargs, clock)
     gc.collect()
     if cuda.on:
         torch.cuda.empty_cache()

@@ -13,11 +13,14 @@ import os
 import sys
 import threading
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
 from .errors import Cancelled, I2VError, InvalidInput
-from .request import CAMERA_MOTIONS, GenerationRequest
+from .memory import RunShape
+from .request import GenerationRequest
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -50,41 +53,42 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
                                     "--detect reads it; default: an unknown GPU)")  # fmt: skip
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
-    plan.add_argument("--height", type=int)
-    plan.add_argument("--width", type=int)
-    plan.add_argument("--frames", type=int, dest="num_frames")
-    plan.add_argument("--steps", type=int, dest="num_inference_steps")
-    plan.add_argument("--strategy", choices=["none", "model", "group", "sequential"], default="none")
-    plan.add_argument("--vae-tiling", action="store_true")
+    add_knobs(plan, RunShape.knobs(), defaults={"memory_strategy": "none"}, aliases={"memory_strategy": "--strategy"})
     plan.add_argument("--json", action="store_true", help="print one JSON object")
 
     gen = commands.add_parser("generate", help="make a video from a photo")
-    gen.add_argument("--image", type=Path, required=True, help="the photo (JPEG, PNG, WebP, ...)")
-    gen.add_argument("--prompt", default="", help="what should happen in the video")
-    gen.add_argument("--negative-prompt", default="", help="what to avoid")
-    gen.add_argument("--model", default="camera", help="family id, 'camera' (no weights), or a local model folder")
-    gen.add_argument("--height", type=int)
-    gen.add_argument("--width", type=int)
-    gen.add_argument("--frames", type=int, dest="num_frames")
-    gen.add_argument("--fps", type=int)
-    gen.add_argument("--steps", type=int, dest="num_inference_steps")
-    gen.add_argument("--guidance", type=float, dest="guidance_scale")
-    gen.add_argument("--seed", type=int, help="same seed and settings give the same video; default random")
-    gen.add_argument("--camera", choices=CAMERA_MOTIONS, default="static", dest="camera_motion",
-                     help="camera move for the camera engine")  # fmt: skip
-    gen.add_argument("--last-image", type=Path, help="a photo to end on (wan2.2-i2v-a14b)")
-    gen.add_argument("--fit", choices=["crop", "pad"], default="crop", help="center crop (default) or pad the photo")
+    add_knobs(gen, GenerationRequest.knobs())
     gen.add_argument("--out", required=True, help="an .mp4 file, or a folder for a new unique name (end a new "
                      "folder's name with / when it has a dot in it)")  # fmt: skip
     gen.add_argument("--device", default=os.environ.get("I2V_DEVICE"),
                      help="cuda, cuda:1 or cpu (default: I2V_DEVICE, else cuda when available)")
-    gen.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default="auto",
-                     dest="memory_strategy",
-                     help="where the weights live: auto (the planner picks from GPU memory), none (all on the GPU), "
-                          "or model / group / sequential CPU offload")  # fmt: skip
-    gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles: less GPU memory, slower decode")
     gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
+
+
+def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict | None = None,
+              aliases: dict | None = None) -> None:
+    """A flag for each knob of GenerationRequest in `names`, derived from its field: the field's own
+    name (--num-frames) and its short spelling (--frames), its type, choices, default and help."""
+    defaults, aliases = defaults or {}, aliases or {}
+    for name in names:
+        field = GenerationRequest.model_fields[name]
+        flags = [f"--{name.replace('_', '-')}"]
+        short = (field.json_schema_extra or {}).get("flag")
+        flags = [short, *flags] if short else flags
+        flags += [aliases[name]] if name in aliases else []
+        kind = field.annotation
+        choices = None
+        if get_origin(kind) in (Union, UnionType):  # int | None: the family's default when left out
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        if get_origin(kind) is Literal:
+            kind, choices = str, list(get_args(kind))
+        default = defaults.get(name, None if field.is_required() else field.default)
+        if kind is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", default=bool(default), help=field.description)
+        else:
+            parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default,
+                                required=field.is_required(), help=field.description)  # fmt: skip
 
 
 def _version() -> str:
@@ -122,20 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _models(args) -> int:
-    from .models import CAMERA, camera_defaults, load_families, resolve, weights_present
+    from .families import all_families, resolve, weights_present
 
-    rows = [
-        {
-            "id": CAMERA,
-            "label": camera_defaults().label,
-            "pipeline": None,
-            "hub_id": None,
-            "weights_present": True,
-            "end_frame": False,
-            "text_prompt": False,
-        }
-    ]
-    for family in load_families().values():
+    rows = []
+    for family in all_families().values():
         rows.append(
             {
                 "id": family.id,
@@ -156,6 +150,7 @@ def _models(args) -> int:
                 },
                 "end_frame": family.end_frame,
                 "text_prompt": family.text_prompt,
+                "preview": family.preview,
             }
         )
     if args.json:
@@ -169,10 +164,12 @@ def _models(args) -> int:
 
 
 def _make_tiny(args) -> int:
-    from .models import get_family
+    from .families import load_families
     from .tiny import make_tiny
 
-    family = get_family(args.family)
+    family = load_families().get(args.family)
+    if family is None:
+        raise InvalidInput("model.unknown", model=args.family, known=", ".join(load_families()))
     if args.directory.exists() and any(args.directory.iterdir()):
         raise InvalidInput("cli.directory_not_empty", directory=str(args.directory))
     make_tiny(family.id, args.directory)
@@ -183,13 +180,8 @@ def _make_tiny(args) -> int:
 def _generate(args) -> int:
     from tqdm import tqdm
 
-    fields = (
-        "image", "prompt", "negative_prompt", "model", "height", "width", "num_frames", "fps",
-        "num_inference_steps", "guidance_scale", "seed", "camera_motion", "last_image", "fit", "memory_strategy",
-        "vae_tiling",
-    )  # fmt: skip
     try:
-        request = GenerationRequest(**{name: getattr(args, name) for name in fields})
+        request = GenerationRequest(**{name: getattr(args, name) for name in GenerationRequest.knobs()})
     except ValidationError as exc:
         raise InvalidInput("request.invalid", details=_one_line(exc)) from None
 
@@ -249,8 +241,8 @@ def _plan(args) -> int:
     from dataclasses import asdict
 
     from .hardware import detect, host_ram_gb
-    from .memory import RunShape, downgrade, in_words, pick, speed_factor, usable_gb
-    from .models import get_family
+    from .memory import downgrade, fastest_fit, in_words, pick, speed_factor, usable_gb
+    from .families import get_family
 
     report: dict = {}
     gpu_name = None
@@ -282,12 +274,23 @@ def _plan(args) -> int:
                 "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
                 "estimated_host_ram_gb": estimate.host_gb, "measured": estimate.measured}  # fmt: skip
 
-    if args.model:
-        family = get_family(args.model)
+    family = get_family(args.model) if args.model else None
+    if family is not None and not family.pipeline:  # the camera engine: nothing on the GPU
+        report.update(model=family.id, fits=True, needs_gpu=False)
+        print(json.dumps(report) if args.json else f"{family.id}: {family.label} runs on the CPU and needs no GPU "
+              "memory: nothing to plan")  # fmt: skip
+        return 0
+    if family is not None:
         wanted = RunShape(family.id, args.height or family.height, args.width or family.width,
                           args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
-                          args.strategy, args.vae_tiling)  # fmt: skip
-        now, ladder = downgrade(wanted, vram, ram, gpu_name)
+                          args.memory_strategy, args.vae_tiling)  # fmt: skip
+        auto = fastest_fit(wanted.with_(memory_strategy="none"), vram, ram, gpu_name) \
+            if args.memory_strategy == "auto" else None  # fmt: skip
+        if auto is not None:  # what the engine would do: the fastest strategy that fits
+            now, ladder = auto, []
+        else:
+            strategy = "none" if args.memory_strategy == "auto" else args.memory_strategy
+            now, ladder = downgrade(wanted.with_(memory_strategy=strategy), vram, ram, gpu_name)
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder])  # fmt: skip
     else:

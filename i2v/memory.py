@@ -19,7 +19,7 @@ from functools import cache
 from messages import Message, note
 
 from .errors import InvalidInput
-from .models import CONFIG_DIR
+from .families import CONFIG_DIR
 from .request import STRATEGIES, GenerationRequest, Strategy
 
 # ---------------------------------------------------------------------- the estimator
@@ -39,9 +39,14 @@ class RunShape:
     vae_tiling: bool = False
 
     @classmethod
+    def knobs(cls) -> list[str]:
+        """The request's knobs a run shape holds."""
+        return [f.name for f in fields(cls) if f.name != "family"]
+
+    @classmethod
     def of(cls, family: str, knobs: GenerationRequest, **changes) -> RunShape:
         """The run shape of a request whose defaults are filled in (a checked request's knobs)."""
-        values = {f.name: getattr(knobs, f.name) for f in fields(cls) if f.name != "family"}
+        values = {name: getattr(knobs, name) for name in cls.knobs()}
         return cls(family, **{**values, **changes})
 
     def with_(self, **changes) -> RunShape:
@@ -169,7 +174,7 @@ def speed_factor(gpu_name: str | None) -> float:
 
 
 def _tiling_choices(family: str) -> tuple[bool, ...]:
-    from .models import get_family
+    from .families import get_family
 
     return (False, True) if get_family(family).vae_tiling else (False,)
 
@@ -219,7 +224,7 @@ def rungs(shape: RunShape, with_estimates: bool = True) -> list[Rung]:
     """The downgrade ladder from `shape`, in the order knobs drop: first what costs no quality
     (VAE tiling where the VAE has it, then offload: model, group, sequential), then frames (to 2/3,
     then 1/2), then resolution (to 2/3 of each side). Each rung keeps the ones before it."""
-    from .models import get_family
+    from .families import get_family
 
     family = get_family(shape.family)
     steps: list[tuple[Message, RunShape]] = []

@@ -1,8 +1,14 @@
-"""What a caller asks the engine for, and what it gets back.
+"""The one knob set: what a person can ask for (`GenerationRequest`) and what they get back.
+
+Everything else is derived from `GenerationRequest`'s fields: the checked request (the same knobs
+with every default filled in), the result (`VideoResult` is the request as it ran, plus what came
+of it), the planner's run shape (i2v/memory.py's `RunShape` takes its fields by name), the `i2v`
+command's flags (`flag` below names the short spelling), the page's form and the JSON beside each
+video. Adding a knob is one field here plus the code that uses it.
 
 Both are pydantic models that reject unknown fields and bound every number, so a request that
 reaches the engine is already sane; the family-specific rules (multiples, frame counts) are checked
-by the engine, which knows the model. Argument names are diffusers' own.
+by i2v/checks.py, which knows the model. Argument names are diffusers' own.
 """
 
 from __future__ import annotations
@@ -41,56 +47,66 @@ STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
 MemoryStrategy = Literal["auto", "none", "model", "group", "sequential"]  # auto: the planner picks
 
 
+def _flag(flag: str) -> dict:
+    return {"flag": flag}
+
+
 class GenerationRequest(BaseModel):
-    """One video to make. A field left at None takes the model family's default."""
+    """One video to make. A knob left at None takes the model family's default."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image: Path
-    prompt: str = Field("", max_length=4000)
-    negative_prompt: str = Field("", max_length=4000)
-    model: str = Field("camera", min_length=1, max_length=1000, description="family id, 'camera', or a local folder")
-    height: int | None = Field(None, ge=16, le=2160)
-    width: int | None = Field(None, ge=16, le=3840)
-    num_frames: int | None = Field(None, ge=1, le=1024)
-    fps: int | None = Field(None, ge=1, le=60)
-    num_inference_steps: int | None = Field(None, ge=1, le=200)
-    guidance_scale: float | None = Field(None, ge=0.0, le=30.0)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="None picks a random seed; the result reports it")
-    camera_motion: CameraMotion = "static"
-    last_image: Path | None = None
+    image: Path = Field(description="the photo (JPEG, PNG, WebP, ...)")
+    prompt: str = Field("", max_length=4000, description="what should happen in the video")
+    negative_prompt: str = Field("", max_length=4000, description="what to avoid")
+    model: str = Field("camera", min_length=1, max_length=1000,
+                       description="family id, 'camera' (no weights), or a local model folder")  # fmt: skip
+    height: int | None = Field(None, ge=16, le=2160, description="pixels; rounded down to the model's multiple")
+    width: int | None = Field(None, ge=16, le=3840, description="pixels; rounded down to the model's multiple")
+    num_frames: int | None = Field(None, ge=1, le=1024, description="frames; moved to the model's rule (4n+1, ...)",
+                                   json_schema_extra=_flag("--frames"))  # fmt: skip
+    fps: int | None = Field(None, ge=1, le=60, description="frames per second of playback")
+    num_inference_steps: int | None = Field(None, ge=1, le=200, description="denoising steps",
+                                            json_schema_extra=_flag("--steps"))  # fmt: skip
+    guidance_scale: float | None = Field(None, ge=0.0, le=30.0, description="how closely to follow the prompt",
+                                         json_schema_extra=_flag("--guidance"))  # fmt: skip
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="same seed and settings give the same video; left out: a random one, reported")  # fmt: skip
+    camera_motion: CameraMotion = Field("static", description="camera move for the camera engine",
+                                        json_schema_extra=_flag("--camera"))  # fmt: skip
+    last_image: Path | None = Field(None, description="a photo to end on (models that take one)")
     fit: Fit = Field("crop", description="how the photo meets the video's aspect: center crop, or pad with black")
     memory_strategy: MemoryStrategy = Field(
-        "auto", description="none: all on the GPU; model / group / sequential CPU offload; auto: the engine's default"
-    )
+        "auto", description="where the weights live: auto (the planner picks from GPU memory), none (all on the "
+        "GPU), or model / group / sequential CPU offload", json_schema_extra=_flag("--offload"),
+    )  # fmt: skip
     vae_tiling: bool = Field(False, description="decode (and encode) the video in tiles: less memory, a bit slower")
 
+    @classmethod
+    def knobs(cls) -> list[str]:
+        """The names of every knob, in order."""
+        return list(cls.model_fields)
 
-class VideoResult(BaseModel):
-    """A finished video: where it is and exactly how it was made."""
 
-    model_config = ConfigDict(extra="forbid")
+class VideoResult(GenerationRequest):
+    """A finished video: the request as it ran (every default filled in, every rule applied: the
+    knobs above hold the values used) and what came of it."""
 
     path: Path
     metadata_path: Path
-    model: str
     family: str
     engine: Literal["diffusers", "camera"]
     label: str
     preview: bool = Field(description="True for the camera engine: a camera-motion preview, not a generated video")
-    prompt: str
-    negative_prompt: str
-    height: int
-    width: int
-    num_frames: int
-    fps: int
-    num_inference_steps: int
-    guidance_scale: float
-    seed: int
-    camera_motion: str
-    fit: Fit
     seconds: float
     device: str
-    memory_strategy: str = "none"
-    vae_tiling: bool = False
     adjustments: list[Message] = Field(default_factory=list, description="values the engine changed, and why")
+
+    def metadata(self) -> dict:
+        """What travels with the video (the JSON beside it and the MP4's comment): the result,
+        with file names instead of this machine's paths."""
+        data = self.model_dump(mode="json", exclude={"path", "metadata_path"})
+        data["file"] = self.path.name
+        data["image"] = self.image.name
+        data["last_image"] = self.last_image.name if self.last_image else None
+        return data

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2v import camera
+from i2v.families import camera
 from i2v.engine import VideoEngine
 from i2v.export import read_mp4
 from i2v.images import open_photo

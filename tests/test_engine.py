@@ -12,7 +12,7 @@ from PIL import Image
 from i2v.engine import VideoEngine
 from i2v.errors import Cancelled, InvalidInput, ModelNotAvailable
 from i2v.export import read_comment, read_mp4
-from i2v.models import load_families
+from i2v.families import load_families
 from i2v.request import GenerationRequest
 from i2v.tiny import make_tiny
 
@@ -179,7 +179,7 @@ def test_model_without_prompt_says_so(engine, tiny_models, chelsea):
 
 
 def test_pipeline_is_kept_and_switching_frees_it(engine, tiny_models):
-    from i2v.models import resolve
+    from i2v.families import resolve
 
     wan, ltx = resolve(str(tiny_models["wan2.1-i2v-14b-480p"])), resolve(str(tiny_models["ltx-video"]))
     first = engine.load(wan)
@@ -197,7 +197,7 @@ def test_hub_id_loads_from_the_local_cache(engine, tmp_path, chelsea):
     """A family id means its hub id, read from the Hugging Face cache as from_pretrained does."""
     from huggingface_hub import constants
 
-    from i2v.models import get_family, resolve, weights_present
+    from i2v.families import get_family, resolve, weights_present
 
     family = get_family("wan2.2-ti2v-5b")
     assert not weights_present(resolve(family.id))
@@ -262,7 +262,7 @@ def test_sequential_offload_keeps_multihead_attention_whole():
     # out_proj weights without calling it, so they were left on the meta device and HunyuanVideo 1.5
     # failed under sequential offload (found on an H200). Placed on the CPU here: the hooks are the same.
     from i2v.placement import sequential_offload
-    from i2v.models import get_family
+    from i2v.families import get_family
     from i2v.tiny import build_tiny
 
     pipe = build_tiny(get_family("hunyuanvideo-i2v"))
@@ -279,7 +279,7 @@ def test_unload_lets_go_of_the_pipeline_before_giving_memory_back(engine, tiny_m
     import weakref
 
     import i2v.engine
-    from i2v.models import resolve
+    from i2v.families import resolve
 
     pipe = engine.load(resolve(str(tiny_models["ltx-video"])))
     alive = weakref.ref(pipe)

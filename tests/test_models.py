@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from i2v.errors import InvalidInput
-from i2v.models import FAMILY_MARKER, Family, load_families, resolve
+from i2v.families import FAMILY_MARKER, Family, load_families, resolve
 
 
 def test_families_have_sane_defaults():

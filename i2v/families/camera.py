@@ -1,10 +1,11 @@
 """The camera engine: real camera moves over the photo itself, with no model weights and no GPU.
 
-Each frame is an affine view (center, scale, rotation) into the photo, fitted with a margin so
-that pans and tilts have room to travel. Moves are eased (smoothstep), so they start and stop
-gently. Orbits are approximated by a parallax-free rotate-and-scale; dollies by a push that
-accelerates towards a point a little below the center. This is a motion preview, not a generated
-video, and the engine labels it so. It knows nothing about diffusion models.
+A family like the others (`Camera`), except that it renders its frames itself instead of through a
+diffusers pipeline. Each frame is an affine view (center, scale, rotation) into the photo, fitted
+with a margin so that pans and tilts have room to travel. Moves are eased (smoothstep), so they
+start and stop gently. Orbits are approximated by a parallax-free rotate-and-scale; dollies by a
+push that accelerates towards a point a little below the center. This is a motion preview, not a
+generated video, and every result says so (`preview`). It knows nothing about diffusion models.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .images import fit
+from ..images import fit
+from .base import Family
 
 MARGIN = 1.3  # the photo is fitted to 1.3x the frame, so a view can travel 15% each way
 
@@ -105,3 +107,11 @@ def _look(canvas: Image.Image, view: View, width: int, height: int) -> Image.Ima
     c = cx - a * width / 2 - b * height / 2
     f = cy - d * width / 2 - e * height / 2
     return canvas.transform((width, height), Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BICUBIC)
+
+
+class Camera(Family):
+    """The camera engine as a family: no pipeline, no weights, no GPU; a preview of the photo moving."""
+
+    def render(self, knobs, photo: Image.Image, on_frame: Callable[[int], None]) -> np.ndarray:
+        return render(photo, knobs.camera_motion, knobs.width, knobs.height, knobs.num_frames, knobs.seed, knobs.fit,
+                      on_frame=on_frame)  # fmt: skip

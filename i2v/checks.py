@@ -1,0 +1,95 @@
+"""The check step: a request in, the request as it will run out, or a refusal that names the value
+and the rule. Pure: it reads the photo and the model's configuration, never a GPU, and changes no
+state; where to put the weights (memory_strategy "auto") is the engine's next step.
+
+Every default is filled in from the family, every size and frame count moved to the family's rule
+(the family's room says how), and each change is a note in `adjustments`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field, replace
+
+from PIL import Image
+
+from messages import Message, note
+
+from .errors import InvalidInput
+from .families import Family, ModelSource, resolve
+from .images import open_photo
+from .request import MAX_SEED, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request with every default filled in and every rule applied (`knobs`), its model, its photos
+    as RGB, and what was changed on the way (`adjustments`)."""
+
+    knobs: GenerationRequest
+    source: ModelSource
+    photo: Image.Image
+    last_photo: Image.Image | None = None
+    adjustments: tuple[Message, ...] = field(default_factory=tuple)
+
+    @property
+    def family(self) -> Family:
+        return self.source.family
+
+    def with_(self, *notes: Message, **knobs) -> CheckedRequest:
+        """The same request with `knobs` changed and `notes` said."""
+        return replace(self, knobs=self.knobs.model_copy(update=knobs),
+                       adjustments=(*self.adjustments, *notes))  # fmt: skip
+
+
+def check(request: GenerationRequest) -> CheckedRequest:
+    """Fill defaults and apply the model's rules. Rounding is reported; breaking a rule is an error."""
+    source = resolve(request.model.strip())
+    family = source.family
+    notes: list[Message] = []
+
+    asked = request.height is not None or request.width is not None
+    height, width = family.fit_size(request.height or family.height, request.width or family.width, asked, source,
+                                    notes)  # fmt: skip
+    num_frames = family.round_frames(request.num_frames or family.num_frames, notes)
+    maximum = family.max_frames_for(source)
+    if num_frames > maximum:
+        raise InvalidInput("request.too_many_frames", num_frames=num_frames, model=family.id, maximum=maximum)
+    if num_frames < family.min_frames:
+        raise InvalidInput("request.too_few_frames", num_frames=num_frames, model=family.id, minimum=family.min_frames)
+    if request.last_image is not None and not family.end_frame:
+        raise InvalidInput("request.no_end_frame", model=family.id)
+
+    prompt, negative = request.prompt, request.negative_prompt
+    if not family.text_prompt:
+        if prompt.strip() and not family.preview:  # a preview keeps the words with the video
+            notes.append(note("request.no_text_prompt", model=family.id))
+            prompt = ""
+        negative = ""
+    vae_tiling = request.vae_tiling
+    if vae_tiling and not family.vae_tiling:
+        if not family.preview:
+            notes.append(note("request.no_vae_tiling", model=family.id))
+        vae_tiling = False
+
+    photo, photo_notes = open_photo(request.image)
+    last_photo = None
+    if request.last_image is not None:
+        last_photo, last_notes = open_photo(request.last_image)
+        photo_notes += last_notes
+    knobs = request.model_copy(update=dict(
+        model=source.name, prompt=prompt, negative_prompt=negative, height=height, width=width, num_frames=num_frames,
+        fps=request.fps or family.fps,
+        # A family without a pipeline (the camera engine) has no steps and no guidance: None.
+        num_inference_steps=(request.num_inference_steps or family.num_inference_steps) if family.pipeline else None,
+        guidance_scale=(request.guidance_scale if request.guidance_scale is not None else family.guidance_scale)
+        if family.pipeline else None,
+        seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
+        memory_strategy=request.memory_strategy if family.pipeline else "none", vae_tiling=vae_tiling,
+    ))  # fmt: skip
+    for said in notes + photo_notes:
+        log.info("%s", said)
+    return CheckedRequest(knobs, source, photo, last_photo, tuple(notes + photo_notes))

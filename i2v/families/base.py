@@ -1,0 +1,192 @@
+"""A model family: its rules as data (one table of configs/models.toml) and its quirks as code.
+
+`Family` holds what every family shares and the defaults a room overrides: how a size and a frame
+count are made to fit (`fit_size`, `max_frames_for`), the keyword arguments of one pipeline call
+(`call_kwargs`), how denoising steps are watched (`step_hook`: the pipeline's `callback_on_step_end`,
+or its scheduler's `step` where there is none), which `save_pretrained` folders are this family's
+(`claims`), and a tiny random-weight model of the same shape for tests (`tiny_components`).
+A room (one file in this folder) subclasses it for one family or a few close ones.
+This module knows nothing about requests' sources beyond `ModelSource`, or about the engine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from messages import Message, note
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..progress import StepWatch
+    from ..request import GenerationRequest
+
+FAMILY_MARKER = "_i2v_family"  # a key `i2v make-tiny` (and anyone) may add to model_index.json
+
+
+class Family(BaseModel):
+    """One model family's rules (configs/models.toml) and, in subclasses, its code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    room: str = Field(description="the class that holds this family's code: module:Class in i2v/families")
+    label: str
+    pipeline: str | None = Field(None, description="the diffusers pipeline class; None: the family renders itself")
+    hub_id: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] = "float32"
+    size_multiple: int = Field(ge=1)
+    frame_step: int = Field(1, ge=1)
+    frame_offset: int = Field(0, ge=0)
+    max_frames: int = Field(ge=1)
+    min_frames: int = Field(1, ge=1)
+    size_rule: Literal["multiple", "fixed", "bucket"] = "multiple"
+    fixed_size: tuple[int, int] | None = None
+    height: int
+    width: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int | None = None  # None for a family without a pipeline
+    guidance_scale: float | None = None
+    end_frame: bool = False
+    text_prompt: bool = True
+    vae_tiling: bool = True
+    preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
+
+    # How denoising steps are seen: the pipeline's callback_on_step_end, or its scheduler's step.
+    step_hook: ClassVar[Literal["callback", "scheduler"]] = "callback"
+
+    @property
+    def frame_rule(self) -> str:
+        if self.frame_step == 1:
+            return "any count"
+        return f"{self.frame_step}n+{self.frame_offset}"
+
+    @property
+    def engine(self) -> Literal["diffusers", "camera"]:
+        return "diffusers" if self.pipeline else "camera"
+
+    def pipeline_class(self):
+        import diffusers
+
+        return getattr(diffusers, self.pipeline)
+
+    # ------------------------------------------------------------------ sizes and frames
+    def fit_size(self, height: int, width: int, asked: bool, source: ModelSource, notes: list[Message]) -> tuple[int, int]:
+        """The size this family makes for `height` x `width` (`asked`: the person chose it): rounded
+        down to the family's multiple, each change said in `notes`."""
+        rounded = []
+        for knob, value in (("height", height), ("width", width)):
+            new = max(self.size_multiple, value // self.size_multiple * self.size_multiple)
+            if new != value:
+                notes.append(note("request.size_rounded", knob=knob, value=value, new=new, model=self.id,
+                                  multiple=self.size_multiple))  # fmt: skip
+            rounded.append(new)
+        return rounded[0], rounded[1]
+
+    def round_frames(self, num_frames: int, notes: list[Message]) -> int:
+        """`num_frames` moved to the nearest count of the family's rule (4n+1, ...), said in `notes`."""
+        step, offset = self.frame_step, self.frame_offset
+        new = max(1, round((num_frames - offset) / step)) * step + offset
+        if new != num_frames:
+            notes.append(note("request.frames_rounded", value=num_frames, new=new, model=self.id, rule=self.frame_rule))
+        return new
+
+    def max_frames_for(self, source: ModelSource) -> int:
+        return self.max_frames
+
+    # ------------------------------------------------------------------ the pipeline call
+    def call_kwargs(self, pipe, knobs: GenerationRequest, photo: Image.Image, last_photo: Image.Image | None) -> dict:
+        """The keyword arguments of one pipeline call, in diffusers' names, for `knobs` (every default
+        filled in) and the photo already fitted to the video's size."""
+        import torch
+
+        params = inspect.signature(pipe.__call__).parameters
+        kwargs: dict[str, Any] = {
+            "image": photo,
+            "num_frames": knobs.num_frames,
+            "num_inference_steps": knobs.num_inference_steps,
+            "guidance_scale": knobs.guidance_scale,
+            "generator": torch.Generator("cpu").manual_seed(knobs.seed),
+            "output_type": "np",
+        }
+        if "height" in params:
+            kwargs.update(height=knobs.height, width=knobs.width)
+        if self.text_prompt:
+            kwargs.update(prompt=knobs.prompt, negative_prompt=knobs.negative_prompt or None)
+        if last_photo is not None:
+            kwargs["last_image"] = last_photo
+        return kwargs
+
+    def watch_steps(self, pipe, kwargs: dict, watch: StepWatch) -> Callable[[], None]:
+        """Report each denoising step to `watch` (whose cancel raises there, before the VAE decodes
+        anything): through `callback_on_step_end`, or by wrapping the scheduler's `step` for families
+        whose pipeline has no callback. Returns an undo."""
+        if self.step_hook == "callback":
+
+            def on_step_end(pipeline, index, timestep, callback_kwargs):
+                watch.step(index + 1)
+                return {}
+
+            kwargs["callback_on_step_end"] = on_step_end
+            return lambda: None
+
+        scheduler = pipe.scheduler
+        original = scheduler.step
+
+        def step(*args, **step_kwargs):
+            out = original(*args, **step_kwargs)
+            watch.step()
+            return out
+
+        scheduler.step = step
+        return lambda: scheduler.__dict__.pop("step", None)
+
+    # ------------------------------------------------------------------ folders and tiny models
+    def claims(self, index: dict, folder: Path) -> bool:
+        """Whether a `save_pretrained` folder with this model_index.json holds this family."""
+        return self.pipeline is not None and index.get("_class_name") == self.pipeline
+
+    def tiny_components(self) -> dict:
+        """The pipeline's components with tiny random weights (seed 0 before each), for tests."""
+        raise NotImplementedError(f"family {self.id!r} has no tiny model")
+
+    # ------------------------------------------------------------------ families that render themselves
+    def render(self, knobs: GenerationRequest, photo: Image.Image, on_frame: Callable[[int], None]):
+        """(frames, height, width, 3) uint8 frames, for a family without a pipeline (the camera engine)."""
+        raise NotImplementedError(f"family {self.id!r} renders through its diffusers pipeline")
+
+
+class ModelSource(BaseModel):
+    """Where one model's weights are: a family plus a hub id or a local folder (none for the camera)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: Family
+    location: str | None  # hub id or absolute folder path; None for a family without weights
+    local: bool
+
+    @property
+    def name(self) -> str:
+        return self.location if self.local else self.family.id
+
+    def component_config(self, component: str) -> dict | None:
+        """A component's config.json, from the local folder or the Hugging Face cache, without loading weights."""
+        if self.location is None:
+            return None
+        if self.local:
+            path = Path(self.location) / component / "config.json"
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(self.location, f"{component}/config.json")
+            path = Path(found) if isinstance(found, str) else None
+        if path is None or not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))

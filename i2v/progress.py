@@ -1,0 +1,63 @@
+"""Progress and cancel: what a long run reports, and how a caller stops it.
+
+`StepWatch` counts steps (denoising steps, or frames for the camera engine), reports each to the
+caller's `on_progress`, and raises `Cancelled` at the next step once the caller's cancel flag is
+set, before anything is decoded or written. Families hook it into their pipeline (see
+`Family.watch_steps`); benchmarks use it to time steps. It knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from .errors import Cancelled
+
+Stage = Literal["loading", "denoising", "rendering", "encoding"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: `step` of `total` done in `stage`, with seconds elapsed and left."""
+
+    stage: Stage
+    step: int
+    total: int
+    elapsed: float
+    eta: float | None
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+OnProgress = Callable[[Progress], None]
+
+
+class StepWatch:
+    """Counts steps, reports progress, and stops the run when cancel is set."""
+
+    def __init__(self, stage: Stage, total: int, on_progress: OnProgress | None, cancel: CancelFlag | None):
+        self.stage, self.total, self.on_progress, self.cancel = stage, total, on_progress, cancel
+        self.done = 0
+        self.started = time.monotonic()
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("run.cancelled")
+
+    def step(self, done: int | None = None) -> None:
+        self.done = min(self.total, self.done + 1 if done is None else done)
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - self.started
+            eta = elapsed / self.done * (self.total - self.done) if self.done else None
+            self.on_progress(Progress(self.stage, self.done, self.total, elapsed, eta))
+        self.check_cancel()
+
+
+def report(on_progress: OnProgress | None, stage: Stage, elapsed: float = 0.0) -> None:
+    """A stage that has no steps (loading, encoding) has begun."""
+    if on_progress is not None:
+        on_progress(Progress(stage, 0, 1, elapsed, None))
