@@ -4,8 +4,11 @@ It talks to any OpenAI-compatible endpoint (or, without one, refines offline wit
 never imports torch, gradio or the video engine.
 """
 
-from .refiner import Endpoint, PromptRefiner
+from .client import Endpoint
+from .errors import RefinerError, UnknownFamily
+from .refiner import PromptRefiner
 from .rules import refine_offline
 from .schema import CAMERA_MOTIONS, MOTION_TAGS, RefinedPrompt, Suggestions
 
-__all__ = ["CAMERA_MOTIONS", "MOTION_TAGS", "Endpoint", "PromptRefiner", "RefinedPrompt", "Suggestions", "refine_offline"]
+__all__ = ["CAMERA_MOTIONS", "MOTION_TAGS", "Endpoint", "PromptRefiner", "RefinedPrompt", "RefinerError", "Suggestions",
+           "UnknownFamily", "refine_offline"]  # fmt: skip

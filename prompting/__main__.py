@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from .config import styles
-from .refiner import Endpoint, PromptRefiner
+from .client import Endpoint
+from .refiner import PromptRefiner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result.model_dump_json())
         return 0
     print(result.prompt)
+    if not result.translated:
+        print(f"  not translated: the prompt is still in {result.prompt_language} (no LLM refined it)")
     print(f"  camera: {result.camera_motion}   tags: {', '.join(result.motion_tags) or '-'}   "
           f"intensity: {result.motion_intensity:.2f}   subjects: {', '.join(result.subjects) or '-'}")  # fmt: skip
     print(f"  negative: {result.negative_prompt or '-'}")

@@ -1,4 +1,5 @@
-"""The refiner's data: configs/refiner.toml and the system prompts in configs/prompts/."""
+"""The refiner's data: configs/refiner.toml, the system prompts in configs/prompts/, and the offline
+refiner's word tables in configs/refiner_words.toml."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import UnknownFamily
 from .schema import CAMERA_MOTIONS, MOTION_TAGS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -50,7 +52,7 @@ def styles() -> dict[str, FamilyStyle]:
 def style(family: str) -> FamilyStyle:
     known = styles()
     if family not in known:
-        raise ValueError(f"unknown model family {family!r} for the refiner: use one of {', '.join(known)}")
+        raise UnknownFamily("refiner.unknown_family", family=family, known=", ".join(known))
     return known[family]
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from messages import Message
+
 # The camera vocabulary; the engine's camera engine renders every one of these. i2v/request.py spells
 # out the same list (neither package imports the other); tests/test_refiner.py keeps them equal.
 CameraMotion = Literal[
@@ -141,8 +143,16 @@ class RefinedPrompt(LLMReply):
 
     original: str = Field(description="the person's words, as given")
     language: str = Field(description="language of the input: en, zh, ja, ko, other, or empty")
+    prompt_language: str = Field(
+        "en", description="language of `prompt`: 'en' once translated; the offline refiner keeps the person's words"
+    )
     family: str = Field(description="the model family the prompt was written for")
     source: Source
     model: str | None = Field(None, description="the LLM that wrote it; None for the offline refiner")
-    warnings: list[str] = Field(default_factory=list, description="why a fallback happened, what was cut")
+    warnings: list[Message] = Field(default_factory=list, description="why a fallback happened, what was cut")
+
+    @property
+    def translated(self) -> bool:
+        """Whether `prompt` is in English, as the video models want it."""
+        return self.prompt_language in ("en", "")
     seconds: float = Field(0.0, ge=0.0, description="how long the refinement took")

@@ -5,23 +5,25 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from messages import Message, note
+
 # Zero-width and direction marks, BOM, word joiner: invisible, and a way to smuggle text past a reader.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
 
 
-def clean(text: str, max_chars: int) -> tuple[str, list[str]]:
+def clean(text: str, max_chars: int) -> tuple[str, list[Message]]:
     """`text` without control or zero-width characters, whitespace collapsed, cut to `max_chars`."""
-    warnings: list[str] = []
+    warnings: list[Message] = []
     stripped = _INVISIBLE.sub("", text)
     stripped = "".join(
         " " if ch in "\t\n\r" else ch for ch in stripped if ch in "\t\n\r" or unicodedata.category(ch)[0] != "C"
     )
     removed = sum(1 for ch in text if _INVISIBLE.match(ch) or (unicodedata.category(ch)[0] == "C" and ch not in "\t\n\r"))
     if removed:
-        warnings.append(f"removed {removed} control or invisible character(s) from the prompt")
+        warnings.append(note("text.removed_characters", count=removed))
     stripped = re.sub(r"\s+", " ", stripped).strip()
     if len(stripped) > max_chars:
-        warnings.append(f"the prompt was {len(stripped)} characters: cut to the first {max_chars}")
+        warnings.append(note("text.cut_characters", length=len(stripped), limit=max_chars))
         stripped = stripped[:max_chars].rstrip()
     return stripped, warnings
 

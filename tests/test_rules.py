@@ -51,7 +51,7 @@ def test_keeps_the_words_and_adds_family_phrasing():
     assert result.prompt.startswith("the cat yawns.")
     assert "natural lighting" in result.prompt  # LTX's quality phrasing from configs/refiner.toml
     assert result.negative_prompt.startswith("worst quality")
-    assert result.warnings == ["no LLM refined this prompt: it is your own words plus camera and quality phrasing"]
+    assert [str(w) for w in result.warnings] == ["no LLM refined this prompt: it is your own words plus camera and quality phrasing"]
     assert result.language == "en" and result.subjects == ["cat"]
 
 
@@ -60,13 +60,13 @@ def test_chinese_is_kept_and_the_warning_says_it_was_not_translated():
     assert result.prompt.startswith("猫转头")
     assert result.language == "zh" and result.subjects == ["cat"]
     assert result.negative_prompt.startswith("blurry")  # 不要模糊 -> avoid blur
-    assert any("cannot translate" in w for w in result.warnings)
+    assert any("cannot translate" in str(w) for w in result.warnings)
 
 
 def test_empty_prompt_proposes_subtle_motion():
     result = refine_offline("", "wan2.2-ti2v-5b", has_image=True)
     assert result.prompt and result.camera_motion == "dolly_in" and "subtle" in result.motion_tags
-    assert any("no prompt was given" in w for w in result.warnings)
+    assert any("no prompt was given" in str(w) for w in result.warnings)
 
 
 def test_language_detection():
@@ -98,3 +98,29 @@ def test_command_line(faulty_llm, tmp_path):
     assert "source: offline" in human.stdout and "warning:" in human.stdout
     bad = run("cat", "--image", str(tmp_path / "none.png"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "not_found"),
+    [
+        ("火箭升空", ["rocket"], ["fire"]),  # 火 (fire) inside 火箭 (rocket) is no fire
+        ("机器人跳舞", ["robot"], ["person"]),
+        ("山羊吃草", ["goat"], ["mountain"]),
+        ("篝火在燃烧，火很旺", ["fire"], []),
+        ("镜头推近小狗", ["dog"], []),
+        ("一个女人在雨中行走", ["woman", "rain"], ["person"]),
+        ("the firefly and the fire", ["fire"], []),
+    ],
+)  # fmt: skip
+def test_subjects_are_whole_words(text, found, not_found):
+    subjects = refine_offline(text, "ltx-video").subjects
+    assert all(s in subjects for s in found), subjects
+    assert not any(s in subjects for s in not_found), subjects
+
+
+def test_an_untranslated_prompt_says_so():
+    # The offline refiner keeps the person's Chinese: the result must not pass for English.
+    result = refine_offline("猫转头", "wan2.2-ti2v-5b")
+    assert result.prompt.startswith("猫转头") and result.prompt_language == "zh" and not result.translated
+    english = refine_offline("the cat turns its head", "wan2.2-ti2v-5b")
+    assert english.prompt_language == "en" and english.translated

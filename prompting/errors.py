@@ -1,0 +1,38 @@
+"""The refiner's errors. Each is a message id and its parameters (see the `messages` package): `str()`
+gives the English words; the studio renders them in the page's language. The refiner itself turns
+every failure of an endpoint into an offline refinement whose warnings say why; what reaches a
+caller is a caller's mistake (an unknown family)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messages import Message
+
+
+class RefinerError(Exception):
+    """Anything the refiner reports."""
+
+    def __init__(self, code: str, **params: Any):
+        self.message = Message(code=code, params=params)
+        super().__init__(str(self.message))
+
+    @property
+    def code(self) -> str:
+        return self.message.code
+
+
+class UnknownFamily(RefinerError):
+    """The refiner has no phrasing for this model family."""
+
+
+class EndpointFailed(RefinerError):
+    """The LLM endpoint gave no usable answer: refused, failed, or too slow. The words hold no secret."""
+
+
+class FormatRefused(EndpointFailed):
+    """The endpoint will not do the response_format asked for; another may do."""
+
+
+class InvalidReply(RefinerError):
+    """A reply that is not the JSON object asked for; the words say what is wrong with it."""
