@@ -241,7 +241,7 @@ def _plan(args) -> int:
     from dataclasses import asdict
 
     from .hardware import detect, host_ram_gb
-    from .memory import downgrade, fastest_fit, in_words, pick, speed_factor, usable_gb
+    from .memory import downgrade, faster_alternative, fastest_fit, in_words, pick, speed_factor, usable_gb
     from .families import get_family
 
     report: dict = {}
@@ -291,8 +291,10 @@ def _plan(args) -> int:
         else:
             strategy = "none" if args.memory_strategy == "auto" else args.memory_strategy
             now, ladder = downgrade(wanted.with_(memory_strategy=strategy), vram, ram, gpu_name)
+        faster = faster_alternative(wanted, ladder[-1].estimate, vram, ram, gpu_name) if ladder else None
         report.update(asked=row(now), fits=not ladder,
-                      downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder])  # fmt: skip
+                      downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
+                      faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip
     else:
         chosen = pick(vram, gpu_name=gpu_name, ram_gb=ram)
         report["preset"] = row(chosen) if chosen else None
@@ -320,6 +322,8 @@ def _plan(args) -> int:
         print(("fits: " if not ladder else "does not fit: ") + describe(now))
         for step in ladder:
             print(f"  then {step.change}: {describe(step.estimate)}")
+        if faster is not None:
+            print(f"  or, faster with a smaller video, {faster.change}: {describe(faster.estimate)}")
     else:
         print("preset: " + (describe(chosen) if chosen else "none fits: use the camera engine"))
     return 0

@@ -223,33 +223,63 @@ class Rung:
 def rungs(shape: RunShape, with_estimates: bool = True) -> list[Rung]:
     """The downgrade ladder from `shape`, in the order knobs drop: first what costs no quality
     (VAE tiling where the VAE has it, then offload: model, group, sequential), then frames (to 2/3,
-    then 1/2), then resolution (to 2/3 of each side). Each rung keeps the ones before it."""
+    then 1/2), then resolution (to 2/3 of each side). Each rung keeps the ones before it. With
+    estimates, a rung that would not lower the estimated peak is left out (VAE tiling changes
+    nothing for I2VGen-XL; SVD-XT's group offload peaks above its model offload): the plan only goes down."""
+    estimates = with_estimates and shape.family in memory_profiles()
+    ladder: list[Rung] = []
+    current, peak = shape, estimate(shape).peak_gb if estimates else None
+    for change, update in _changes(shape):
+        after = current.with_(**update)
+        if not _lower(after, current):
+            continue
+        guess = estimate(after) if estimates else None
+        if guess is not None and guess.peak_gb >= peak - 0.005:
+            continue
+        ladder.append(Rung(change, after, guess))
+        current, peak = after, (guess.peak_gb if guess else peak)
+    return ladder
+
+
+def _changes(shape: RunShape):
+    """(words, knobs) for each rung of the ladder, in order; frames and resolution are fractions of
+    the asked shape."""
     from .families import get_family
 
     family = get_family(shape.family)
-    steps: list[tuple[Message, RunShape]] = []
-    current = shape
-    if not current.vae_tiling and family.vae_tiling:
-        current = current.with_(vae_tiling=True)
-        steps.append((note("plan.tiling"), current))
-    for strategy in STRATEGIES[STRATEGIES.index(current.memory_strategy) + 1 :]:
-        current = current.with_(memory_strategy=strategy)
-        steps.append((note("plan.offload", strategy=strategy), current))
+    if family.vae_tiling:
+        yield note("plan.tiling"), {"vae_tiling": True}
+    for strategy in STRATEGIES[STRATEGIES.index(shape.memory_strategy) + 1 :]:
+        yield note("plan.offload", strategy=strategy), {"memory_strategy": strategy}
+    yield from _smaller(shape, family, combined=False)
+
+
+def _smaller(shape: RunShape, family, combined: bool = True):
+    """(words, knobs) of smaller videos, least loss first: frames to 2/3 and 1/2, resolution to 2/3
+    of each side (where the family takes any size) and, with `combined`, both at 2/3."""
     step, offset, multiple = family.frame_step, family.frame_offset, family.size_multiple
+    fewer = []
     for fraction in (2 / 3, 1 / 2):
         frames = round((shape.num_frames - offset) * fraction / step) * step + offset
-        frames = max(step + offset, family.min_frames, frames)
-        if frames < current.num_frames:
-            current = current.with_(num_frames=frames)
-            steps.append((note("plan.frames", num_frames=frames), current))
+        fewer.append(max(step + offset, family.min_frames, frames))
+        yield note("plan.frames", num_frames=fewer[-1]), {"num_frames": fewer[-1]}
     if family.size_rule == "multiple":
         height = max(multiple, int(shape.height * 2 / 3) // multiple * multiple)
         width = max(multiple, int(shape.width * 2 / 3) // multiple * multiple)
-        if (height, width) != (current.height, current.width):
-            current = current.with_(height=height, width=width)
-            steps.append((note("plan.resolution", width=width, height=height), current))
-    estimates = with_estimates and shape.family in memory_profiles()
-    return [Rung(change, after, estimate(after) if estimates else None) for change, after in steps]
+        yield note("plan.resolution", width=width, height=height), {"height": height, "width": width}
+        if combined:
+            yield note("plan.resolution_frames", width=width, height=height, num_frames=fewer[0]), {
+                "height": height, "width": width, "num_frames": fewer[0]}  # fmt: skip
+
+
+def _lower(after: RunShape, before: RunShape) -> bool:
+    """Whether `after` is a step down from `before` (and not the same, or a step back up)."""
+    if after == before:
+        return False
+    return after.num_frames <= before.num_frames and after.height * after.width <= before.height * before.width and (
+        STRATEGIES.index(after.memory_strategy) >= STRATEGIES.index(before.memory_strategy)
+        and after.vae_tiling >= before.vae_tiling
+    )
 
 
 def downgrade(
@@ -267,6 +297,29 @@ def downgrade(
         if _fits(rung.estimate, vram_gb, ram_gb):
             break
     return now, plan
+
+
+def faster_alternative(
+    shape: RunShape, than: Estimate, vram_gb: float, ram_gb: float | None = None, gpu_name: str | None = None
+) -> Rung | None:
+    """When `than` (a plan that keeps the video as asked) is slow because of its memory strategy (at
+    least twice the time the video would take all on the GPU: sequential offload, say), a smaller
+    video (fewer frames, or a lower resolution) that fits, with the fastest strategy that fits, in
+    less time: offered beside that plan, never applied unasked. The least loss of quality first;
+    None when the plan costs little time or nothing smaller is faster. Seconds are for `gpu_name`."""
+    from .families import get_family
+
+    unhindered = estimate(shape.with_(memory_strategy="none", vae_tiling=False)).seconds * speed_factor(gpu_name)
+    if than.seconds < 2 * unhindered:
+        return None
+    for change, update in _smaller(shape, get_family(shape.family)):
+        smaller = shape.with_(**update)
+        if not _lower(smaller, shape):
+            continue
+        fit = fastest_fit(smaller.with_(memory_strategy="none", vae_tiling=False), vram_gb, ram_gb, gpu_name)
+        if fit is not None and fit.seconds < than.seconds:
+            return Rung(change, fit.shape, fit)
+    return None
 
 
 def fastest_fit(

@@ -117,7 +117,7 @@ def test_times_are_for_the_gpu_named_everywhere():
 
 
 def test_rungs_keep_the_family_rules():
-    ladder = rungs(RunShape("ltx-video", 704, 1216, 121, 50, "sequential", True))
+    ladder = rungs(RunShape("ltx-video", 704, 1216, 121, 50, "sequential", True), with_estimates=False)
     assert [str(r.change).split()[0] for r in ladder] == ["num_frames", "num_frames", "resolution"]
     for rung in ladder:
         assert (rung.shape.num_frames - 1) % 8 == 0
@@ -278,3 +278,40 @@ def test_plan_names_the_ram_it_assumed_and_the_device_it_read():
     assert "ram_assumed" not in json.loads(plan("--vram-gb", "12", "--ram-gb", "256", "--json"))
     detected = json.loads(plan("--detect", "--json", env={"I2V_DEVICE": "cuda:1"}))
     assert detected["hardware"]["device"] == "cuda:1"
+
+
+def test_the_plan_only_goes_down():
+    # SVD-XT's group offload peaks above its model offload, and VAE tiling changes nothing for
+    # I2VGen-XL: such rungs were in the plan; now each rung lowers the estimated peak.
+    for shape, vram in ((RunShape("svd-xt", 576, 1024, 25, 25), 12), (RunShape("i2vgen-xl", 1024, 1024, 32, 50), 24),
+                        (RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40), 24)):  # fmt: skip
+        now, plan = downgrade(shape, vram, ram_gb=128)
+        peaks = [now.peak_gb] + [r.estimate.peak_gb for r in plan]
+        assert all(b < a for a, b in zip(peaks, peaks[1:])), (shape.family, peaks)
+    svd = [str(r.change) for r in downgrade(RunShape("svd-xt", 576, 1024, 25, 25), 12)[1]]
+    assert "group offload" not in svd and svd[:2] == ["model offload", "sequential offload"]
+    assert "VAE tiling on" not in [str(r.change) for r in rungs(RunShape("i2vgen-xl", 1024, 1024, 32, 50))]
+
+
+def test_a_slow_plan_comes_with_a_faster_smaller_video():
+    # I2VGen-XL 1024x1024x32 on 24 GB: keeping the video means sequential offload (several times
+    # slower); a smaller video all on the GPU takes a fraction of that. Both are offered, the
+    # smaller one never applied unasked.
+    from i2v.memory import faster_alternative
+
+    asked = RunShape("i2vgen-xl", 1024, 1024, 32, 50)
+    now, plan = downgrade(asked, 24, ram_gb=128)
+    assert plan[-1].shape.memory_strategy == "sequential" and plan[-1].shape.num_frames == 32
+    faster = faster_alternative(asked, plan[-1].estimate, 24, 128)
+    assert faster is not None and faster.estimate.seconds < plan[-1].estimate.seconds / 2
+    assert faster.estimate.peak_gb <= usable_gb(24)
+    smaller = faster.shape
+    assert smaller.num_frames < 32 or smaller.height * smaller.width < 1024 * 1024
+    # A plan whose offload costs little time (group offload) gets no such offer.
+    wan = RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    _, wan_plan = downgrade(wan, 24, ram_gb=128)
+    assert faster_alternative(wan, wan_plan[-1].estimate, 24, 128) is None
+    report = json.loads(subprocess.run([sys.executable, "-m", "i2v.cli", "plan", "--vram-gb", "24", "--ram-gb", "128",
+                                        "--model", "i2vgen-xl", "--height", "1024", "--width", "1024", "--frames", "32",
+                                        "--json"], capture_output=True, text=True).stdout)  # fmt: skip
+    assert report["faster"]["estimated_seconds"] < report["downgrade"][-1]["estimated_seconds"]
