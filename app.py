@@ -1,45 +1,43 @@
 """The web app: upload a photo, refine the prompt, preview and edit it, generate with progress and Stop.
 
-`build_demo(services)` makes the gr.Blocks page around an engine and a refiner made elsewhere, so
-tests can build it around a tiny model; `main()` reads the settings, sets up logging, makes the
-engine and refiner once, and launches. This is the only module that imports gradio.
+Layout and wiring only: what a click means lives in the studio service (studio/), which this page
+calls. `build_demo(services)` makes the gr.Blocks page around a studio made elsewhere, so tests can
+build it around a tiny model; `main()` reads the settings, sets up logging, makes the engine, the
+refiner and the studio once, and launches. This is the only module that imports gradio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import sys
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
 
 from i2v.engine import VideoEngine
-from i2v.progress import Progress
-from i2v.errors import Cancelled, I2VError
-from i2v.hardware import Hardware, detect
-from i2v.memory import RunShape, downgrade, fastest_fit, in_words, memory_profiles, pick, usable_gb
-from i2v.families import CAMERA, all_families, resolve, weights_present
-from i2v.request import CAMERA_MOTIONS, MAX_SEED, GenerationRequest
-from prompting import Endpoint, PromptRefiner, RefinedPrompt
+from i2v.hardware import detect
+from i2v.request import CAMERA_MOTIONS, MAX_SEED, STRATEGIES
+from messages import DEFAULT, LANGUAGES, language_of, note, render
+from prompting import Endpoint, PromptRefiner
 from settings import Settings
+from studio import FORM, Studio
 
 log = logging.getLogger("app")
 
+# The page's own words (labels, buttons, notes); gradio picks the browser's language. Everything the
+# server says (errors, warnings, the panel, refine details) comes from configs/messages/ instead.
 I18N = gr.I18n(
     en={
         "title": "# i2v studio\nA photo and a few words in, a short video out.",
         "photo": "Photo (JPG, PNG, WebP)",
         "prompt": "Your prompt (any language)",
-        "prompt_hint": "e.g. 猫转头 — the cat turns its head",
         "refine": "Refine",
         "use_mine": "Use my own words",
-        "refined": "Refined prompt (English, editable: this is what the model gets)",
+        "refined": "Prompt for the model (editable: this is what the model gets; the details say if it is English)",
         "negative": "Negative prompt",
         "camera": "Camera motion",
         "model": "Model",
@@ -56,7 +54,8 @@ I18N = gr.I18n(
         "tiling": "VAE tiling (less memory, slower decode)",
         "apply_preset": "Use this GPU's preset",
         "apply_plan": "Apply the downgrade plan",
-        "dice": "🎲 Random seed",
+        "apply_faster": "Use the faster, smaller video",
+        "dice": "Random seed",
         "auto_refine": "Refine before generating when the prompt was not refined",
         "generate": "Generate",
         "stop": "Stop",
@@ -74,10 +73,9 @@ I18N = gr.I18n(
         "title": "# i2v studio 图生视频\n一张照片加几个字，生成一段短视频。",
         "photo": "照片（JPG、PNG、WebP）",
         "prompt": "你的提示词（任何语言）",
-        "prompt_hint": "例如：猫转头",
         "refine": "优化提示词",
         "use_mine": "用我自己的原话",
-        "refined": "优化后的提示词（英文，可编辑：模型收到的就是这段）",
+        "refined": "给模型的提示词（可编辑：模型收到的就是这段；下方说明是否已译成英文）",
         "negative": "反向提示词",
         "camera": "镜头运动",
         "model": "模型",
@@ -94,7 +92,8 @@ I18N = gr.I18n(
         "tiling": "VAE 分块（省显存，解码稍慢）",
         "apply_preset": "使用本显卡的预设",
         "apply_plan": "应用降级方案",
-        "dice": "🎲 随机种子",
+        "apply_faster": "改用更快的小视频",
+        "dice": "随机种子",
         "auto_refine": "生成前自动优化未优化过的提示词",
         "generate": "生成",
         "stop": "停止",
@@ -109,307 +108,132 @@ I18N = gr.I18n(
     },
 )
 
-HISTORY_HEADERS = ["#", "time", "model", "seed", "size", "prompt"]
-
 
 @dataclass
 class Services:
     """What the page drives: made once in main(), or around tiny models in tests."""
 
-    engine: VideoEngine
-    refiner: PromptRefiner
+    studio: Studio
     settings: Settings
-    hardware: Hardware
 
 
-class Jobs:
-    """The cancel flag of each browser session's running job, so Stop reaches the engine."""
-
-    def __init__(self):
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, session: str) -> threading.Event:
-        with self._lock:
-            flag = self._flags[session] = threading.Event()
-        return flag
-
-    def stop(self, session: str) -> bool:
-        with self._lock:
-            flag = self._flags.get(session)
-        if flag is not None:
-            flag.set()
-        return flag is not None
-
-    def finish(self, session: str, flag: threading.Event) -> None:
-        with self._lock:
-            if self._flags.get(session) is flag:
-                del self._flags[session]
+# ---------------------------------------------------------------------- gradio, adjusted
+def user_error(text: str, title: str = "Error") -> gr.Error:
+    """A refusal the person can act on: shown to them, not printed as a traceback (gradio prints one
+    for every exception but a gr.Error with print_exception=False)."""
+    return gr.Error(text, title=title, print_exception=False)
 
 
-# ---------------------------------------------------------------------- models and their rules
-def model_choices(settings: Settings) -> list[tuple[str, str]]:
-    """The camera engine, every family whose weights are here, and the configured model."""
-    choices = [(family.label, family.id) for family in all_families().values() if weights_present(resolve(family.id))]
-    if settings.model not in ("auto", CAMERA) and settings.model not in [value for _, value in choices]:
-        try:
-            source = resolve(settings.model)
-            choices.append((f"{source.family.label} — {Path(source.location).name}", settings.model))
-        except I2VError as exc:
-            log.warning("model %s is not usable: %s", settings.model, exc)
-    return choices
+def language(request: gr.Request | None) -> str:
+    """The page's language, from the browser's Accept-Language (API clients may send one too)."""
+    headers = getattr(request, "headers", None) or {}
+    return language_of(headers.get("accept-language"))
 
 
-def default_model(settings: Settings, choices: list[tuple[str, str]]) -> str:
-    values = [value for _, value in choices]
-    if settings.model in values:
-        return settings.model
-    return values[1] if len(values) > 1 else CAMERA
+def unopened(image: gr.Image) -> gr.Image:
+    """Give the handler the uploaded file's path without opening it. gradio's own preprocess opens it
+    with PIL and turns a decompression bomb, an empty or a non-image file into "Could not preprocess
+    input component ..." with its temp path; the engine explains them instead, in one line. An
+    instance override, not a subclass: a gr.Image subclass makes gradio write app.pyi beside app.py."""
+
+    def preprocess(payload):
+        if payload is None or payload.path is None or (payload.url or "").startswith("data:"):
+            return gr.Image.preprocess(image, payload)
+        return str(payload.path)
+
+    image.preprocess = preprocess
+    return image
 
 
-def rules_for(model: str) -> dict:
-    """Slider bounds and defaults for `model`, from its family's rules."""
-    family = resolve(model).family
-    return dict(
-        family=family.id, multiple=family.size_multiple, height=family.height, width=family.width,
-        frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset),
-        frame_step=family.frame_step, frame_max=family.max_frames, fps=family.fps, steps=family.num_inference_steps,
-        guidance=family.guidance_scale or 0.0, fixed=family.size_rule == "fixed", diffusion=bool(family.pipeline),
-    )  # fmt: skip
+def checked_by_the_engine(number):
+    """Pass a slider's or number's value on unchecked: the request and the engine check every bound
+    and say so in the page's language (gradio's own refusal is English only)."""
+    number.preprocess = lambda payload: payload
+    return number
 
 
-def size_bounds(rules: dict) -> dict:
-    """The height/width sliders' bounds for a family's rules."""
-    step = rules["multiple"]
-    return dict(minimum=max(16, step), maximum=max(1280, rules["height"], rules["width"]), step=step,
-                interactive=not rules["fixed"])  # fmt: skip
+def toast_titles() -> str:
+    """A script for the page's head: gradio 6.31 titles each toast with its type in English
+    ("Error", "Warning", "Info") whatever title is sent; in another language the browser swaps in
+    that language's words (configs/messages/), as gradio's own labels follow the browser's language."""
+    words = {language: {kind.capitalize(): render(note(f"studio.title_{kind}"), language)
+                        for kind in ("error", "warning", "info")} for language in LANGUAGES if language != DEFAULT}  # fmt: skip
+    return (
+        "<script>(() => {const words = " + json.dumps(words, ensure_ascii=False) + ";"
+        "const table = words[(navigator.language || '').slice(0, 2).toLowerCase()]; if (!table) return;"
+        "const retitle = () => document.querySelectorAll('.toast-title').forEach(el => {"
+        "const text = el.firstChild; const word = text && text.nodeType === 3 && table[text.textContent.trim()];"
+        "if (word) text.textContent = word + ' ';});"
+        "new MutationObserver(retitle).observe(document.documentElement, {childList: true, subtree: true});"
+        "})();</script>"
+    )
 
 
-# ---------------------------------------------------------------------- presentation
-def describe(result: RefinedPrompt) -> str:
-    who = f"LLM `{result.model}`" if result.source == "llm" else "offline rules"
-    lines = [
-        f"**Camera:** `{result.camera_motion}` · **Tags:** {', '.join(result.motion_tags) or '—'} · "
-        f"**Intensity:** {result.motion_intensity:.2f} · **Subjects:** {', '.join(result.subjects) or '—'}",
-        f"Refined by {who} in {result.seconds:.1f} s · input language: `{result.language or '—'}`",
-    ]
-    lines += [f"- ⚠️ {warning}" for warning in result.warnings]
-    return "\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
+def limit_waiting_videos(demo: gr.Blocks, limit: int, on_queued) -> None:
+    """Refuse a video job when `limit` of them wait; never refuse anything else, Stop above all.
 
+    gradio's max_size counts the waiting events of every event and refuses any event when full, and
+    gradio_client sends even queue=False events through /queue/join, so `/stop` was refused behind a
+    full queue. This wraps gradio's (private) Queue.push: tests/test_app.py fails if that changes."""
+    queue = demo._queue
+    push = queue.push
 
-def history_rows(history: list[dict]) -> list[list]:
-    return [
-        [i + 1, item["time"], item["family"], item["seed"], f"{item['width']}x{item['height']}", item["prompt"][:80]]
-        for i, item in enumerate(history)
-    ]
+    async def push_limited(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is None or fn.concurrency_id != "gpu":
+            return await push(body, request, username)
+        waiting = queue.event_queue_per_concurrency_id.get("gpu")
+        if waiting is not None and len(waiting.queue) >= limit:
+            return False, f"Queue is full: {limit} videos are waiting. Please try again later.", "queue_full"
+        accepted = await push(body, request, username)
+        if accepted[0]:
+            on_queued(body.session_hash or "api")
+        return accepted
 
-
-def hardware_panel(hardware: Hardware, model: str, height=None, width=None, frames=None, steps=None,
-                   strategy: str = "auto", tiling: bool = False, default_strategy: str = "none",
-                   present: list[str] | None = None, device: str | None = None) -> tuple[str, dict]:  # fmt: skip
-    """The GPU panel's text, and what the preset and plan buttons would apply, for the GPU `device` uses."""
-    lines = [str(hardware.summary(device))]
-    actions: dict = {}
-    gpu = hardware.gpu_for(device)
-    if gpu is None:
-        return "\n\n".join(lines), actions
-    vram = gpu.free_gb
-    lines.append(f"Usable for a run: {usable_gb(vram):.1f} GB (a margin is kept free).")
-    ram = hardware.ram_gb or None
-    chosen = pick(vram, families=present, gpu_name=gpu.name, ram_gb=ram)
-    if chosen is not None:
-        s = chosen.shape
-        lines.append(f"**Preset for this GPU:** `{s.family}` {s.width}x{s.height}, {s.num_frames} frames, "
-                     f"{s.num_inference_steps} steps, {in_words(s.memory_strategy, s.vae_tiling)}: "
-                     f"{_gb(chosen)}, ~{chosen.seconds / 60:.0f} min")  # fmt: skip
-        actions["preset"] = s
-    family = rules_for(model)["family"]
-    if family == CAMERA or family not in memory_profiles():
-        if family != CAMERA:
-            lines.append(f"No memory measurements for `{family}` yet: no estimate.")
-        return "\n\n".join(lines), actions
-    wanted = RunShape(family, int(height), int(width), int(frames), int(steps),
-                         default_strategy if strategy == "auto" else strategy, bool(tiling))  # fmt: skip
-    auto = fastest_fit(wanted, vram, ram, gpu.name) if strategy == "auto" else None
-    if auto is not None:  # what the engine will do with "auto": the fastest strategy that fits
-        way = auto.shape
-        lines.append(f"Your settings (auto: {in_words(way.memory_strategy, way.vae_tiling)}): "
-                     f"{_gb(auto)}, ~{auto.seconds / 60:.1f} min: fits.")  # fmt: skip
-        return "\n\n".join(lines), actions
-    now, plan = downgrade(wanted, vram, ram, gpu.name)
-    verdict = "fits" if not plan else "**does not fit**"
-    lines.append(f"Your settings: {_gb(now)}, ~{now.seconds / 60:.1f} min: {verdict}.")
-    if plan:
-        lines += [f"{i}. {rung.change}: {_gb(rung.estimate)}, ~{rung.estimate.seconds / 60:.1f} min"
-                  for i, rung in enumerate(plan, 1)]  # fmt: skip
-        actions["plan"] = plan[-1].shape
-    return "\n\n".join(lines), actions
-
-
-def _gb(guess) -> str:
-    """Peak GPU memory, and the host RAM that offloaded weights take."""
-    return f"~{guess.peak_gb:.1f} GB" + (f" (+{guess.host_gb:.0f} GB host RAM)" if guess.host_gb else "")
+    queue.push = push_limited
 
 
 # ---------------------------------------------------------------------- the page
 def build_demo(services: Services) -> gr.Blocks:
-    engine, refiner, settings = services.engine, services.refiner, services.settings
-    jobs = Jobs()
-    choices = model_choices(settings)
-    first_model = default_model(settings, choices)
-    first = rules_for(first_model)
+    studio, settings = services.studio, services.settings
+    choices = studio.choices()
+    first_model = studio.default_model()
+    first = studio.rules(first_model)
 
-    def refine(prompt: str, image: str | None, model: str):
-        try:
-            result = refiner.refine(prompt or "", rules_for(model)["family"], image)
-        except (ValueError, I2VError) as exc:
-            raise gr.Error(str(exc)) from None
-        if result.source == "offline" and settings.llm_configured:
-            gr.Warning(f"LLM refinement failed, used offline rules: {result.warnings[0]}")
-        return (result.prompt, result.negative_prompt, result.camera_motion, describe(result),
-                {"for": prompt or "", "text": result.prompt})  # fmt: skip
+    def refusal(error: Exception, lang: str, what: str) -> gr.Error:
+        """Our errors in the person's words (logged as one line); anything else is a bug: logged with
+        its traceback, and the person told so without one."""
+        text = studio.explain(error, lang)
+        if text is None:
+            log.exception("%s failed", what)
+            text = studio.say(note("studio.unexpected", kind=type(error).__name__), lang)
+        else:
+            log.info("%s refused: %s", what, error if not isinstance(error, ValidationError) else text)
+        return user_error(text, studio.say(note("studio.title_error"), lang))
 
-    def use_my_words(prompt: str):
-        return prompt or "", {"for": prompt or "", "text": prompt or ""}
+    def warn(text: str, lang: str) -> None:
+        gr.Warning(text, title=studio.say(note("studio.title_warning"), lang))
 
-    def on_model_change(model: str, height, width, frames, fps, steps, guidance):
-        """New bounds for `model`; the current values stay where the family allows them (so that
-        applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
-        rules = rules_for(model)
-        size = size_bounds(rules)
+    def inform(text: str, lang: str) -> None:
+        gr.Info(text, title=studio.say(note("studio.title_info"), lang))
 
-        def keep(value, default, low, high, grid, offset=0):
-            ok = value is not None and low <= value <= high and (int(value) - offset) % grid == 0
-            return value if ok and not rules["fixed"] else default
-
-        frame_grid = rules["frame_step"]
-        frame_offset = rules["frame_min"] % frame_grid if frame_grid > 1 else 0
-        return (
-            gr.update(value=keep(height, rules["height"], size["minimum"], size["maximum"], size["step"]), **size),
-            gr.update(value=keep(width, rules["width"], size["minimum"], size["maximum"], size["step"]), **size),
-            gr.update(value=keep(frames, rules["frames"], rules["frame_min"], rules["frame_max"], frame_grid,
-                                 frame_offset),
-                      minimum=rules["frame_min"], maximum=rules["frame_max"], step=frame_grid),  # fmt: skip
-            gr.update(value=rules["fps"]),
-            gr.update(value=steps if rules["diffusion"] and steps else (rules["steps"] or 1),
-                      interactive=rules["diffusion"]),  # fmt: skip
-            gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
-        )
-
-    def generate(
-        image, prompt, refined, negative, camera, model, height, width, num_frames, fps, steps, guidance, seed,
-        auto_refine, strategy, tiling, history, last_refine, request: gr.Request, progress=gr.Progress(),
-    ):  # fmt: skip
-        if not image:
-            raise gr.Error("Upload a photo first.")
-        prompt, refined = prompt or "", (refined or "").strip()
-        details = gr.update()
-        # Refine first when nothing was refined, or when the prompt changed since and the refined
-        # text is still the refiner's (a hand edit is the person's choice and is kept).
-        stale = last_refine.get("for") != prompt and refined == last_refine.get("text", "").strip()
-        if auto_refine and (not refined or stale):
-            progress(0, desc="Refining the prompt")
-            refined, refined_negative, camera, details, last_refine = refine(prompt, image, model)
-            negative = negative or refined_negative
-            gr.Info("Refined your prompt first; the refined text is what the model gets.")
-        text = refined or prompt
-        diffusion = rules_for(model)["diffusion"]
-        try:
-            job = GenerationRequest(
-                image=image, prompt=text, negative_prompt=negative or "", model=model, height=int(height),
-                width=int(width), num_frames=int(num_frames), fps=int(fps),
-                num_inference_steps=int(steps) if diffusion else None,
-                guidance_scale=float(guidance) if diffusion else None,
-                seed=None if seed is None or int(seed) < 0 else int(seed), camera_motion=camera,
-                memory_strategy=strategy or "auto", vae_tiling=bool(tiling),
-            )  # fmt: skip
-        except ValidationError as exc:
-            raise gr.Error("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
-
-        def on_progress(update: Progress) -> None:
-            if update.stage in ("denoising", "rendering"):
-                eta = f" · ETA {update.eta:.0f} s" if update.eta is not None else ""
-                progress((update.step, update.total), desc=f"{update.stage}: step {update.step}/{update.total}{eta}",
-                         unit="steps" if update.stage == "denoising" else "frames")  # fmt: skip
-            else:
-                progress(None, desc=update.stage)
-
-        session = request.session_hash or "api"
-        cancel = jobs.start(session)
-        try:
-            result = engine.generate(job, on_progress=on_progress, cancel=cancel)
-        except Cancelled:
-            gr.Info("Stopped: no video was written.")
-            return (None, {"stopped": True}, history, history_rows(history), refined, negative, camera, details,
-                    last_refine)  # fmt: skip
-        except I2VError as exc:
-            raise gr.Error(str(exc)) from None
-        finally:
-            jobs.finish(session, cancel)
-        for note in result.adjustments:
-            gr.Warning(str(note))
-        if result.preview:
-            gr.Info("Camera-motion preview: the photo itself moves; no diffusion model was used.")
-        # No "path" key: API clients take any dict with one for a file to download.
-        params = result.model_dump(mode="json", exclude={"path", "metadata_path"})
-        params.update(output_path=str(result.path), metadata_file=str(result.metadata_path),
-                      time=time.strftime("%H:%M:%S"))  # fmt: skip
-        history = [*history, params]
-        return (str(result.path), params, history, history_rows(history), refined, negative, camera, details,
-                last_refine)  # fmt: skip
-
-    present = [value for _, value in choices if value != CAMERA]
-    present_families = [rules_for(value)["family"] for value in present]
-
-    def refresh_panel(model, height, width, frames, steps, strategy, tiling):
-        text, actions = hardware_panel(services.hardware, model, height, width, frames, steps, strategy, tiling,
-                                       engine.offload, present_families, engine.device)  # fmt: skip
-        return text, {key: vars(value) for key, value in actions.items()}
-
-    def apply(kind: str):
-        def fill(actions: dict, model: str):
-            target = actions.get(kind)
-            if not target:
-                raise gr.Error("Nothing to apply: no GPU here, or no plan is needed.")
-            if kind == "preset":
-                model = next((v for v in present if rules_for(v)["family"] == target["family"]), model)
-            return (model, target["height"], target["width"], target["num_frames"], target["num_inference_steps"],
-                    target["strategy"], target["vae_tiling"])  # fmt: skip
-
-        return fill
-
-    def stop(request: gr.Request) -> None:
-        if jobs.stop(request.session_hash or "api"):
-            log.info("stop requested for session %s", request.session_hash)
-
-    def history_choices(history: list[dict]):
-        labels = [f"#{i + 1} {item['time']} {item['family']} seed {item['seed']}" for i, item in enumerate(history)]
-        return gr.update(choices=list(zip(labels, range(len(history)))), value=len(history) - 1 if history else None)
-
-    def load_from_history(history: list[dict], index):
-        if index is None or not 0 <= int(index) < len(history):
-            raise gr.Error("Pick a video of this session first.")
-        item = history[int(index)]
-        model = item["model"] if item["model"] in [v for _, v in choices] else first_model
-        return (item["output_path"], item, item["prompt"], item["negative_prompt"], item["camera_motion"], model,
-                item["height"], item["width"], item["num_frames"], item["fps"], item["num_inference_steps"] or 1,
-                item["guidance_scale"], item["seed"])  # fmt: skip
-
-    with gr.Blocks(title="i2v studio") as demo:
+    # Uploaded photos leave gradio's cache a day after they came; videos are never copied there.
+    with gr.Blocks(title="i2v studio", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(I18N("title"))
-        if len(choices) == 1:
+        if not studio.has_weights():
             gr.Markdown(I18N("no_weights"), elem_id="no-weights")
         if not settings.llm_configured:
             gr.Markdown(I18N("no_llm"), elem_id="no-llm")
         history = gr.State([])
-        last_refine = gr.State({})  # {"for": the prompt refined, "text": what the refiner wrote}
+        last_refine = gr.State({})  # {"for": the words refined, "text": what the refiner wrote}
+        actions = gr.State({})
         with gr.Row():
             with gr.Column(scale=1):
-                # image_mode=None: the photo reaches the engine as uploaded, which normalises it and
-                # explains what it cannot read (gradio would convert first and fail without a word).
-                image = gr.Image(label=I18N("photo"), type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                 height=320, elem_id="photo")  # fmt: skip
-                prompt = gr.Textbox(label=I18N("prompt"), placeholder="猫转头", lines=2, elem_id="prompt")
+                # image_mode=None and unopened: the photo reaches the engine as uploaded; it
+                # normalises it and explains what it cannot read.
+                image = unopened(gr.Image(label=I18N("photo"), type="filepath", image_mode=None,
+                                          sources=["upload", "clipboard"], height=320, elem_id="photo"))  # fmt: skip
+                words = gr.Textbox(label=I18N("prompt"), placeholder="猫转头", lines=2, elem_id="prompt")
                 with gr.Row():
                     refine_button = gr.Button(I18N("refine"), variant="secondary", elem_id="refine")
                     mine_button = gr.Button(I18N("use_mine"), size="sm", elem_id="use-mine")
@@ -419,23 +243,20 @@ def build_demo(services: Services) -> gr.Blocks:
                 camera = gr.Dropdown(list(CAMERA_MOTIONS), value="static", label=I18N("camera"), elem_id="camera")
                 model = gr.Dropdown(choices, value=first_model, label=I18N("model"), elem_id="model")
                 gpu = gr.Markdown(label=I18N("gpu"), elem_id="gpu")
-                actions = gr.State({})
-                with gr.Row():
-                    preset_button = gr.Button(I18N("apply_preset"), size="sm", elem_id="apply-preset",
-                                              visible=bool(services.hardware.gpus))  # fmt: skip
-                    plan_button = gr.Button(I18N("apply_plan"), size="sm", elem_id="apply-plan",
-                                            visible=bool(services.hardware.gpus))  # fmt: skip
+                with gr.Row(visible=bool(studio.hardware.gpus)):
+                    preset_button = gr.Button(I18N("apply_preset"), size="sm", elem_id="apply-preset")
+                    plan_button = gr.Button(I18N("apply_plan"), size="sm", elem_id="apply-plan")
+                    faster_button = gr.Button(I18N("apply_faster"), size="sm", elem_id="apply-faster")
                 with gr.Accordion(I18N("advanced"), open=False):
-                    size = size_bounds(first)
                     with gr.Row():
-                        height = gr.Slider(value=first["height"], label=I18N("height"), elem_id="height", **size)
-                        width = gr.Slider(value=first["width"], label=I18N("width"), elem_id="width", **size)
+                        height = gr.Slider(value=first["height"], label=I18N("height"), elem_id="height", **first["size"])
+                        width = gr.Slider(value=first["width"], label=I18N("width"), elem_id="width", **first["size"])
                     with gr.Row():
                         frames = gr.Slider(first["frame_min"], first["frame_max"], value=first["frames"],
                                            step=first["frame_step"], label=I18N("frames"), elem_id="frames")  # fmt: skip
                         fps = gr.Slider(1, 60, value=first["fps"], step=1, label=I18N("fps"), elem_id="fps")
                     with gr.Row():
-                        steps = gr.Slider(1, 100, value=first["steps"] or 1, step=1, label=I18N("steps"),
+                        steps = gr.Slider(1, 100, value=first["steps"], step=1, label=I18N("steps"),
                                           interactive=first["diffusion"], elem_id="steps")  # fmt: skip
                         guidance = gr.Slider(0.0, 20.0, value=first["guidance"], step=0.5, label=I18N("guidance"),
                                              interactive=first["diffusion"], elem_id="guidance")  # fmt: skip
@@ -444,8 +265,8 @@ def build_demo(services: Services) -> gr.Blocks:
                                          elem_id="seed")  # fmt: skip
                         dice = gr.Button(I18N("dice"), size="sm", elem_id="dice")
                     with gr.Row():
-                        strategy = gr.Dropdown(["auto", "none", "model", "group", "sequential"], value="auto",
-                                               label=I18N("strategy"), elem_id="strategy")  # fmt: skip
+                        strategy = gr.Dropdown(["auto", *STRATEGIES], value="auto", label=I18N("strategy"),
+                                               elem_id="strategy")  # fmt: skip
                         tiling = gr.Checkbox(value=False, label=I18N("tiling"), elem_id="tiling")
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
             with gr.Column(scale=1):
@@ -455,41 +276,146 @@ def build_demo(services: Services) -> gr.Blocks:
                     generate_button = gr.Button(I18N("generate"), variant="primary", elem_id="generate")
                     stop_button = gr.Button(I18N("stop"), variant="stop", elem_id="stop")
                 params = gr.JSON(label=I18N("params"), elem_id="params")
-                table = gr.Dataframe(headers=HISTORY_HEADERS, value=[], label=I18N("history"), interactive=False,
-                                     elem_id="history")  # fmt: skip
+                table = gr.Dataframe(headers=studio.history_headers("en"), value=[], label=I18N("history"),
+                                     interactive=False, elem_id="history")  # fmt: skip
                 with gr.Row():
                     history_pick = gr.Dropdown(choices=[], label=I18N("history_pick"), elem_id="history-pick")
                     load_button = gr.Button(I18N("load"), size="sm", elem_id="load-history")
+        for number in (height, width, frames, fps, steps, guidance, seed):
+            checked_by_the_engine(number)
 
-        refine_button.click(
-            refine, [prompt, image, model], [refined, negative, camera, details, last_refine],
-            api_name="refine", concurrency_id="llm", concurrency_limit=4,
-        )  # fmt: skip
-        mine_button.click(use_my_words, [prompt], [refined, last_refine], api_name=False)
-        model.change(on_model_change, [model, height, width, frames, fps, steps, guidance],
-                     [height, width, frames, fps, steps, guidance], api_name=False)  # fmt: skip
-        sizing = [model, height, width, frames, steps, strategy, tiling]
-        for control in sizing:
-            control.change(refresh_panel, sizing, [gpu, actions], api_name=False, queue=False)
-        demo.load(refresh_panel, sizing, [gpu, actions], api_name=False, queue=False)
-        preset_button.click(apply("preset"), [actions, model], sizing, api_name=False, queue=False)
-        plan_button.click(apply("plan"), [actions, model], sizing, api_name=False, queue=False)
+        # The form, by the studio's names for it (studio.FORM): the knobs of a request.
+        form = dict(image=image, words=words, prompt=refined, negative_prompt=negative, camera_motion=camera,
+                    model=model, height=height, width=width, num_frames=frames, fps=fps, num_inference_steps=steps,
+                    guidance_scale=guidance, seed=seed, auto_refine=auto_refine, memory_strategy=strategy,
+                    vae_tiling=tiling)  # fmt: skip
+        assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
+        sizing = ("model", "height", "width", "num_frames", "num_inference_steps", "memory_strategy", "vae_tiling")
+
+        def refine(text: str, photo: str | None, chosen: str, request: gr.Request):
+            lang = language(request)
+            try:
+                result = studio.refine(text, photo, chosen, lang)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, lang, "refine") from None
+            if result.warning:
+                warn(result.warning, lang)
+            return {refined: result.prompt, negative: result.negative_prompt, camera: result.camera_motion,
+                    details: result.details, last_refine: result.last}  # fmt: skip
+
+        def use_my_words(text: str):
+            return {refined: text or "", last_refine: {"for": text or "", "text": text or ""}}
+
+        def on_model_change(chosen: str, h, w, n, current_steps, request: gr.Request):
+            """New bounds for `chosen`; the current values stay where the family allows them (so that
+            applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
+            rules = studio.rules(chosen)
+            size, fixed = rules["size"], not rules["size"]["interactive"]
+
+            def keep(value, default, low, high, grid, offset=0):
+                ok = value is not None and low <= value <= high and (int(value) - offset) % grid == 0
+                return value if ok and not fixed else default
+
+            grid = rules["frame_step"]
+            offset = rules["frame_min"] % grid if grid > 1 else 0
+            return {
+                height: gr.update(value=keep(h, rules["height"], size["minimum"], size["maximum"], size["step"]), **size),
+                width: gr.update(value=keep(w, rules["width"], size["minimum"], size["maximum"], size["step"]), **size),
+                frames: gr.update(value=keep(n, rules["frames"], rules["frame_min"], rules["frame_max"], grid, offset),
+                                  minimum=rules["frame_min"], maximum=rules["frame_max"], step=grid),
+                fps: gr.update(value=rules["fps"]),
+                steps: gr.update(value=current_steps if rules["diffusion"] and current_steps else rules["steps"],
+                                 interactive=rules["diffusion"]),
+                guidance: gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
+            }  # fmt: skip
+
+        generate_inputs = [*form.values(), history, last_refine]
+
+        def generate(request: gr.Request, progress=gr.Progress(), *values):  # noqa: B008 - gradio's own idiom
+            lang = language(request)
+            data = dict(zip(form, values))
+            past, last = values[len(form)], values[len(form) + 1]
+
+            def on_progress(update) -> None:
+                text = studio.progress_text(update, lang)
+                if update.stage in ("denoising", "rendering"):
+                    progress((update.step, update.total), desc=text, unit="steps" if update.stage == "denoising" else "frames")
+                else:
+                    progress(None, desc=text)
+
+            try:
+                outcome = studio.generate(data, last, request.session_hash or "api", lang, on_progress)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, lang, "generate") from None
+            for text in outcome.warnings:
+                warn(text, lang)
+            for text in outcome.infos:
+                inform(text, lang)
+            out = {refined: outcome.prompt, negative: outcome.negative_prompt, camera: outcome.camera_motion,
+                   details: outcome.refined.details if outcome.refined else gr.update(),
+                   last_refine: outcome.refined.last if outcome.refined else last, params: outcome.params}  # fmt: skip
+            past = [*past, outcome.history_item] if outcome.history_item else past
+            out.update({video: str(outcome.result.path) if outcome.result else None, history: past,
+                        table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
+            return out
+
+        def refresh_panel(request: gr.Request, *values):
+            text, found = studio.panel(dict(zip(sizing, values)), language(request))
+            return {gpu: text, actions: found}
+
+        def apply(kind: str):
+            def fill(found: dict, chosen: str, request: gr.Request):
+                try:
+                    values = studio.apply(kind, found, chosen)
+                except Exception as exc:  # noqa: BLE001
+                    raise refusal(exc, language(request), "apply") from None
+                return {form[name]: value for name, value in values.items()}
+
+            return fill
+
+        def stop(request: gr.Request) -> None:
+            studio.stop(request.session_hash or "api")
+
+        def history_choices(past: list[dict], request: gr.Request):
+            return gr.update(choices=studio.history_choices(past, language(request)),
+                             value=len(past) - 1 if past else None)  # fmt: skip
+
+        def load_from_history(past: list[dict], index, request: gr.Request):
+            try:
+                values = studio.from_history(past, index)
+            except Exception as exc:  # noqa: BLE001
+                raise refusal(exc, language(request), "load") from None
+            item = past[int(index)]
+            return {video: item["output_path"], params: item, **{form[name]: v for name, v in values.items()}}
+
+        def headers(request: gr.Request):
+            return {"headers": studio.history_headers(language(request)), "data": []}
+
+        refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
+                            api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
+        mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
+        model.change(on_model_change, [model, height, width, frames, steps], [height, width, frames, fps, steps, guidance],
+                     api_name=False)  # fmt: skip
+        panel_inputs = [form[name] for name in sizing]
+        for control in panel_inputs:
+            control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
+        demo.load(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
+        demo.load(headers, None, [table], api_name=False, queue=False)
+        for button, kind in ((preset_button, "preset"), (plan_button, "plan"), (faster_button, "faster")):
+            button.click(apply(kind), [actions, model], panel_inputs, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
-        generating = generate_button.click(
-            generate,
-            [image, prompt, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed,
-             auto_refine, strategy, tiling, history, last_refine],
-            [video, params, history, table, refined, negative, camera, details, last_refine],
+        generate_button.click(
+            generate, generate_inputs, [video, params, history, table, refined, negative, camera, details, last_refine],
             api_name="generate", concurrency_id="gpu", concurrency_limit=1,
         )  # fmt: skip
-        stop_button.click(stop, None, None, api_name="stop", cancels=[generating], queue=False)
+        # No cancels=[...]: gradio would cancel the task (red "Error" on every output) and free the
+        # GPU slot while the engine still runs; the flag stops the engine, and the job returns calmly.
+        stop_button.click(stop, None, None, api_name="stop", queue=False)
         history.change(history_choices, [history], [history_pick], api_name=False, queue=False)
-        load_button.click(
-            load_from_history, [history, history_pick],
-            [video, params, refined, negative, camera, model, height, width, frames, fps, steps, guidance, seed],
-            api_name=False, queue=False,
-        )  # fmt: skip
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+        load_button.click(load_from_history, [history, history_pick], [video, params, *form.values()],
+                          api_name=False, queue=False)  # fmt: skip
+    demo.queue(default_concurrency_limit=1)
+    limit_waiting_videos(demo, settings.queue_size, studio.jobs.queued)
     return demo
 
 
@@ -498,15 +424,17 @@ def make_services(settings: Settings) -> Services:
     if settings.llm_configured:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
-    return Services(
-        engine=VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload),
-        refiner=PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s),
-        settings=settings,
-        hardware=detect(),
-    )
+    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload)
+    refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
+    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
+                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
+    return Services(studio, settings)
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+    # Videos are served from the output folder as they are, never copied into gradio's cache (each
+    # was copied there and never deleted).
+    gr.set_static_paths([str(settings.output_dir)])
     return demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -515,6 +443,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs):
         allowed_paths=[str(settings.output_dir)],
         i18n=I18N,
         footer_links=["api"],
+        head=toast_titles(),
         show_error=True,  # an unexpected failure still tells the person what broke
         **kwargs,
     )
@@ -542,10 +471,11 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("listening on %s without I2V_AUTH: anyone who can reach this port can use the GPU",
                     "a public share link" if settings.share else settings.host)  # fmt: skip
     services = make_services(settings)
-    log.info("%s", services.hardware.summary(services.engine.device))
+    studio = services.studio
+    log.info("%s", studio.hardware.summary(studio.engine.device))
     log.info("refiner: %s", f"{settings.llm_model} at {settings.openai_base_url}" if settings.llm_configured
              else "offline rules (no LLM endpoint set)")  # fmt: skip
-    log.info("videos go to %s; queue holds %d jobs", settings.output_dir, settings.queue_size)
+    log.info("videos go to %s; the queue holds %d videos", settings.output_dir, settings.queue_size)
     demo = build_demo(services)
     print(f"i2v studio: open http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"
           f":{settings.port}", flush=True)  # fmt: skip

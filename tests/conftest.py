@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 DEVELOPER_SETTINGS = ("I2V_", "OPENAI_")
 for _name in [name for name in os.environ if name.startswith(DEVELOPER_SETTINGS)]:
     del os.environ[_name]
+# gradio's own cache of uploads, for this run alone (a test checks that no video is copied into it).
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="i2v-tests-gradio-")
 
 
 @pytest.fixture(scope="session", autouse=True)

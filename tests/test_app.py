@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -88,8 +91,12 @@ def test_user_errors_come_back_as_messages(app_url, tiny_model, chelsea, tmp_pat
     with pytest.raises(AppError, match="Upload a photo first"):
         call_generate(client, args)
     args = generate_args(chelsea, "cat", "a cat", tiny_model)
-    args["num_frames"] = 200  # the sliders carry the family's bounds, and the server checks them
-    with pytest.raises(AppError, match="greater than maximum value 161"):
+    args["num_frames"] = 200  # the sliders carry the family's bounds, and the engine checks them
+    with pytest.raises(AppError, match="num_frames 201 is more than wan2.2-ti2v-5b can make: at most 161"):
+        call_generate(client, args)
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["height"] = 5000  # beyond any model: the request's own bound, named
+    with pytest.raises(AppError, match="height 5000 is too large: at most 2160"):
         call_generate(client, args)
     broken = tmp_path / "broken.png"
     broken.write_bytes(chelsea.read_bytes()[:120_000])  # the header is whole, the pixels are not
@@ -98,25 +105,126 @@ def test_user_errors_come_back_as_messages(app_url, tiny_model, chelsea, tmp_pat
         call_generate(client, args)
 
 
-def test_queue_is_bounded(app_url, tiny_model, chelsea):
-    url, _ = app_url
+def wait_until_denoising(job, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        update = job.status()
+        if update.progress_data and any("denoising" in (p.desc or "") for p in update.progress_data):
+            return
+        time.sleep(0.1)
+    pytest.fail("the job never started denoising")
+
+
+def wait_until_queued(job, seconds=30):
+    from gradio_client.utils import Status
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if job.status().code == Status.IN_QUEUE:
+            return
+        time.sleep(0.05)
+    pytest.fail("the job never joined the queue")
+
+
+def test_queue_is_bounded_and_stop_never_waits_behind_it(app_url, tiny_model, chelsea):
+    # The app's queue holds 2 videos (I2V_QUEUE_SIZE in the fixture): one runs, two wait, a fourth
+    # is refused. Stop must still answer at once: it was refused with "Queue is full".
+    url, out = app_url
     clients = [Client(url, verbose=False) for _ in range(4)]
-    jobs = [c.submit(*generate_args(chelsea, "cat", "a cat", tiny_model, steps=60).values(), api_name="/generate")
-            for c in clients]  # fmt: skip
-    refused = []
-    for job in jobs:
-        try:
-            job.result(timeout=1)
-        except Exception as exc:  # noqa: BLE001 - the full queue's refusal, or still running
-            refused.append(str(exc))
-    for client in clients:
-        client.predict(api_name="/stop")
-    for job in jobs:
-        try:
-            job.result(timeout=60)
-        except Exception:  # noqa: BLE001
-            pass
-    assert any("queue is full" in message.lower() for message in refused), refused
+    slow = generate_args(chelsea, "cat", "a cat", tiny_model, steps=200)
+    slow.update(height=256, width=256, num_frames=65)  # over a minute here: it is stopped long before
+    jobs = [clients[0].submit(*slow.values(), api_name="/generate")]
+    wait_until_denoising(jobs[0])
+    for client in clients[1:3]:  # one at a time, so that the fourth is the one refused
+        jobs.append(client.submit(*slow.values(), api_name="/generate"))
+        wait_until_queued(jobs[-1])
+    jobs.append(clients[3].submit(*slow.values(), api_name="/generate"))
+    with pytest.raises(Exception, match="(?i)queue is full"):
+        jobs[3].result(timeout=30)
+    before = sorted(out.iterdir())
+    started = time.monotonic()
+    clients[2].predict(api_name="/stop")  # the waiting jobs: they must never start
+    clients[1].predict(api_name="/stop")
+    clients[0].predict(api_name="/stop")  # the running one
+    assert time.monotonic() - started < 20, "Stop waited behind the queue"
+    for job in jobs[:3]:
+        assert job.result(timeout=60)[1] == {"stopped": True}
+    assert sorted(out.iterdir()) == before  # no video was written by any of them
+
+
+def test_bad_photos_get_our_own_words_and_no_server_path(app_url, tiny_model, tmp_path):
+    # gradio opened uploads itself and answered "Could not preprocess input component" with a path
+    # inside its temp folder; the engine's one-line message comes back instead, also from /refine.
+    from PIL import Image
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb)  # 400 megapixels in a small file
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture\n")
+    cases = [(bomb, "photo bomb.png is too large to decode safely"), (empty, r"photo empty.png is empty \(0 bytes\)"),
+             (text, r"notes.png is not an image we can read")]  # fmt: skip
+    for photo, words in cases:
+        with pytest.raises(AppError) as caught:
+            call_generate(client, generate_args(photo, "cat", "a cat", tiny_model))
+        message = str(caught.value)
+        assert re.search(words, message), message
+        assert "preprocess" not in message and "/tmp" not in message and str(tmp_path) not in message
+    refined = client.predict("cat", handle_file(str(text)), tiny_model, api_name="/refine")
+    assert refined[0]  # the refiner does not need to read the photo to refine
+
+
+def test_the_page_speaks_the_browsers_language(app_url, tiny_model, chelsea):
+    # Labels followed the browser's language, but refine details, warnings, errors and toasts were English.
+    url, _ = app_url
+    client = Client(url, verbose=False, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    refined, negative, camera, details = client.predict("火箭升空，镜头推近", handle_file(str(chelsea)), tiny_model,
+                                                         api_name="/refine")  # fmt: skip
+    assert "镜头" in details and "未翻译" in details and "Camera" not in details
+    assert "rocket" in details and "fire" not in details
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["image"] = None
+    with pytest.raises(AppError, match="请先上传照片"):
+        call_generate(client, args)
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["num_frames"] = 200
+    with pytest.raises(AppError, match="帧数 201 超出 wan2.2-ti2v-5b 的能力：最多 161"):
+        call_generate(client, args)
+    _, _, table, *_ = call_generate(client, generate_args(chelsea, "cat", "a cat", tiny_model))
+    assert table["headers"][1:3] == ["时间", "模型"]
+    english = Client(url, verbose=False)
+    assert "Camera" in english.predict("cat", handle_file(str(chelsea)), tiny_model, api_name="/refine")[3]
+
+
+def test_videos_are_not_copied_into_gradios_cache(app_url, tiny_model, chelsea, tmp_path):
+    # Every video was also copied into gradio's temp folder (and never deleted); now it is served
+    # from the output folder as it is. (This client downloads elsewhere: by default it would use
+    # the same temp folder.)
+    url, out = app_url
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    before = set(cache.rglob("*.mp4"))
+    client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+    video, params, *_ = call_generate(client, generate_args(chelsea, "cat", "a cat", tiny_model))
+    assert Path(params["output_path"]).parent == out and Path(video).is_file()
+    assert set(cache.rglob("*.mp4")) == before
+
+
+def test_a_bad_request_leaves_no_traceback_in_the_log(app_url, tiny_model, chelsea, capfd):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    capfd.readouterr()
+    args = generate_args(chelsea, "cat", "a cat", tiny_model)
+    args["num_frames"] = 200
+    with pytest.raises(AppError):
+        call_generate(client, args)
+    args["image"] = None
+    with pytest.raises(AppError):
+        call_generate(client, args)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err
 
 
 def test_settings_are_validated_with_clear_messages(monkeypatch):
@@ -146,48 +254,67 @@ def test_settings_are_validated_with_clear_messages(monkeypatch):
     assert done.returncode == 2 and "settings: port" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_model_list_shows_camera_and_present_weights(tiny_model):
-    from app import model_choices
+def studio_for(model: str):
+    from app import make_services
     from settings import Settings
 
-    choices = dict((value, label) for label, value in model_choices(Settings(model=tiny_model)))
+    return make_services(Settings(model=model, device="cpu")).studio
+
+
+def test_model_list_shows_camera_and_present_weights(tiny_model):
+    choices = dict((value, label) for label, value in studio_for(tiny_model).choices())
     assert list(choices)[0] == "camera" and tiny_model in choices
     assert "wan2.2-ti2v-5b" not in choices  # no weights for the hub id in this test's empty cache
-    assert list(model_choices(Settings(model="auto"))) == [model_choices(Settings(model="auto"))[0]]
+    assert [value for _, value in studio_for("auto").choices()] == ["camera"]
+
+
+def panel_text(panel) -> str:
+    return "\n\n".join(str(line) for line in panel.lines)
 
 
 def test_gpu_panel_shows_the_preset_and_a_plan_that_can_be_applied():
-    from app import hardware_panel
+    from i2v.families import get_family
     from i2v.hardware import GPU, Hardware
-    from i2v.memory import usable_gb
+    from i2v.memory import RunShape, estimate, presets, usable_gb
+    from studio import gpu_panel
 
     card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 128.0)
-    text, actions = hardware_panel(card, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False,
-                                   present=["wan2.1-i2v-14b-720p", "ltx-video"])  # fmt: skip
+    wan = RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
+    panel = gpu_panel(card, "cuda", get_family(wan.family), wan, False, ["wan2.1-i2v-14b-720p", "ltx-video"])
+    text = panel_text(panel)
     assert "RTX 4090" in text and "Preset for this GPU" in text and "does not fit" in text
-    assert actions["preset"].family in ("wan2.1-i2v-14b-720p", "ltx-video")
-    plan = actions["plan"]
-    from i2v.memory import estimate
-
-    assert estimate(plan).peak_gb <= usable_gb(23.5)
+    assert panel.actions["preset"].family in ("wan2.1-i2v-14b-720p", "ltx-video")
+    assert estimate(panel.actions["plan"]).peak_gb <= usable_gb(23.5)
     assert "1. VAE tiling on" in text
     # The times on the panel are all for this card (a 4090), like the preset's, not an H200's.
-    from i2v.memory import RunShape, presets
-
-    asked = estimate(RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40))
+    asked = estimate(wan)
     assert f"~{asked.seconds * presets()['planner']['speed']['4090'] / 60:.1f} min: **does not fit**" in text
-    auto_text, _ = hardware_panel(card, "wan2.1-i2v-14b-480p", 480, 832, 81, 40, "auto", False)
+    a480 = RunShape("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
+    auto_text = panel_text(gpu_panel(card, "cuda", get_family(a480.family), a480, True))
     assert "auto: group offload" in auto_text or "auto: model offload" in auto_text
     assert "GB host RAM" in auto_text  # offloaded weights wait in host RAM: the panel says how much
     small_ram = Hardware(card.gpus, 32.0)  # Wan 2.2 A14B's 64 GB of weights cannot be offloaded here
-    a14b_text, _ = hardware_panel(small_ram, "wan2.2-i2v-a14b", 480, 832, 81, 40, "auto", False)
-    assert "does not fit" in a14b_text
+    a14b = RunShape("wan2.2-i2v-a14b", 480, 832, 81, 40)
+    assert "does not fit" in panel_text(gpu_panel(small_ram, "cuda", get_family(a14b.family), a14b, True))
     # The panel describes the GPU the engine runs on (it said GPU 0 with I2V_DEVICE=cuda:1).
-    from i2v.hardware import GPU
-
-    two = Hardware((GPU(0, "NVIDIA A100-SXM4-80GB", 80.0, 79.0), card.gpus[0].__class__(1, "NVIDIA GeForce RTX 4090",
-                                                                                         24.0, 23.5)), 128.0)  # fmt: skip
-    on_second, _ = hardware_panel(two, "wan2.1-i2v-14b-720p", 720, 1280, 81, 40, "none", False, device="cuda:1")
+    two = Hardware((GPU(0, "NVIDIA A100-SXM4-80GB", 80.0, 79.0), GPU(1, "NVIDIA GeForce RTX 4090", 24.0, 23.5)), 128.0)
+    on_second = panel_text(gpu_panel(two, "cuda:1", get_family(wan.family), wan, False))
     assert "GPU 1 (used): NVIDIA GeForce RTX 4090" in on_second and "Usable for a run: 21.6 GB" in on_second
-    cpu_text, cpu_actions = hardware_panel(Hardware((), 24.0), "camera")
-    assert "CPU only" in cpu_text and cpu_actions == {}
+    cpu = gpu_panel(Hardware((), 24.0), "cpu", get_family("camera"), None, True)
+    assert "CPU only" in panel_text(cpu) and cpu.actions == {}
+
+
+def test_a_slow_plan_is_shown_with_its_faster_smaller_video():
+    from i2v.families import get_family
+    from i2v.hardware import GPU, Hardware
+    from i2v.memory import RunShape
+    from studio import gpu_panel
+
+    card = Hardware((GPU(0, "NVIDIA GeForce RTX 4090", 24.0, 23.5),), 128.0)
+    asked = RunShape("i2vgen-xl", 1024, 1024, 32, 50)
+    panel = gpu_panel(card, "cuda", get_family(asked.family), asked, False)
+    text = panel_text(panel)
+    assert "sequential offload" in text and "Faster, with a smaller video" in text
+    assert panel.actions["plan"].num_frames == 32 and panel.actions["plan"].memory_strategy == "sequential"
+    faster = panel.actions["faster"]
+    assert faster.num_frames < 32 or faster.height < 1024

@@ -50,3 +50,31 @@ def test_unknown_id_is_a_developer_error():
 
 def test_placeholders():
     assert placeholders("{a} and {b:.1f} and {c!r}") == {"a", "b", "c"}
+
+
+def test_every_language_has_every_message_with_the_same_parameters():
+    from messages import LANGUAGES
+
+    english = catalogue("en")
+    for language in LANGUAGES:
+        words = catalogue(language)
+        assert set(words) == set(english), (language, set(english) ^ set(words))
+        for code, template in english.items():
+            assert placeholders(words[code]) == placeholders(template), (language, code)
+            render(note(code, **{name: _sample(name) for name in placeholders(template)}), language)  # it formats
+
+
+def _sample(name: str):
+    return 1.0 if name.endswith(("_gb", "_mb", "mb", "seconds", "minutes", "intensity", "eta", "megapixels", "limit",
+                                 "value")) else "x"  # fmt: skip
+
+
+def test_nothing_the_page_shows_needs_an_emoji_font():
+    # The 🎲 showed as a box where no emoji font is installed.
+    import app
+
+    emoji = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]")
+    texts = [t for language in ("en", "zh") for t in catalogue(language).values()]
+    texts += [str(v) for table in app.I18N.translations.values() for v in table.values()]
+    assert not [t for t in texts if emoji.search(t)]
+    assert not emoji.search((REPO / "app.py").read_text(encoding="utf-8"))

@@ -48,15 +48,7 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     page.get_by_text("Advanced settings").click()
     page.locator("#height input[type=number]").wait_for(state="visible")
     for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        box, track = page.locator(f"#{elem_id} input[type=number]"), page.locator(f"#{elem_id} input[type=range]")
-        for _ in range(5):  # the accordion may still be settling: type until the slider itself has the value
-            box.fill(value)
-            box.press("Enter")
-            box.blur()
-            page.wait_for_timeout(200)
-            if track.input_value() == value:
-                break
-        assert track.input_value() == value, f"{elem_id} did not take {value}"
+        set_slider(page, elem_id, value)
     refined.blur()
     page.wait_for_timeout(1000)  # let the page send the edited values before the click reads them
     page.locator("#generate").click()
@@ -81,11 +73,69 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     page.close()
 
 
-def test_page_follows_the_browser_language(browser, app_url):
+def set_slider(page, elem_id: str, value: str) -> None:
+    box, track = page.locator(f"#{elem_id} input[type=number]"), page.locator(f"#{elem_id} input[type=range]")
+    for _ in range(5):  # the accordion may still be settling: type until the slider itself has the value
+        box.fill(value)
+        box.press("Enter")
+        box.blur()
+        page.wait_for_timeout(200)
+        if track.input_value() == value:
+            return
+    raise AssertionError(f"{elem_id} did not take {value}")
+
+
+def body_has(page, text: str, timeout: int = 30_000) -> None:
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout)
+
+
+def test_stop_is_calm(browser, app_url, chelsea):
+    # Stop turned every output panel into a red "Error" badge; now it says it stopped, and no video.
+    url, out = app_url
+    before = sorted(out.iterdir())
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
+    page.locator("#refined textarea").fill("a cat")
+    page.get_by_text("Advanced settings").click()
+    page.locator("#height input[type=number]").wait_for(state="visible")
+    for elem_id, value in (("height", "256"), ("width", "256"), ("frames", "121"), ("steps", "100")):  # ~15 s here
+        set_slider(page, elem_id, value)
+    page.wait_for_timeout(500)
+    page.locator("#generate").click()
+    body_has(page, "denoising: step", timeout=60_000)
+    page.locator("#stop").click()
+    body_has(page, "Stopped: no video was written.")
+    page.wait_for_timeout(1000)
+    assert "Error" not in page.locator("body").inner_text()
+    assert page.locator("#video video[src]").count() == 0
+    assert sorted(out.iterdir()) == before
+    page.close()
+
+
+def test_page_follows_the_browser_language(browser, app_url, chelsea):
     url, _ = app_url
-    page = browser.new_page(locale="zh-CN")
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 1300})
     page.goto(url)
     page.wait_for_selector("#refine")
     assert page.locator("#refine").inner_text().strip() == "优化提示词"
     assert "未设置大模型接口" in page.locator("#no-llm").inner_text()
+    # What the server says follows the page's language too: the panel, errors, refine details.
+    body_has(page, "仅 CPU")
+    page.get_by_text("高级设置").click()
+    assert page.locator("#dice").inner_text().strip() == "随机种子"  # no emoji a font may lack
+    page.locator("#generate").click()  # no photo yet
+    body_has(page, "请先上传照片")
+    page.wait_for_function("[...document.querySelectorAll('.toast-title')].some(e => e.innerText.includes('错误'))",
+                           timeout=10_000)  # gradio's own toast title, in the page's language too
+    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
+    page.locator("#prompt textarea").fill("火箭升空，镜头推近")
+    page.locator("#refine").click()
+    page.wait_for_function("document.querySelector('#refine-details').innerText.includes('镜头')", timeout=30_000)
+    details = page.locator("#refine-details").inner_text()
+    assert "未翻译" in details and "rocket" in details and "Camera" not in details
+    headers = page.locator("#history").inner_text()
+    assert "时间" in headers and "模型" in headers
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-zh.png"), full_page=True)
     page.close()

@@ -1,0 +1,89 @@
+"""The hardware panel: the machine, this GPU's preset, and what the person's settings need, as
+message ids (rendered in the page's language by the studio), with what its buttons would apply.
+
+For the GPU the engine runs on (I2V_DEVICE), never simply GPU 0. Times are for that card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from i2v.families import Family
+from i2v.hardware import Hardware
+from i2v.memory import (
+    Estimate,
+    RunShape,
+    downgrade,
+    faster_alternative,
+    fastest_fit,
+    in_words,
+    memory_profiles,
+    pick,
+    usable_gb,
+)
+from messages import Message, note
+
+
+@dataclass
+class Panel:
+    """What the panel says, line by line, and the settings its buttons apply ("preset", "plan",
+    "faster"; a button whose settings are missing has nothing to apply)."""
+
+    lines: list[Message]
+    actions: dict[str, RunShape] = field(default_factory=dict)
+
+
+def memory_words(guess: Estimate) -> Message:
+    """Peak GPU memory, and the host RAM that offloaded weights take."""
+    if guess.host_gb:
+        return note("panel.memory_host", peak_gb=guess.peak_gb, host_gb=guess.host_gb)
+    return note("panel.memory", peak_gb=guess.peak_gb)
+
+
+def _video(shape: RunShape) -> Message:
+    return note("panel.video", family=shape.family, width=shape.width, height=shape.height,
+                num_frames=shape.num_frames, steps=shape.num_inference_steps,
+                placement=in_words(shape.memory_strategy, shape.vae_tiling))  # fmt: skip
+
+
+def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: RunShape | None, auto: bool,
+              present: list[str] | None = None) -> Panel:  # fmt: skip
+    """The panel for `family` with the person's settings `wanted` (None for the camera engine);
+    `auto`: memory strategy auto, so the engine will take the fastest strategy that fits."""
+    panel = Panel([hardware.summary(device)])
+    gpu = hardware.gpu_for(device)
+    if gpu is None:
+        return panel
+    vram, ram = gpu.free_gb, hardware.ram_gb or None
+    panel.lines.append(note("panel.usable", usable_gb=usable_gb(vram)))
+    chosen = pick(vram, families=present, gpu_name=gpu.name, ram_gb=ram)
+    if chosen is not None:
+        panel.lines.append(note("panel.preset", video=_video(chosen.shape), memory=memory_words(chosen),
+                                minutes=chosen.seconds / 60))  # fmt: skip
+        panel.actions["preset"] = chosen.shape
+    if wanted is None:
+        return panel
+    if family.id not in memory_profiles():
+        panel.lines.append(note("panel.no_profile", family=family.id))
+        return panel
+    fastest = fastest_fit(wanted, vram, ram, gpu.name) if auto else None
+    if fastest is not None:  # what the engine will do with "auto": the fastest strategy that fits
+        way = fastest.shape
+        panel.lines.append(note("panel.auto_fits", placement=in_words(way.memory_strategy, way.vae_tiling),
+                                memory=memory_words(fastest), minutes=fastest.seconds / 60))  # fmt: skip
+        return panel
+    now, plan = downgrade(wanted, vram, ram, gpu.name)
+    fits = "panel.fits" if not plan else "panel.does_not_fit"
+    panel.lines.append(note(fits, memory=memory_words(now), minutes=now.seconds / 60))
+    for index, rung in enumerate(plan, 1):
+        panel.lines.append(note("panel.rung", index=index, change=rung.change, memory=memory_words(rung.estimate),
+                                minutes=rung.estimate.seconds / 60))  # fmt: skip
+    if plan:
+        panel.actions["plan"] = plan[-1].shape
+        faster = faster_alternative(wanted, plan[-1].estimate, vram, ram, gpu.name)
+        if faster is not None:  # shown beside the plan; applied only if the person asks
+            panel.lines.append(note("panel.faster", change=faster.change,
+                                    placement=in_words(faster.shape.memory_strategy, faster.shape.vae_tiling),
+                                    memory=memory_words(faster.estimate), minutes=faster.estimate.seconds / 60))  # fmt: skip
+            panel.actions["faster"] = faster.shape
+    return panel

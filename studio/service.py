@@ -1,0 +1,328 @@
+"""The studio: what each click on the page means, with no gradio in it.
+
+The refine policy (refine before generating when the prompt was not refined, or changed since while
+the refined text is still the refiner's own; a hand edit is always kept), building a request from
+the form, running a job with progress and Stop, the rows of the history, the hardware panel, and the
+one place that turns our errors into words for the person (`explain`), in the page's language.
+The page (app.py) is layout and wiring on top of this; a REST API or a job queue can sit on it too.
+It never imports gradio.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from i2v.engine import VideoEngine
+from i2v.errors import Cancelled, I2VError
+from i2v.families import CAMERA, Family, all_families, resolve, weights_present
+from i2v.hardware import Hardware
+from i2v.memory import RunShape
+from i2v.progress import Progress
+from i2v.request import STRATEGIES, GenerationRequest, VideoResult
+from messages import Message, note, render
+from prompting import PromptRefiner, RefinedPrompt, RefinerError
+
+from .jobs import Jobs
+from .panel import gpu_panel
+
+log = logging.getLogger("studio")
+
+# The form of the page, by knob: the person's own words ("words") and the prompt the model gets
+# ("prompt", refined or edited) are two fields; the rest are GenerationRequest's knobs.
+FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
+        "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling")  # fmt: skip
+HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
+# Parameters that hold a path on this machine: only their last part is ever shown to a person.
+_PATH_PARAMS = ("directory", "folder", "path")
+
+
+class StudioError(Exception):
+    """Something the person must fix on the page: a message id and its parameters."""
+
+    def __init__(self, code: str, **params):
+        self.message = note(code, **params)
+        super().__init__(str(self.message))
+
+
+@dataclass
+class Refined:
+    """A refinement as the page shows it."""
+
+    prompt: str
+    negative_prompt: str
+    camera_motion: str
+    details: str  # Markdown, in the page's language
+    warning: str | None  # set when the LLM failed and the offline rules answered
+    last: dict  # {"for": the words refined, "text": what the refiner wrote}: tells a hand edit
+
+
+@dataclass
+class Outcome:
+    """What a Generate click came to: a video, or a calm stop."""
+
+    result: VideoResult | None  # None: stopped, no video written
+    prompt: str  # the prompt the model got (refined first, when the policy said so)
+    negative_prompt: str
+    camera_motion: str
+    refined: Refined | None = None  # the refinement made first, if one was
+    warnings: list[str] = field(default_factory=list)  # what the engine changed, and why
+    infos: list[str] = field(default_factory=list)
+    params: dict | None = None  # what the parameters panel shows
+    history_item: dict | None = None
+
+
+class Studio:
+    """The service behind the page: one engine and one refiner, shared by every browser session."""
+
+    def __init__(self, engine: VideoEngine, refiner: PromptRefiner, hardware: Hardware, *, auto_refine: bool = True,
+                 llm_configured: bool = False, model: str = "auto"):  # fmt: skip
+        self.engine, self.refiner, self.hardware = engine, refiner, hardware
+        self.auto_refine, self.llm_configured, self.model = auto_refine, llm_configured, model
+        self.jobs = Jobs()
+        self._choices = self._model_choices()
+
+    # ------------------------------------------------------------------ models and their rules
+    def _model_choices(self) -> list[tuple[str, str]]:
+        choices = [(f.label, f.id) for f in all_families().values() if weights_present(resolve(f.id))]
+        if self.model not in ("auto", CAMERA) and self.model not in [value for _, value in choices]:
+            try:
+                source = resolve(self.model)
+                choices.append((f"{source.family.label} — {Path(source.location).name}", self.model))
+            except I2VError as exc:
+                log.warning("model %s is not usable: %s", self.model, exc)
+        return choices
+
+    def choices(self) -> list[tuple[str, str]]:
+        """The camera engine, every family whose weights are here, and the configured model."""
+        return list(self._choices)
+
+    def default_model(self) -> str:
+        values = [value for _, value in self._choices]
+        if self.model in values:
+            return self.model
+        return values[1] if len(values) > 1 else CAMERA
+
+    def has_weights(self) -> bool:
+        return len(self._choices) > 1
+
+    def family(self, model: str) -> Family:
+        return resolve(model).family
+
+    def rules(self, model: str) -> dict:
+        """Slider bounds and defaults for `model`, from its family's rules."""
+        family = self.family(model)
+        step = family.size_multiple
+        return dict(
+            family=family.id, height=family.height, width=family.width, fps=family.fps,
+            size=dict(minimum=max(16, step), maximum=max(1280, family.height, family.width), step=step,
+                      interactive=family.size_rule != "fixed"),
+            frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset),
+            frame_step=family.frame_step, frame_max=family.max_frames,
+            steps=family.num_inference_steps or 1, guidance=family.guidance_scale or 0.0, diffusion=bool(family.pipeline),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ refining
+    def refine(self, words: str, image: str | None, model: str, language: str) -> Refined:
+        result = self.refiner.refine(words or "", self.family(model).id, image)
+        warning = None
+        if result.source == "offline" and self.llm_configured:
+            warning = self.say(note("studio.llm_failed", reason=result.warnings[0]), language)
+        return Refined(result.prompt, result.negative_prompt, result.camera_motion, self.describe(result, language),
+                       warning, {"for": words or "", "text": result.prompt})  # fmt: skip
+
+    def describe(self, result: RefinedPrompt, language: str) -> str:
+        """The refinement's details for the page: what it found, who wrote it, in what language, and
+        every warning."""
+        who = note("studio.by_llm", model=result.model) if result.source == "llm" else note("studio.by_rules")
+        lines = [
+            note("studio.found", camera=result.camera_motion, tags=", ".join(result.motion_tags) or "—",
+                 intensity=result.motion_intensity, subjects=", ".join(result.subjects) or "—"),
+            note("studio.refined_by", who=who, seconds=result.seconds, language=result.language or "—"),
+            note("studio.prompt_english") if result.translated
+            else note("studio.prompt_untranslated", language=result.prompt_language),
+        ]  # fmt: skip
+        text = "\n\n".join(self.say(line, language) for line in lines)
+        warnings = [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
+        return text + ("\n\n" + "\n".join(warnings) if warnings else "")
+
+    @staticmethod
+    def needs_refining(words: str, prompt: str, last: dict, auto_refine: bool) -> bool:
+        """Refine first when nothing was refined, or when the person's words changed since and the
+        refined text is still the refiner's (a hand edit is the person's choice and is kept)."""
+        stale = last.get("for") != words and prompt.strip() == last.get("text", "").strip()
+        return auto_refine and (not prompt.strip() or stale)
+
+    # ------------------------------------------------------------------ a job
+    def request(self, form: dict) -> GenerationRequest:
+        """The request the form asks for (the knobs the family has no use for left to it)."""
+        if not form.get("image"):
+            raise StudioError("studio.no_photo")
+        diffusion = bool(self.family(form["model"]).pipeline)
+        seed = form.get("seed")
+        values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
+        values.update(
+            prompt=(form.get("prompt") or "").strip() or form.get("words") or "",
+            negative_prompt=form.get("negative_prompt") or "",
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            memory_strategy=form.get("memory_strategy") or "auto",
+            vae_tiling=bool(form.get("vae_tiling")),
+        )
+        if not diffusion:  # the camera engine takes no steps and no guidance
+            values.pop("num_inference_steps", None)
+            values.pop("guidance_scale", None)
+        return GenerationRequest(**values)
+
+    def generate(self, form: dict, last: dict, session: str, language: str,
+                 on_progress: Callable[[Progress], None] | None = None) -> Outcome:  # fmt: skip
+        """Run the job the form asks for: refine first when the policy says so, then make the video.
+        Stop (`stop(session)`) ends it calmly at the next step, or before it starts."""
+        words, prompt = form.get("words") or "", (form.get("prompt") or "").strip()
+        refined = None
+        if self.needs_refining(words, prompt, last, bool(form.get("auto_refine"))):
+            if on_progress is not None:
+                on_progress(Progress("loading", 0, 1, 0.0, None))
+            refined = self.refine(words, form.get("image"), form["model"], language)
+            form = {**form, "prompt": refined.prompt, "camera_motion": refined.camera_motion,
+                    "negative_prompt": form.get("negative_prompt") or refined.negative_prompt}  # fmt: skip
+        request = self.request(form)
+        outcome = Outcome(None, request.prompt, request.negative_prompt, request.camera_motion, refined)
+        if refined is not None:
+            outcome.infos.append(self.say(note("studio.refined_first"), language))
+            if refined.warning:
+                outcome.warnings.append(refined.warning)
+        cancel = self.jobs.start(session)
+        try:
+            if cancel.is_set():  # Stop came while the job waited in the queue
+                raise Cancelled("run.cancelled")
+            result = self.engine.generate(request, on_progress=on_progress, cancel=cancel)
+        except Cancelled:
+            outcome.infos.append(self.say(note("studio.stopped"), language))
+            outcome.params = {"stopped": True}
+            return outcome
+        finally:
+            self.jobs.finish(session, cancel)
+        outcome.result = result
+        outcome.warnings += [self.say(said, language) for said in result.adjustments]
+        if result.preview:
+            outcome.infos.append(self.say(note("studio.preview"), language))
+        # No "path" key: API clients take any dict with one for a file to download.
+        outcome.params = {**result.metadata(), "output_path": str(result.path), "metadata_file": str(result.metadata_path),
+                          "time": time.strftime("%H:%M:%S")}  # fmt: skip
+        outcome.history_item = outcome.params
+        return outcome
+
+    def stop(self, session: str) -> bool:
+        stopped = self.jobs.stop(session)
+        if stopped:
+            log.info("stop requested for session %s", session)
+        return stopped
+
+    # ------------------------------------------------------------------ history
+    def history_headers(self, language: str) -> list[str]:
+        return [self.say(note(f"studio.column_{name}"), language) for name in HISTORY_COLUMNS]
+
+    @staticmethod
+    def history_rows(history: list[dict]) -> list[list]:
+        return [[i + 1, item["time"], item["family"], item["seed"], f"{item['width']}x{item['height']}",
+                 item["prompt"][:80]] for i, item in enumerate(history)]  # fmt: skip
+
+    def history_choices(self, history: list[dict], language: str) -> list[tuple[str, int]]:
+        return [(self.say(note("studio.history_choice", index=i + 1, time=item["time"], family=item["family"],
+                               seed=item["seed"]), language), i) for i, item in enumerate(history)]  # fmt: skip
+
+    def from_history(self, history: list[dict], index) -> dict:
+        """The form values of a video of this session (its model, if still here, else the default)."""
+        if index is None or not 0 <= int(index) < len(history):
+            raise StudioError("studio.pick_a_video")
+        item = history[int(index)]
+        model = item["model"] if item["model"] in [value for _, value in self._choices] else self.default_model()
+        values = {name: item.get(name) for name in FORM if name in item}
+        values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
+                      guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
+        return values
+
+    # ------------------------------------------------------------------ the hardware panel
+    def panel(self, form: dict, language: str) -> tuple[str, dict]:
+        """The panel's text and what its buttons would apply, for the model and settings in `form`."""
+        family = self.family(form["model"])
+        present = [self.family(value).id for _, value in self._choices if value != CAMERA]
+        strategy = form.get("memory_strategy") or "auto"
+        wanted = None
+        if family.pipeline:
+            wanted = RunShape(family.id, int(form["height"]), int(form["width"]), int(form["num_frames"]),
+                              int(form["num_inference_steps"]),
+                              self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")))  # fmt: skip
+        panel = gpu_panel(self.hardware, self.engine.device, family, wanted, strategy == "auto", present)
+        text = "\n\n".join(self.say(line, language) for line in panel.lines)
+        return text, {key: vars(shape) for key, shape in panel.actions.items()}
+
+    def apply(self, kind: str, actions: dict, model: str) -> dict:
+        """The form values a panel button applies: the preset, the plan, or the faster smaller video."""
+        target = actions.get(kind)
+        if not target:
+            raise StudioError("studio.nothing_to_apply")
+        if kind == "preset":
+            model = next((v for _, v in self._choices if self.family(v).id == target["family"]), model)
+        return dict(model=model, height=target["height"], width=target["width"], num_frames=target["num_frames"],
+                    num_inference_steps=target["num_inference_steps"], memory_strategy=target["memory_strategy"],
+                    vae_tiling=target["vae_tiling"])  # fmt: skip
+
+    # ------------------------------------------------------------------ words
+    def say(self, message: Message, language: str) -> str:
+        """`message` in `language`, with this machine's paths cut to their last part."""
+        return render(_public(message), language)
+
+    def explain(self, error: BaseException, language: str) -> str | None:
+        """The one place that turns our errors into words for the person; None for an error that is
+        ours to fix (a bug), which the caller logs with its traceback."""
+        if isinstance(error, (I2VError, RefinerError, StudioError)):
+            return self.say(error.message, language)
+        if isinstance(error, ValidationError):
+            return "; ".join(self.say(_invalid(e), language) for e in error.errors())
+        return None
+
+    def progress_text(self, update: Progress, language: str) -> str:
+        stage = note(f"studio.stage_{update.stage}")
+        if update.stage not in ("denoising", "rendering"):
+            return self.say(stage, language)
+        code = "studio.progress_eta" if update.eta is not None else "studio.progress"
+        return self.say(note(code, stage=stage, step=update.step, total=update.total, eta=update.eta or 0), language)
+
+
+def _public(message: Message) -> Message:
+    """`message` with every path on this machine cut to its last part (never a server path shown)."""
+    params = {}
+    for key, value in message.params.items():
+        if isinstance(value, Message):
+            value = _public(value)
+        elif key in _PATH_PARAMS and isinstance(value, str) and value:
+            value = Path(value).name or value
+        params[key] = value
+    return Message(code=message.code, params=params)
+
+
+def _invalid(error: dict) -> Message:
+    """One pydantic error of a request as a message: the knob, the value, the rule."""
+    knob = str(error["loc"][0]) if error["loc"] else "request"
+    name = note(f"knob.{knob}") if knob in GenerationRequest.knobs() else knob
+    value, ctx, kind = error.get("input"), error.get("ctx") or {}, error["type"]
+    if kind in ("greater_than_equal", "greater_than"):
+        return note("studio.too_small", knob=name, value=value, limit=ctx.get("ge", ctx.get("gt")))
+    if kind in ("less_than_equal", "less_than"):
+        return note("studio.too_large", knob=name, value=value, limit=ctx.get("le", ctx.get("lt")))
+    if kind == "literal_error":
+        return note("studio.not_one_of", knob=name, value=value, choices=ctx.get("expected", ""))
+    if kind in ("string_too_long", "string_too_short"):
+        return note("studio.bad_length", knob=name, limit=ctx.get("max_length", ctx.get("min_length")))
+    if kind.endswith("_parsing") or kind.endswith("_type"):
+        return note("studio.not_a_number", knob=name, value=value)
+    return note("studio.invalid", knob=name, detail=error["msg"])
+
+
+__all__ = ["FORM", "STRATEGIES", "Outcome", "Refined", "Studio", "StudioError"]
