@@ -49,7 +49,7 @@ def main() -> None:
     print("| refiner | runs | median s | p90 s | max s | answered by the LLM |")
     print("|---|---|---|---|---|---|")
     p90 = llm[int(0.9 * (len(llm) - 1))]
-    print(f"| llama-server, SmolLM2-135M Q4_1, 2 CPU threads | {len(llm)} | {statistics.median(llm):.2f} | "
+    print(f"| llama-server, SmolLM2-135M Q4_1, 1 CPU thread | {len(llm)} | {statistics.median(llm):.2f} | "
           f"{p90:.2f} | {llm[-1]:.2f} | {sources.count('llm')}/{len(sources)} |")  # fmt: skip
     print(f"| offline rules | {len(offline)} | {statistics.median(offline) * 1000:.2f} ms | - | "
           f"{max(offline) * 1000:.2f} ms | - |")  # fmt: skip

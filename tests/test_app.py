@@ -318,3 +318,15 @@ def test_a_slow_plan_is_shown_with_its_faster_smaller_video():
     assert panel.actions["plan"].num_frames == 32 and panel.actions["plan"].memory_strategy == "sequential"
     faster = panel.actions["faster"]
     assert faster.num_frames < 32 or faster.height < 1024
+
+
+def test_a_full_disk_reads_as_one_line_in_the_pages_language_without_the_server_path():
+    # The page showed a raw "Broken pipe ... FFMPEG COMMAND" dump, or left a 0-byte video.
+    from i2v.errors import DiskFull
+
+    studio = studio_for("camera")
+    error = DiskFull("export.disk_full", directory="/srv/i2v/outputs", free_mb=0.4)
+    english, chinese = studio.explain(error, "en"), studio.explain(error, "zh")
+    assert english.startswith("not enough space in outputs: 0.4 MB free") and "/srv" not in english
+    assert chinese.startswith("outputs 空间不足") and "\n" not in chinese
+    assert studio.explain(RuntimeError("a bug"), "en") is None  # not ours to word: logged with its traceback
