@@ -4,21 +4,11 @@ language. They are written for the person using the tool, not for a developer.""
 
 from __future__ import annotations
 
-from typing import Any
-
-from messages import Message
+from messages import MessageError
 
 
-class I2VError(Exception):
+class I2VError(MessageError):
     """Anything the engine reports to the user."""
-
-    def __init__(self, code: str, **params: Any):
-        self.message = Message(code=code, params=params)
-        super().__init__(str(self.message))
-
-    @property
-    def code(self) -> str:
-        return self.message.code
 
 
 class InvalidInput(I2VError):

@@ -43,6 +43,19 @@ class Message(BaseModel):
         return {**handler(self), "text": str(self)}
 
 
+class MessageError(Exception):
+    """An error whose words are a message: `message` holds its id and parameters, `str()` is English.
+    The engine's, the refiner's and the studio's errors all are."""
+
+    def __init__(self, code: str, **params: Any):
+        self.message = Message(code=code, params=params)
+        super().__init__(str(self.message))
+
+    @property
+    def code(self) -> str:
+        return self.message.code
+
+
 def note(code: str, **params: Any) -> Message:
     return Message(code=code, params=params)
 
@@ -87,4 +100,5 @@ def placeholders(template: str) -> set[str]:
     return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-__all__ = ["DEFAULT", "LANGUAGES", "Message", "catalogue", "language_of", "note", "placeholders", "render"]
+__all__ = ["DEFAULT", "LANGUAGES", "Message", "MessageError", "catalogue", "language_of", "note", "placeholders",
+           "render"]  # fmt: skip

@@ -5,21 +5,11 @@ caller is a caller's mistake (an unknown family)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from messages import Message
+from messages import MessageError
 
 
-class RefinerError(Exception):
+class RefinerError(MessageError):
     """Anything the refiner reports."""
-
-    def __init__(self, code: str, **params: Any):
-        self.message = Message(code=code, params=params)
-        super().__init__(str(self.message))
-
-    @property
-    def code(self) -> str:
-        return self.message.code
 
 
 class UnknownFamily(RefinerError):

@@ -25,8 +25,8 @@ from i2v.hardware import Hardware
 from i2v.memory import RunShape
 from i2v.progress import Progress
 from i2v.request import STRATEGIES, GenerationRequest, VideoResult
-from messages import Message, note, render
-from prompting import PromptRefiner, RefinedPrompt, RefinerError
+from messages import Message, MessageError, note, render
+from prompting import PromptRefiner, RefinedPrompt
 
 from .jobs import Jobs
 from .panel import gpu_panel
@@ -42,12 +42,8 @@ HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
 _PATH_PARAMS = ("directory", "folder", "path")
 
 
-class StudioError(Exception):
+class StudioError(MessageError):
     """Something the person must fix on the page: a message id and its parameters."""
-
-    def __init__(self, code: str, **params):
-        self.message = note(code, **params)
-        super().__init__(str(self.message))
 
 
 @dataclass
@@ -281,7 +277,7 @@ class Studio:
     def explain(self, error: BaseException, language: str) -> str | None:
         """The one place that turns our errors into words for the person; None for an error that is
         ours to fix (a bug), which the caller logs with its traceback."""
-        if isinstance(error, (I2VError, RefinerError, StudioError)):
+        if isinstance(error, MessageError):  # the engine's, the refiner's and ours
             return self.say(error.message, language)
         if isinstance(error, ValidationError):
             return "; ".join(self.say(_invalid(e), language) for e in error.errors())
