@@ -238,7 +238,8 @@ class Studio:
             raise StudioError("studio.pick_a_video")
         item = history[int(index)]
         model = item["model"] if item["model"] in [value for _, value in self._choices] else self.default_model()
-        values = {name: item.get(name) for name in FORM if name in item}
+        # Not the photo: the history keeps its file name only, and the form keeps the photo it has.
+        values = {name: item.get(name) for name in FORM if name in item and name != "image"}
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
         return values

@@ -330,3 +330,15 @@ def test_a_full_disk_reads_as_one_line_in_the_pages_language_without_the_server_
     assert english.startswith("not enough space in outputs: 0.4 MB free") and "/srv" not in english
     assert chinese.startswith("outputs 空间不足") and "\n" not in chinese
     assert studio.explain(RuntimeError("a bug"), "en") is None  # not ours to word: logged with its traceback
+
+
+def test_load_from_history_gives_the_settings_back_but_keeps_the_photo():
+    studio = studio_for("camera")
+    item = {"image": "chelsea.png", "prompt": "a cat", "negative_prompt": "", "camera_motion": "pan_left",
+            "model": "camera", "height": 64, "width": 96, "num_frames": 9, "fps": 8, "num_inference_steps": None,
+            "guidance_scale": None, "seed": 5, "memory_strategy": "none", "vae_tiling": False}  # fmt: skip
+    values = studio.from_history([item], 0)
+    assert "image" not in values  # the history holds only the photo's name; the form keeps its photo
+    assert (values["prompt"], values["width"], values["seed"], values["camera_motion"]) == ("a cat", 96, 5, "pan_left")
+    with pytest.raises(Exception, match="Pick a video of this session first"):
+        studio.from_history([item], 3)
