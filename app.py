@@ -9,6 +9,7 @@ refiner and the studio once, and launches. This is the only module that imports 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from i2v.engine import VideoEngine
 from i2v.hardware import detect
+from i2v.memory import RunShape
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, STRATEGIES
 from messages import DEFAULT, LANGUAGES, language_of, note, render
 from prompting import Endpoint, PromptRefiner
@@ -109,6 +111,13 @@ I18N = gr.I18n(
 )
 
 
+# The gradio API's names for the form's values (`client.predict(..., refined=..., api_name="/generate")`),
+# as they were before the form took the knobs' names.
+API_NAMES = {"words": "prompt", "prompt": "refined", "negative_prompt": "negative", "camera_motion": "camera",
+             "num_inference_steps": "steps", "guidance_scale": "guidance", "memory_strategy": "strategy",
+             "vae_tiling": "tiling"}  # fmt: skip
+
+
 @dataclass
 class Services:
     """What the page drives: made once in main(), or around tiny models in tests."""
@@ -169,8 +178,9 @@ def toast_titles() -> str:
     )
 
 
-def limit_waiting_videos(demo: gr.Blocks, limit: int, on_queued) -> None:
-    """Refuse a video job when `limit` of them wait; never refuse anything else, Stop above all.
+def limit_waiting_videos(demo: gr.Blocks, limit: int, on_queued, refusal) -> None:
+    """Refuse a video job when `limit` of them wait (`refusal(language)` says so); never refuse
+    anything else, Stop above all.
 
     gradio's max_size counts the waiting events of every event and refuses any event when full, and
     gradio_client sends even queue=False events through /queue/join, so `/stop` was refused behind a
@@ -184,7 +194,7 @@ def limit_waiting_videos(demo: gr.Blocks, limit: int, on_queued) -> None:
             return await push(body, request, username)
         waiting = queue.event_queue_per_concurrency_id.get("gpu")
         if waiting is not None and len(waiting.queue) >= limit:
-            return False, f"Queue is full: {limit} videos are waiting. Please try again later.", "queue_full"
+            return False, refusal(language(request)), "queue_full"
         accepted = await push(body, request, username)
         if accepted[0]:
             on_queued(body.session_hash or "api")
@@ -290,12 +300,12 @@ def build_demo(services: Services) -> gr.Blocks:
                     guidance_scale=guidance, seed=seed, auto_refine=auto_refine, memory_strategy=strategy,
                     vae_tiling=tiling)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
-        sizing = ("model", "height", "width", "num_frames", "num_inference_steps", "memory_strategy", "vae_tiling")
+        sizing = ("model", *RunShape.knobs())  # what the hardware panel plans with
 
-        def refine(text: str, photo: str | None, chosen: str, request: gr.Request):
+        def refine(prompt: str, image: str | None, model: str, request: gr.Request):  # the API's names
             lang = language(request)
             try:
-                result = studio.refine(text, photo, chosen, lang)
+                result = studio.refine(prompt, image, model, lang)
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
                 raise refusal(exc, lang, "refine") from None
             if result.warning:
@@ -309,7 +319,10 @@ def build_demo(services: Services) -> gr.Blocks:
         def on_model_change(chosen: str, h, w, n, current_steps, request: gr.Request):
             """New bounds for `chosen`; the current values stay where the family allows them (so that
             applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
-            rules = studio.rules(chosen)
+            try:
+                rules = studio.rules(chosen)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, language(request), "model change") from None
             size, fixed = rules["size"], not rules["size"]["interactive"]
 
             def keep(value, default, low, high, grid, offset=0):
@@ -339,7 +352,8 @@ def build_demo(services: Services) -> gr.Blocks:
             def on_progress(update) -> None:
                 text = studio.progress_text(update, lang)
                 if update.stage in ("denoising", "rendering"):
-                    progress((update.step, update.total), desc=text, unit="steps" if update.stage == "denoising" else "frames")
+                    unit = note("studio.unit_steps" if update.stage == "denoising" else "studio.unit_frames")
+                    progress((update.step, update.total), desc=text, unit=studio.say(unit, lang))
                 else:
                     progress(None, desc=text)
 
@@ -360,7 +374,10 @@ def build_demo(services: Services) -> gr.Blocks:
             return out
 
         def refresh_panel(request: gr.Request, *values):
-            text, found = studio.panel(dict(zip(sizing, values)), language(request))
+            try:
+                text, found = studio.panel(dict(zip(sizing, values)), language(request))
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, language(request), "panel") from None
             return {gpu: text, actions: found}
 
         def apply(kind: str):
@@ -391,6 +408,12 @@ def build_demo(services: Services) -> gr.Blocks:
         def headers(request: gr.Request):
             return {"headers": studio.history_headers(language(request)), "data": []}
 
+        # The API names /generate's values as they always were (its signature below); gradio reads them there.
+        generate.__signature__ = inspect.Signature([
+            *list(inspect.signature(generate).parameters.values())[:2],
+            *(inspect.Parameter(API_NAMES.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+              for name in [*form, "history", "last_refine"]),
+        ])  # fmt: skip
         refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
                             api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
         mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
@@ -415,7 +438,8 @@ def build_demo(services: Services) -> gr.Blocks:
         load_button.click(load_from_history, [history, history_pick], [video, params, *form.values()],
                           api_name=False, queue=False)  # fmt: skip
     demo.queue(default_concurrency_limit=1)
-    limit_waiting_videos(demo, settings.queue_size, studio.jobs.queued)
+    limit_waiting_videos(demo, settings.queue_size, studio.jobs.queued,
+                         lambda lang: studio.say(note("studio.queue_full", limit=settings.queue_size), lang))  # fmt: skip
     return demo
 
 

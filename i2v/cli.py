@@ -284,14 +284,16 @@ def _plan(args) -> int:
         wanted = RunShape(family.id, args.height or family.height, args.width or family.width,
                           args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
                           args.memory_strategy, args.vae_tiling)  # fmt: skip
-        auto = fastest_fit(wanted.with_(memory_strategy="none"), vram, ram, gpu_name) \
-            if args.memory_strategy == "auto" else None  # fmt: skip
+        strategy = "none" if args.memory_strategy == "auto" else args.memory_strategy
+        wanted = wanted.with_(memory_strategy=strategy)
+        auto = fastest_fit(wanted, vram, ram, gpu_name) if args.memory_strategy == "auto" else None
         if auto is not None:  # what the engine would do: the fastest strategy that fits
             now, ladder = auto, []
         else:
-            strategy = "none" if args.memory_strategy == "auto" else args.memory_strategy
-            now, ladder = downgrade(wanted.with_(memory_strategy=strategy), vram, ram, gpu_name)
-        faster = faster_alternative(wanted, ladder[-1].estimate, vram, ram, gpu_name) if ladder else None
+            now, ladder = downgrade(wanted, vram, ram, gpu_name)
+        # A slow way to keep the video (sequential offload, say) comes with a faster smaller one.
+        kept = auto if auto is not None else (ladder[-1].estimate if ladder else None)
+        faster = faster_alternative(wanted, kept, vram, ram, gpu_name) if kept is not None else None
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
                       faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip

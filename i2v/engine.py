@@ -62,14 +62,16 @@ class VideoEngine:
             # 1. Check inputs
             checked = check(request)
             # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU)
-            checked = self.place_weights(checked)
+            checked = self.choose_strategy(checked)
             # 3. Render the frames; out of GPU memory, one rung down the downgrade plan, once
             frames, checked = self._render_with_retry(checked, on_progress, cancel)
+            if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is written
+                raise Cancelled("run.cancelled")
             # 4. Export
             report(on_progress, "encoding", time.monotonic() - started)
             return self.export(frames, checked, time.monotonic() - started, out_path)
 
-    def place_weights(self, checked: CheckedRequest) -> CheckedRequest:
+    def choose_strategy(self, checked: CheckedRequest) -> CheckedRequest:
         """For memory_strategy "auto": on a GPU, the fastest strategy that the memory planner says fits
         this card (measured families only); else the engine's default. Other strategies stay."""
         if checked.knobs.memory_strategy != "auto":
@@ -79,7 +81,7 @@ class VideoEngine:
         from .hardware import available_gb, host_ram_gb
         from .memory import RunShape, fastest_fit, in_words
 
-        total_gb, _ = available_gb(self.device)
+        total_gb = available_gb(self.device)
         chosen = fastest_fit(RunShape.of(checked.family.id, checked.knobs, memory_strategy=self.offload), total_gb,
                              host_ram_gb())  # fmt: skip
         if chosen is None:

@@ -31,8 +31,9 @@ from .errors import DiskFull, ExportFailed
 log = logging.getLogger(__name__)
 
 CRF = 18  # visually lossless for generated video; files stay a few MB for a few seconds at 720p
-# Hidden partial files: ".<final name>.<pid of the writer>.<random>.part"
-_PARTIAL = re.compile(r"^\..+?\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
+# Hidden partial files: ".<final name>.<pid of the writer>.<random>.part" (before pids were in the
+# name: ".<final name>.<random>.part"); only those of a video or its JSON are ever ours.
+_PARTIAL = re.compile(r"^\..+?\.(?:mp4|json)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
 
 
 def unique_video_path(directory: Path, model: str, seed: int) -> Path:
@@ -74,30 +75,19 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
     try:
         _encode(frames, video, fps, text)
         _write_text(sidecar, json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(sidecar, path.with_suffix(".json"))
+        # The video first: the JSON is in its comment too, so a kill between the two renames leaves
+        # a whole video, never a JSON without one.
+        os.replace(video, path)
         try:
-            os.replace(video, path)
+            os.replace(sidecar, path.with_suffix(".json"))
         except OSError:
-            path.with_suffix(".json").unlink(missing_ok=True)  # never a JSON without its video
+            path.unlink(missing_ok=True)  # both, or neither
             raise
     except OSError as exc:
         raise _failure(exc, path.parent) from None
     finally:
         video.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
-    return path
-
-
-def write_json(path: Path, data: dict) -> Path:
-    """`data` as JSON at `path`, atomically."""
-    partial = _partial(path)
-    try:
-        _write_text(partial, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(partial, path)
-    except OSError as exc:
-        raise _failure(exc, path.parent) from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -198,7 +188,9 @@ def _failure(exc: OSError, directory: Path) -> Exception:
 
 def _die_with_parent():
     """A preexec_fn that makes the child get SIGKILL when this process dies (Linux), so a killed
-    app never leaves an encoder running; elsewhere None."""
+    app never leaves an encoder running; elsewhere None. Python warns that a preexec_fn may deadlock
+    in a threaded process (the app is one) if it allocates or takes a lock between fork and exec;
+    this one only calls prctl, looked up before the fork."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes

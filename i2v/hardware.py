@@ -61,14 +61,13 @@ def host_ram_gb() -> float | None:
     return _ram_bytes() / GiB or None
 
 
-def available_gb(device: str) -> tuple[float, str]:
-    """GB a run on `device` could use now (free memory plus what torch already holds for our own
-    model), and the GPU's name."""
+def available_gb(device: str) -> float:
+    """GB a run on `device` could use now: free memory plus what torch already holds for our own model."""
     import torch
 
     where = torch.device(device)
     free, _ = torch.cuda.mem_get_info(where)
-    return (free + torch.cuda.memory_reserved(where)) / GiB, torch.cuda.get_device_name(where)
+    return (free + torch.cuda.memory_reserved(where)) / GiB
 
 
 def _ram_bytes() -> int:

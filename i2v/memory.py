@@ -309,14 +309,15 @@ def faster_alternative(
     None when the plan costs little time or nothing smaller is faster. Seconds are for `gpu_name`."""
     from .families import get_family
 
-    unhindered = estimate(shape.with_(memory_strategy="none", vae_tiling=False)).seconds * speed_factor(gpu_name)
+    shape = shape.with_(memory_strategy="none", vae_tiling=False)  # the video as asked, however held
+    unhindered = estimate(shape).seconds * speed_factor(gpu_name)
     if than.seconds < 2 * unhindered:
         return None
     for change, update in _smaller(shape, get_family(shape.family)):
         smaller = shape.with_(**update)
         if not _lower(smaller, shape):
             continue
-        fit = fastest_fit(smaller.with_(memory_strategy="none", vae_tiling=False), vram_gb, ram_gb, gpu_name)
+        fit = fastest_fit(smaller, vram_gb, ram_gb, gpu_name)
         if fit is not None and fit.seconds < than.seconds:
             return Rung(change, fit.shape, fit)
     return None

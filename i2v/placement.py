@@ -8,8 +8,11 @@ engine does. This module knows nothing about requests, families or the planner.
 from __future__ import annotations
 
 import gc
+import logging
 
 from .errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 
 def place(pipe, strategy: str, device: str) -> None:
@@ -78,7 +81,7 @@ def free_memory(host: bool = False) -> None:
     import torch
 
     gc.collect()
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # never start CUDA (on GPU 0) for an engine that runs on the CPU
         torch.cuda.synchronize()  # a pinned block stays busy until the copies that read it are done
         torch.cuda.empty_cache()
         if host:
@@ -116,7 +119,12 @@ def prepare_cuda() -> bool:
     setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None) or getattr(
         torch._C, "_cuda_cudaCachingAllocator_set_allocator_settings", None
     )
-    if not torch.cuda.is_available() or setter is None:
+    if not torch.cuda.is_available():
+        return False
+    if setter is None:
+        log.warning("this torch cannot set expandable segments at run time: set "
+                    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before starting, or plans may not hold")
         return False
     setter("expandable_segments:True")
+    log.info("CUDA allocator: expandable segments on (the planner's estimates were measured with them)")
     return True

@@ -15,7 +15,8 @@ from typing import Literal, Protocol
 
 from .errors import Cancelled
 
-Stage = Literal["loading", "denoising", "rendering", "encoding"]
+# "refining": a caller's stage before the engine's (the studio refines a prompt first).
+Stage = Literal["refining", "loading", "denoising", "rendering", "encoding"]
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,6 @@ class Message(BaseModel):
     def __str__(self) -> str:
         return render(self, DEFAULT)
 
-    def text(self, language: str = DEFAULT) -> str:
-        return render(self, language)
-
     @model_serializer(mode="wrap")
     def _with_text(self, handler) -> dict:
         # Stored and sent with its English words, so a reader of the JSON needs no catalogue.

@@ -150,9 +150,9 @@ class RefinedPrompt(LLMReply):
     source: Source
     model: str | None = Field(None, description="the LLM that wrote it; None for the offline refiner")
     warnings: list[Message] = Field(default_factory=list, description="why a fallback happened, what was cut")
+    seconds: float = Field(0.0, ge=0.0, description="how long the refinement took")
 
     @property
     def translated(self) -> bool:
         """Whether `prompt` is in English, as the video models want it."""
         return self.prompt_language in ("en", "")
-    seconds: float = Field(0.0, ge=0.0, description="how long the refinement took")

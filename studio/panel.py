@@ -71,19 +71,24 @@ def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: Ru
         way = fastest.shape
         panel.lines.append(note("panel.auto_fits", placement=in_words(way.memory_strategy, way.vae_tiling),
                                 memory=memory_words(fastest), minutes=fastest.seconds / 60))  # fmt: skip
-        return panel
-    now, plan = downgrade(wanted, vram, ram, gpu.name)
-    fits = "panel.fits" if not plan else "panel.does_not_fit"
-    panel.lines.append(note(fits, memory=memory_words(now), minutes=now.seconds / 60))
-    for index, rung in enumerate(plan, 1):
-        panel.lines.append(note("panel.rung", index=index, change=rung.change, memory=memory_words(rung.estimate),
-                                minutes=rung.estimate.seconds / 60))  # fmt: skip
-    if plan:
+        kept = fastest
+    else:
+        now, plan = downgrade(wanted, vram, ram, gpu.name)
+        fits = "panel.fits" if not plan else "panel.does_not_fit"
+        panel.lines.append(note(fits, memory=memory_words(now), minutes=now.seconds / 60))
+        for index, rung in enumerate(plan, 1):
+            panel.lines.append(note("panel.rung", index=index, change=rung.change,
+                                    memory=memory_words(rung.estimate), minutes=rung.estimate.seconds / 60))  # fmt: skip
+        if not plan:
+            return panel
         panel.actions["plan"] = plan[-1].shape
-        faster = faster_alternative(wanted, plan[-1].estimate, vram, ram, gpu.name)
-        if faster is not None:  # shown beside the plan; applied only if the person asks
-            panel.lines.append(note("panel.faster", change=faster.change,
-                                    placement=in_words(faster.shape.memory_strategy, faster.shape.vae_tiling),
-                                    memory=memory_words(faster.estimate), minutes=faster.estimate.seconds / 60))  # fmt: skip
-            panel.actions["faster"] = faster.shape
+        kept = plan[-1].estimate
+    # A slow way to keep the video (sequential offload, say) is shown with a faster smaller video
+    # beside it, applied only if the person asks.
+    faster = faster_alternative(wanted, kept, vram, ram, gpu.name)
+    if faster is not None:
+        panel.lines.append(note("panel.faster", change=faster.change,
+                                placement=in_words(faster.shape.memory_strategy, faster.shape.vae_tiling),
+                                memory=memory_words(faster.estimate), minutes=faster.estimate.seconds / 60))  # fmt: skip
+        panel.actions["faster"] = faster.shape
     return panel

@@ -24,7 +24,7 @@ from i2v.families import CAMERA, Family, all_families, resolve, weights_present
 from i2v.hardware import Hardware
 from i2v.memory import RunShape
 from i2v.progress import Progress
-from i2v.request import STRATEGIES, GenerationRequest, VideoResult
+from i2v.request import GenerationRequest, VideoResult
 from messages import Message, MessageError, note, render
 from prompting import PromptRefiner, RefinedPrompt
 
@@ -38,6 +38,7 @@ log = logging.getLogger("studio")
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
         "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling")  # fmt: skip
 HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
+_NOT_LOADED = ("image", "memory_strategy", "vae_tiling")  # what "Load into form" leaves as it is
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
 _PATH_PARAMS = ("directory", "folder", "path")
 
@@ -127,8 +128,9 @@ class Studio:
     def refine(self, words: str, image: str | None, model: str, language: str) -> Refined:
         result = self.refiner.refine(words or "", self.family(model).id, image)
         warning = None
-        if result.source == "offline" and self.llm_configured:
-            warning = self.say(note("studio.llm_failed", reason=result.warnings[0]), language)
+        if result.source == "offline" and self.llm_configured:  # the refiner's reason, not a cleaning note
+            reason = next((w for w in result.warnings if w.code.startswith("refiner.")), result.warnings[0])
+            warning = self.say(note("studio.llm_failed", reason=reason), language)
         return Refined(result.prompt, result.negative_prompt, result.camera_motion, self.describe(result, language),
                        warning, {"for": words or "", "text": result.prompt})  # fmt: skip
 
@@ -141,7 +143,8 @@ class Studio:
                  intensity=result.motion_intensity, subjects=", ".join(result.subjects) or "—"),
             note("studio.refined_by", who=who, seconds=result.seconds, language=result.language or "—"),
             note("studio.prompt_english") if result.translated
-            else note("studio.prompt_untranslated", language=result.prompt_language),
+            else note("studio.prompt_untranslated" if result.source == "offline" else "studio.prompt_not_english",
+                      language=result.prompt_language),
         ]  # fmt: skip
         text = "\n\n".join(self.say(line, language) for line in lines)
         warnings = [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
@@ -161,11 +164,15 @@ class Studio:
             raise StudioError("studio.no_photo")
         diffusion = bool(self.family(form["model"]).pipeline)
         seed = form.get("seed")
+        try:
+            seed = None if seed is None or int(seed) < 0 else int(seed)
+        except (TypeError, ValueError):
+            raise StudioError("studio.not_a_number", knob=note("knob.seed"), value=seed) from None
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
         values.update(
             prompt=(form.get("prompt") or "").strip() or form.get("words") or "",
             negative_prompt=form.get("negative_prompt") or "",
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            seed=seed,
             memory_strategy=form.get("memory_strategy") or "auto",
             vae_tiling=bool(form.get("vae_tiling")),
         )
@@ -178,11 +185,24 @@ class Studio:
                  on_progress: Callable[[Progress], None] | None = None) -> Outcome:  # fmt: skip
         """Run the job the form asks for: refine first when the policy says so, then make the video.
         Stop (`stop(session)`) ends it calmly at the next step, or before it starts."""
+        cancel = self.jobs.start(session)
+        try:
+            return self._run(form, last, language, on_progress, cancel)
+        finally:
+            self.jobs.finish(session, cancel)
+
+    def _run(self, form: dict, last: dict, language: str, on_progress, cancel) -> Outcome:
         words, prompt = form.get("words") or "", (form.get("prompt") or "").strip()
+        stopped = Outcome(None, prompt, form.get("negative_prompt") or "", form.get("camera_motion") or "static",
+                          infos=[self.say(note("studio.stopped"), language)], params={"stopped": True})  # fmt: skip
+        if cancel.is_set():  # Stop came while the job waited in the queue: nothing more is done
+            return stopped
+        if not form.get("image"):
+            raise StudioError("studio.no_photo")
         refined = None
-        if self.needs_refining(words, prompt, last, bool(form.get("auto_refine"))):
+        if self.needs_refining(words, prompt, last, form.get("auto_refine", self.auto_refine)):
             if on_progress is not None:
-                on_progress(Progress("loading", 0, 1, 0.0, None))
+                on_progress(Progress("refining", 0, 1, 0.0, None))
             refined = self.refine(words, form.get("image"), form["model"], language)
             form = {**form, "prompt": refined.prompt, "camera_motion": refined.camera_motion,
                     "negative_prompt": form.get("negative_prompt") or refined.negative_prompt}  # fmt: skip
@@ -192,17 +212,12 @@ class Studio:
             outcome.infos.append(self.say(note("studio.refined_first"), language))
             if refined.warning:
                 outcome.warnings.append(refined.warning)
-        cancel = self.jobs.start(session)
         try:
-            if cancel.is_set():  # Stop came while the job waited in the queue
-                raise Cancelled("run.cancelled")
             result = self.engine.generate(request, on_progress=on_progress, cancel=cancel)
         except Cancelled:
             outcome.infos.append(self.say(note("studio.stopped"), language))
             outcome.params = {"stopped": True}
             return outcome
-        finally:
-            self.jobs.finish(session, cancel)
         outcome.result = result
         outcome.warnings += [self.say(said, language) for said in result.adjustments]
         if result.preview:
@@ -238,8 +253,9 @@ class Studio:
             raise StudioError("studio.pick_a_video")
         item = history[int(index)]
         model = item["model"] if item["model"] in [value for _, value in self._choices] else self.default_model()
-        # Not the photo: the history keeps its file name only, and the form keeps the photo it has.
-        values = {name: item.get(name) for name in FORM if name in item and name != "image"}
+        # Not the photo (the history keeps its file name only; the form keeps the photo it has), nor
+        # where the weights went (a job asked "auto" ran with what the planner chose: the form keeps its own).
+        values = {name: item.get(name) for name in FORM if name in item and name not in _NOT_LOADED}
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
         return values
@@ -266,9 +282,7 @@ class Studio:
             raise StudioError("studio.nothing_to_apply")
         if kind == "preset":
             model = next((v for _, v in self._choices if self.family(v).id == target["family"]), model)
-        return dict(model=model, height=target["height"], width=target["width"], num_frames=target["num_frames"],
-                    num_inference_steps=target["num_inference_steps"], memory_strategy=target["memory_strategy"],
-                    vae_tiling=target["vae_tiling"])  # fmt: skip
+        return {"model": model, **{knob: target[knob] for knob in RunShape.knobs()}}
 
     # ------------------------------------------------------------------ words
     def say(self, message: Message, language: str) -> str:
@@ -293,13 +307,16 @@ class Studio:
 
 
 def _public(message: Message) -> Message:
-    """`message` with every path on this machine cut to its last part (never a server path shown)."""
+    """`message` with every path on this machine cut to its last part (never a server path shown),
+    also where another parameter quotes it (an OSError's text names the folder it failed on)."""
+    paths = {v: Path(v).name or v for k, v in message.params.items() if k in _PATH_PARAMS and isinstance(v, str) and v}
     params = {}
     for key, value in message.params.items():
         if isinstance(value, Message):
             value = _public(value)
-        elif key in _PATH_PARAMS and isinstance(value, str) and value:
-            value = Path(value).name or value
+        elif isinstance(value, str):
+            for path, name in paths.items():
+                value = value.replace(path, name)
         params[key] = value
     return Message(code=message.code, params=params)
 
@@ -322,4 +339,4 @@ def _invalid(error: dict) -> Message:
     return note("studio.invalid", knob=name, detail=error["msg"])
 
 
-__all__ = ["FORM", "STRATEGIES", "Outcome", "Refined", "Studio", "StudioError"]
+__all__ = ["FORM", "Outcome", "Refined", "Studio", "StudioError"]

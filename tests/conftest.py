@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +24,7 @@ for _name in [name for name in os.environ if name.startswith(DEVELOPER_SETTINGS)
     del os.environ[_name]
 # gradio's own cache of uploads, for this run alone (a test checks that no video is copied into it).
 os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="i2v-tests-gradio-")
+atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -318,6 +318,9 @@ def test_a_slow_plan_is_shown_with_its_faster_smaller_video():
     assert panel.actions["plan"].num_frames == 32 and panel.actions["plan"].memory_strategy == "sequential"
     faster = panel.actions["faster"]
     assert faster.num_frames < 32 or faster.height < 1024
+    # With memory strategy auto (the page's default) too: auto would take sequential offload.
+    auto = gpu_panel(card, "cuda", get_family(asked.family), asked, True)
+    assert "auto: sequential offload" in panel_text(auto) and auto.actions["faster"] == faster
 
 
 def test_a_full_disk_reads_as_one_line_in_the_pages_language_without_the_server_path():
@@ -342,3 +345,12 @@ def test_load_from_history_gives_the_settings_back_but_keeps_the_photo():
     assert (values["prompt"], values["width"], values["seed"], values["camera_motion"]) == ("a cat", 96, 5, "pan_left")
     with pytest.raises(Exception, match="Pick a video of this session first"):
         studio.from_history([item], 3)
+
+
+def test_the_api_keeps_its_parameter_names(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    named = generate_args(chelsea, "the cat yawns", "a cat yawns", tiny_model)
+    _, params, *_ = client.predict(**named, api_name="/generate")  # by name, as "Use via API" shows
+    assert params["prompt"] == "a cat yawns" and params["num_frames"] == 9
+    assert client.predict(prompt="cat", image=handle_file(str(chelsea)), model=tiny_model, api_name="/refine")[0]

@@ -301,3 +301,20 @@ def test_an_engine_on_cuda_sets_up_the_allocator_its_plans_need(tmp_path, monkey
     assert calls == []
     VideoEngine(tmp_path, device="cuda:0")
     assert calls == [True]
+
+
+def test_a_stop_during_the_decode_still_writes_nothing(engine, chelsea):
+    # A Stop that comes after the last step (during the VAE decode, tens of seconds on real models)
+    # must not end in a video: the engine checks once more before it exports.
+    class StopAfterTheLastStep:
+        def __init__(self, checks: int):
+            self.left = checks
+
+        def is_set(self) -> bool:
+            self.left -= 1
+            return self.left < 0
+
+    frames = 5
+    with pytest.raises(Cancelled):  # the camera engine checks before its first frame and after each
+        engine.generate(tiny_request(chelsea, "camera", num_frames=frames), cancel=StopAfterTheLastStep(frames + 1))
+    assert files_in(engine.output_dir) == []

@@ -75,7 +75,8 @@ def test_partials_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path):
     older = tmp_path / ".clip.mp4.89abcdef.part"  # written before partial names carried their writer
     live = tmp_path / f".other.mp4.{__import__('os').getpid()}.4567cdef.part"
     video = tmp_path / "done.mp4"
-    for path in (orphan, older, live, video):
+    someone_elses = tmp_path / ".backup.20261121.part"  # not a video's: never ours to remove
+    for path in (orphan, older, live, video, someone_elses):
         path.write_bytes(b"x")
     assert sorted(remove_orphaned_partials(tmp_path)) == sorted([orphan, older])
-    assert live.exists() and video.exists()
+    assert live.exists() and video.exists() and someone_elses.exists()

@@ -315,3 +315,7 @@ def test_a_slow_plan_comes_with_a_faster_smaller_video():
                                         "--model", "i2vgen-xl", "--height", "1024", "--width", "1024", "--frames", "32",
                                         "--json"], capture_output=True, text=True).stdout)  # fmt: skip
     assert report["faster"]["estimated_seconds"] < report["downgrade"][-1]["estimated_seconds"]
+    auto = json.loads(subprocess.run([sys.executable, "-m", "i2v.cli", "plan", "--vram-gb", "24", "--ram-gb", "128",
+                                      "--model", "i2vgen-xl", "--height", "1024", "--width", "1024", "--frames", "32",
+                                      "--offload", "auto", "--json"], capture_output=True, text=True).stdout)  # fmt: skip
+    assert auto["fits"] and auto["asked"]["strategy"] == "sequential" and auto["faster"] == report["faster"]

@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 from messages import Message, catalogue, language_of, note, placeholders, render
 
-# `note("id", ...)`, `SomeError("id", ...)`: the ids the code uses.
-USED = re.compile(r"""(?:\bnote|\b[A-Z][A-Za-z]*(?:Error|Input|Available|Memory|Cancelled|Failed|Full))\(\s*"([a-z_]+\.[a-z_0-9]+)\"""")
+# `note("id", ...)`, `SomeError("id", ...)`: the ids the code uses (any class called with an id).
+USED = re.compile(r"""(?:\bnote|\b[A-Z][A-Za-z]*)\(\s*"([a-z_]+\.[a-z_0-9]+)\"""")
 SOURCES = [p for folder in ("i2v", "prompting", "studio", "messages") for p in (REPO / folder).rglob("*.py")]
 SOURCES += [REPO / "app.py"]
 
