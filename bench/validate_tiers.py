@@ -82,9 +82,9 @@ class RandomWeightsEngine(VideoEngine):
 
     limit_gb: float | None = None
 
-    def load(self, source, strategy=None):
+    def load(self, source, strategy=None, **levers):
         strategy = strategy or self.offload
-        if self._pipe is not None and self._pipe_strategy == strategy:
+        if self._pipe is not None and self._pipe_key[1] == strategy:
             return self._pipe
         self.unload()
         cap(None)

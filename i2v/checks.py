@@ -19,7 +19,7 @@ from messages import Message, note
 from .errors import InvalidInput
 from .families import Family, ModelSource, resolve
 from .images import open_photo
-from .request import MAX_SEED, GenerationRequest
+from .request import MAX_SEED, GenerationRequest, LeverReport
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class CheckedRequest:
     photo: Image.Image
     last_photo: Image.Image | None = None
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
+    levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
+    explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`)
 
     @property
     def family(self) -> Family:
@@ -47,9 +49,23 @@ class CheckedRequest:
 
 def check(request: GenerationRequest) -> CheckedRequest:
     """Fill defaults and apply the model's rules. Rounding is reported; breaking a rule is an error."""
+    from .lora import takes_loras
+    from .speed import asked_levers, turbo_for
+
     source = resolve(request.model.strip())
     family = source.family
     notes: list[Message] = []
+    if request.loras and not (family.pipeline and takes_loras(family.pipeline_class())):
+        raise InvalidInput("lora.not_supported", model=family.id, file=request.loras[0].name)
+    steps, guidance = family.num_inference_steps, family.guidance_scale
+    if request.speed == "turbo" and family.pipeline:
+        turbo = turbo_for(family)
+        steps, guidance = turbo.num_inference_steps, turbo.guidance_scale
+        if request.num_inference_steps is None or request.guidance_scale is None:
+            notes.append(note("speed.turbo_settings", num_inference_steps=request.num_inference_steps or steps,
+                              guidance_scale=guidance if request.guidance_scale is None else request.guidance_scale))
+        if turbo.kind == "checkpoint" and not source.local:  # the distilled weights are another checkpoint
+            source = source.model_copy(update={"location": turbo.hub_id})
 
     asked = request.height is not None or request.width is not None
     height, width = family.fit_size(request.height or family.height, request.width or family.width, asked, source,
@@ -84,12 +100,14 @@ def check(request: GenerationRequest) -> CheckedRequest:
         model=source.name, prompt=prompt, negative_prompt=negative, height=height, width=width, num_frames=num_frames,
         fps=request.fps or family.fps,
         # A family without a pipeline (the camera engine) has no steps and no guidance: None.
-        num_inference_steps=(request.num_inference_steps or family.num_inference_steps) if family.pipeline else None,
-        guidance_scale=(request.guidance_scale if request.guidance_scale is not None else family.guidance_scale)
+        num_inference_steps=(request.num_inference_steps or steps) if family.pipeline else None,
+        guidance_scale=(request.guidance_scale if request.guidance_scale is not None else guidance)
         if family.pipeline else None,
         seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
         memory_strategy=request.memory_strategy if family.pipeline else "none", vae_tiling=vae_tiling,
+        **asked_levers(request),
     ))  # fmt: skip
     for said in notes + photo_notes:
         log.info("%s", said)
-    return CheckedRequest(knobs, source, photo, last_photo, tuple(notes + photo_notes))
+    explicit = frozenset(name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None)
+    return CheckedRequest(knobs, source, photo, last_photo, tuple(notes + photo_notes), explicit=explicit)

@@ -79,16 +79,38 @@ def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict 
         flags += [aliases[name]] if name in aliases else []
         kind = field.annotation
         choices = None
-        if get_origin(kind) in (Union, UnionType):  # int | None: the family's default when left out
+        optional = get_origin(kind) in (Union, UnionType)
+        if optional:  # int | None: the family's default when left out
             kind = next(a for a in get_args(kind) if a is not type(None))
         if get_origin(kind) is Literal:
             kind, choices = str, list(get_args(kind))
-        default = defaults.get(name, None if field.is_required() else field.default)
-        if kind is bool:
+        default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
+        if get_origin(kind) is list:  # repeatable: --lora A --lora B
+            from .lora import parse
+
+            parser.add_argument(*flags, dest=name, action="append", type=_bad_input_as_usage(parse), default=None,
+                                metavar="SPEC", help=field.description + " (repeatable)")  # fmt: skip
+        elif kind is bool and optional:  # --compile / --no-compile; left out: from another knob
+            parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=field.description)  # fmt: skip
+        elif kind is bool:
             parser.add_argument(*flags, dest=name, action="store_true", default=bool(default), help=field.description)
         else:
             parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default,
                                 required=field.is_required(), help=field.description)  # fmt: skip
+
+
+def _bad_input_as_usage(parse):
+    """An argparse type from a parser that raises InvalidInput: its words become argparse's error."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except InvalidInput as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def _version() -> str:
@@ -181,14 +203,17 @@ def _generate(args) -> int:
     from tqdm import tqdm
 
     try:
-        request = GenerationRequest(**{name: getattr(args, name) for name in GenerationRequest.knobs()})
+        values = {name: getattr(args, name) for name in GenerationRequest.knobs()}
+        values["loras"] = values["loras"] or []
+        request = GenerationRequest(**values)
     except ValidationError as exc:
         raise InvalidInput("request.invalid", details=_one_line(exc)) from None
 
     from .engine import VideoEngine
 
     out, out_file = _output(args.out)
-    engine = VideoEngine(out if out_file is None else out.parent, device=args.device)
+    engine = VideoEngine(out if out_file is None else out.parent, device=args.device, runs_once=True,
+                         lora_dir=os.environ.get("I2V_LORA_DIR") or None)  # fmt: skip
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
 
@@ -217,6 +242,11 @@ def _generate(args) -> int:
             f"  {result.label}: {result.width}x{result.height}, {result.num_frames} frames at {result.fps} fps, "
             f"seed {result.seed}, {result.seconds:.1f}s"
         )
+        for lora in result.loras:
+            print(f"  LoRA {lora.name} x{lora.weight:g}" + (f" / x{lora.weight_2:g}" if lora.weight_2 is not None else ""))
+        for lever in result.levers:
+            state = "applied" if lever.applied else "not applied"
+            print(f"  {lever.lever} {lever.value}: {state}" + (f" ({lever.reason})" if lever.reason else ""))
         for note in result.adjustments:
             print(f"  note: {note}")
     return 0

@@ -34,15 +34,24 @@ log = logging.getLogger(__name__)
 class VideoEngine:
     """Makes videos from photos. Thread-safe: one generation runs at a time per engine."""
 
-    def __init__(self, output_dir: str | Path, device: str | None = None, offload: Strategy = "none"):
+    def __init__(self, output_dir: str | Path, device: str | None = None, offload: Strategy = "none",
+                 lora_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 runs_once: bool = False):  # fmt: skip
+        """`lora_dir`: the folder LoRAs (and turbo's LoRA files) are looked up in; `cache_dir`: where
+        compiled kernels are kept between starts (default: .cache/compile in the output folder);
+        `runs_once`: a single run (the command line), for which `speed` fast does not compile."""
         import torch
 
         self.output_dir = Path(output_dir)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.offload: Strategy = offload  # the strategy when "auto" cannot decide (on a CPU, say)
+        self.lora_dir = Path(lora_dir) if lora_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else self.output_dir / ".cache" / "compile"
+        self.runs_once = runs_once
         self._pipe = None
+        self._pipe_key: tuple | None = None  # (source, strategy, load-time levers) of the loaded pipeline
         self._pipe_source: ModelSource | None = None
-        self._pipe_strategy: str | None = None
+        self._warm = False  # the loaded pipeline has run once (a compiled one is warmed up)
         self._lock = threading.Lock()
         remove_orphaned_partials(self.output_dir)  # a killed process's half-written files
         if self.device.startswith("cuda"):
@@ -61,8 +70,9 @@ class VideoEngine:
             started = time.monotonic()
             # 1. Check inputs
             checked = check(request)
-            # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU)
-            checked = self.choose_strategy(checked)
+            # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU),
+            #    then which speed levers can work here
+            checked = self.choose_levers(self.choose_strategy(checked))
             # 3. Render the frames; out of GPU memory, one rung down the downgrade plan, once
             frames, checked = self._render_with_retry(checked, on_progress, cancel)
             if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is written
@@ -92,6 +102,19 @@ class VideoEngine:
         log.info("%s", said)
         return checked.with_(said, memory_strategy=way.memory_strategy, vae_tiling=way.vae_tiling)
 
+    def choose_levers(self, checked: CheckedRequest) -> CheckedRequest:
+        """The speed levers this run asked for that work on this device and placement: the knobs hold
+        the ones used, `levers` says of each asked one whether it was applied, and why."""
+        from dataclasses import replace
+
+        from .speed import decide
+
+        used, reports = decide(checked.knobs, checked.family, self.device, self.runs_once, checked.explicit)
+        for report_ in reports:
+            log.info("lever %s=%s: %s%s", report_.lever, report_.value, "applied" if report_.applied else "not applied",
+                     f" ({report_.reason})" if report_.reason else "")  # fmt: skip
+        return replace(checked.with_(**used), levers=tuple(reports))
+
     def render(self, checked: CheckedRequest, on_progress: OnProgress | None = None,
                cancel: CancelFlag | None = None) -> np.ndarray:  # fmt: skip
         """The frames of a checked request, (T, H, W, 3), uint8 or floats in [0, 1]. Cancel raises
@@ -113,6 +136,7 @@ class VideoEngine:
             **knobs.model_dump(), path=path, metadata_path=path.with_suffix(".json"), family=family.id,
             engine=family.engine, label=family.label, preview=family.preview, seconds=round(seconds, 3),
             device=self.device if family.pipeline else "cpu", adjustments=list(checked.adjustments),
+            levers=list(checked.levers),
         )  # fmt: skip
         write_mp4(frames, path, knobs.fps, _metadata(result))
         log.info("wrote %s (%d frames, %dx%d, %.1fs)", path, len(frames), knobs.width, knobs.height, result.seconds)
@@ -153,10 +177,21 @@ class VideoEngine:
     def _run_pipeline(self, checked: CheckedRequest, on_progress, cancel) -> np.ndarray:
         import torch
 
+        from . import lora
+        from .speed import set_step_cache
+
         family, knobs = checked.family, checked.knobs
+        # LoRA files first: a missing one is said before minutes of loading
+        lora_files = [lora.locate(choice, self.lora_dir) for choice in knobs.loras]
         report(on_progress, "loading")
-        pipe = self.load(checked.source, knobs.memory_strategy)
+        pipe = self.load(checked.source, knobs.memory_strategy, quantize=knobs.quantize, compile=knobs.compile,
+                         turbo=knobs.speed == "turbo")  # fmt: skip
         set_vae_tiling(pipe, knobs.vae_tiling)
+        if knobs.loras or lora.loaded(pipe):
+            lora.apply(pipe, family.id, knobs.loras, lora_files)
+        set_step_cache(pipe, knobs.step_cache)
+        if knobs.compile and not self._warm:
+            report(on_progress, "compiling")
         watch = StepWatch("denoising", knobs.num_inference_steps, on_progress, cancel)
         watch.check_cancel()
         last = fit(checked.last_photo, knobs.width, knobs.height, knobs.fit) if checked.last_photo else None
@@ -177,6 +212,8 @@ class VideoEngine:
             raise
         finally:
             restore()
+            set_step_cache(pipe, "none")  # its state belongs to this run
+        self._warm = True
         if out_of_memory:
             del kwargs
             self._release_pipeline_memory(pipe)
@@ -191,12 +228,16 @@ class VideoEngine:
         return frames
 
     # ------------------------------------------------------------------ models
-    def load(self, source: ModelSource, strategy: str | None = None):
-        """The pipeline for `source` placed by `strategy`, loaded once and kept; another model or
-        strategy frees this one first."""
+    def load(self, source: ModelSource, strategy: str | None = None, quantize: str = "none", compile: bool = False,
+             turbo: bool = False):  # fmt: skip
+        """The pipeline for `source` placed by `strategy`, with the load-time speed levers (turbo's
+        LoRAs fused, fp8 weights, compiled blocks), loaded once and kept; another model, strategy or
+        lever frees this one first. LoRAs a person picks are not part of this: they switch in place."""
         strategy = strategy or self.offload
-        if self._pipe is not None and self._pipe_source == source and self._pipe_strategy == strategy:
+        key = (source, strategy, quantize, compile, turbo)
+        if self._pipe is not None and self._pipe_key == key:
             return self._pipe
+        turbo_files = self._turbo_files(source) if turbo else []  # a missing file is said before loading
         self.unload()
         import torch
 
@@ -210,16 +251,46 @@ class VideoEngine:
                 raise ModelNotAvailable("model.folder_load_failed", folder=source.location, detail=str(exc)) from None
             raise missing_weights(source) from None
         pipe.set_progress_bar_config(disable=True)
-        return self.adopt(pipe, source, strategy)
+        return self.adopt(pipe, source, strategy, quantize, compile, turbo, turbo_files)
 
-    def adopt(self, pipe, source: ModelSource, strategy: str):
-        """Place a loaded pipeline by `strategy` and keep it as the current one. `load` uses this;
-        so do benchmarks that build real-size pipelines with random weights in memory."""
+    def _turbo_files(self, source: ModelSource) -> list[Path]:
+        """Turbo's LoRA files for `source`'s family (none for a distilled checkpoint), or the error
+        that names what to fetch."""
+        from .errors import ModelNotAvailable
+        from .lora import locate
+        from .request import LoraChoice
+        from .speed import turbo_table
+
+        turbo = turbo_table()[source.family.id]
+        files = []
+        for spec in (turbo.lora, turbo.lora_2):
+            if spec is None:
+                continue
+            try:
+                files.append(locate(LoraChoice(source=spec), self.lora_dir))
+            except ModelNotAvailable:
+                repo, _, name = spec.partition("::")
+                raise ModelNotAvailable("speed.turbo_missing", model=source.family.id, repo=repo, file=name) from None
+        return files
+
+    def adopt(self, pipe, source: ModelSource, strategy: str, quantize: str = "none", compile: bool = False,
+              turbo: bool = False, turbo_files: list[Path] | None = None):  # fmt: skip
+        """Place a loaded pipeline by `strategy`, apply the load-time speed levers, and keep it as the
+        current one. `load` uses this; so do benchmarks that build real-size pipelines with random
+        weights in memory (they pass turbo's LoRA files themselves)."""
         import torch
 
+        from .lora import fuse
+        from .speed import prepare, set_shift, turbo_table
+
+        if turbo:
+            if turbo_files:
+                fuse(pipe, turbo_files)  # merged once: the run costs what the plain model costs
+            set_shift(pipe, turbo_table()[source.family.id].flow_shift)
         placed = True
         try:
             place(pipe, strategy, self.device)
+            prepare(pipe, quantize, compile, self.device, self.cache_dir)
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         if not placed:
@@ -227,7 +298,8 @@ class VideoEngine:
             del pipe
             free_memory(host=True)
             raise OutOfMemory("memory.does_not_fit", model=source.family.id, strategy=strategy)
-        self._pipe, self._pipe_source, self._pipe_strategy = pipe, source, strategy
+        self._pipe, self._pipe_source, self._pipe_key = pipe, source, (source, strategy, quantize, compile, turbo)
+        self._warm = False
         return pipe
 
     def unload(self) -> None:
@@ -238,7 +310,7 @@ class VideoEngine:
         self._pipe.remove_all_hooks()
         # No reference may outlive this line: a bound method kept in a local (as it once was) held
         # the whole pipeline, and its 94 GB of pinned memory, past the free below.
-        self._pipe = self._pipe_source = self._pipe_strategy = None
+        self._pipe = self._pipe_source = self._pipe_key = None
         free_memory(host=True)  # offloaded weights' pinned host memory too
 
     def _release_pipeline_memory(self, pipe) -> None:

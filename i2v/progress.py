@@ -16,7 +16,8 @@ from typing import Literal, Protocol
 from .errors import Cancelled
 
 # "refining": a caller's stage before the engine's (the studio refines a prompt first).
-Stage = Literal["refining", "loading", "denoising", "rendering", "encoding"]
+# "compiling": the first run after a compile, whose first step holds the warm-up (minutes).
+Stage = Literal["refining", "loading", "compiling", "denoising", "rendering", "encoding"]
 
 
 @dataclass(frozen=True)

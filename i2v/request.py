@@ -45,6 +45,27 @@ Fit = Literal["crop", "pad"]
 Strategy = Literal["none", "model", "group", "sequential"]  # where the weights live, fastest first
 STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
 MemoryStrategy = Literal["auto", "none", "model", "group", "sequential"]  # auto: the planner picks
+Speed = Literal["exact", "fast", "turbo"]
+SPEEDS: tuple[str, ...] = Speed.__args__  # type: ignore[attr-defined]
+Quantize = Literal["none", "fp8"]
+StepCache = Literal["none", "first_block", "taylorseer"]
+
+
+class LoraChoice(BaseModel):
+    """One LoRA to apply: a local .safetensors file, or a hub id with the file's name in it, and
+    how strongly. `weight_2` is for Wan 2.2 A14B's second (low-noise) expert; left out, the same."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1, max_length=1000,
+                        description="a .safetensors file, or HUB_ID::FILE for a file of a Hugging Face repository")  # fmt: skip
+    weight: float = Field(1.0, ge=-4.0, le=4.0, description="how strongly the LoRA applies (0: not at all)")
+    weight_2: float | None = Field(None, ge=-4.0, le=4.0, description="Wan 2.2 A14B's second expert's weight")
+
+    @property
+    def name(self) -> str:
+        """The file's name, for people and the metadata (never this machine's folders)."""
+        return self.source.split("::", 1)[-1].replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _flag(flag: str) -> dict:
@@ -81,11 +102,31 @@ class GenerationRequest(BaseModel):
         "GPU), or model / group / sequential CPU offload", json_schema_extra=_flag("--offload"),
     )  # fmt: skip
     vae_tiling: bool = Field(False, description="decode (and encode) the video in tiles: less memory, a bit slower")
+    loras: list[LoraChoice] = Field(default_factory=list, max_length=8,
+                                    description="LoRAs to apply (families whose pipeline takes them)",
+                                    json_schema_extra=_flag("--lora"))  # fmt: skip
+    speed: Speed = Field("exact", description="exact: the model as published; fast: fp8 weights, compiled blocks "
+                         "and a step cache where they apply; turbo: the family's step-distilled weights")  # fmt: skip
+    quantize: Quantize | None = Field(None, description="the denoiser's weights: none (as published) or fp8 "
+                                      "(GPUs of compute 8.9 and newer); left out: from speed")  # fmt: skip
+    compile: bool | None = Field(None, description="compile the denoiser's repeated blocks (minutes of warm-up once, "
+                                 "cached); left out: from speed")  # fmt: skip
+    step_cache: StepCache | None = Field(None, description="reuse the denoiser's work between steps: none, "
+                                         "first_block or taylorseer; left out: from speed")  # fmt: skip
 
     @classmethod
     def knobs(cls) -> list[str]:
         """The names of every knob, in order."""
         return list(cls.model_fields)
+
+
+class LeverReport(BaseModel):
+    """One speed lever a run asked for: whether it was applied, and why (or why not)."""
+
+    lever: Literal["turbo", "quantize", "compile", "step_cache"]
+    value: str
+    applied: bool
+    reason: Message | None = None
 
 
 class VideoResult(GenerationRequest):
@@ -101,6 +142,7 @@ class VideoResult(GenerationRequest):
     seconds: float
     device: str
     adjustments: list[Message] = Field(default_factory=list, description="values the engine changed, and why")
+    levers: list[LeverReport] = Field(default_factory=list, description="the speed levers asked for: applied or not, and why")
 
     def metadata(self) -> dict:
         """What travels with the video (the JSON beside it and the MP4's comment): the result,
@@ -109,4 +151,5 @@ class VideoResult(GenerationRequest):
         data["file"] = self.path.name
         data["image"] = self.image.name
         data["last_image"] = self.last_image.name if self.last_image else None
+        data["loras"] = [{"file": lora.name, "weight": lora.weight, "weight_2": lora.weight_2} for lora in self.loras]
         return data

@@ -101,3 +101,43 @@ def make_tiny(family_id: str, directory: str | Path) -> Path:
     index[FAMILY_MARKER] = family.id
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     return directory
+
+
+_ATTENTION = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")
+_WAN_ORIGINAL = {"attn1.to_q": "self_attn.q", "attn1.to_k": "self_attn.k", "attn1.to_v": "self_attn.v",
+                 "attn1.to_out.0": "self_attn.o"}  # fmt: skip
+
+
+def make_tiny_lora(family_id: str, path: str | Path, rank: int = 4, seed: int = 1, style: str = "diffusers",
+                   scale: float = 0.5) -> Path:  # fmt: skip
+    """A random LoRA for the self-attention of a family's tiny denoiser, as a .safetensors file:
+    `style` "diffusers" (peft keys: transformer.<module>.lora_A.weight) or "wan-original" (the
+    original-Wan / kohya keys: diffusion_model.blocks.N.self_attn.q.lora_down.weight + alpha).
+    `rank` may be the published size of a real LoRA; `scale` sets how much it changes the output."""
+    import torch
+    from safetensors.torch import save_file
+
+    family = get_family(family_id)
+    transformer = family.tiny_components()["transformer"]
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, module in transformer.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not name.endswith(_ATTENTION):
+            continue
+        down = torch.randn(rank, module.in_features, generator=generator) * scale
+        up = torch.randn(module.out_features, rank, generator=generator) * scale
+        if style == "wan-original":
+            block, _, rest = name.partition(".attn1.")
+            base = f"diffusion_model.{block}.{_WAN_ORIGINAL['attn1.' + rest]}"
+            tensors.update({f"{base}.lora_down.weight": down, f"{base}.lora_up.weight": up,
+                            f"{base}.alpha": torch.tensor(float(rank))})  # fmt: skip
+        elif style == "diffusers":
+            tensors.update({f"transformer.{name}.lora_A.weight": down, f"transformer.{name}.lora_B.weight": up})
+        else:
+            raise ValueError(f"unknown LoRA style {style!r}")
+    if not tensors:
+        raise ValueError(f"{family_id}'s tiny denoiser has no self-attention to adapt")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path

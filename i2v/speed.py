@@ -1,0 +1,211 @@
+"""Speed: the levers that make a run faster, which of them a request asks for, which can work here,
+and applying them to a pipeline.
+
+- `speed` picks the levers: `exact` none; `fast` fp8 denoiser weights, compiled repeated blocks and a
+  step cache (all keep the model's steps and guidance); `turbo` the family's step-distilled weights
+  (configs/turbo.toml: their steps, guidance and shift) with fp8 and compile. Each lever can also
+  be set on its own (`quantize`, `compile`, `step_cache`), which wins over `speed`.
+- `decide` says, for one run on one device, which levers apply and why the others do not (no GPU,
+  a GPU older than fp8, torchao missing, an offload strategy they do not combine with, a single
+  run that would not pay back a compile's warm-up).
+- `prepare` applies the load-time levers (turbo LoRAs fused, fp8, compile) once per loaded
+  pipeline; `set_step_cache` the per-run one.
+This module knows nothing about the web page or the planner; the engine calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from messages import note
+
+from .errors import InvalidInput
+from .families import CONFIG_DIR, Family
+from .request import GenerationRequest, LeverReport
+
+log = logging.getLogger(__name__)
+
+FP8_CAPABILITY = (8, 9)  # Ada and Hopper: fp8 matmuls in hardware
+COMPILE_STRATEGIES = ("none", "model")  # compiled blocks inside offload hooks that move blocks: not tried
+FP8_STRATEGIES = ("none",)  # fp8 weights are made on the GPU; offload moving them was not measured
+STEP_CACHES = {"first_block": "FirstBlockCacheConfig", "taylorseer": "TaylorSeerCacheConfig"}
+LEVERS = ("quantize", "compile", "step_cache")
+
+
+@dataclass(frozen=True)
+class Turbo:
+    """One family's step-distilled weights and their published settings (configs/turbo.toml)."""
+
+    family: str
+    kind: str  # "lora" or "checkpoint"
+    num_inference_steps: int
+    guidance_scale: float
+    source: str
+    lora: str | None = None
+    lora_2: str | None = None
+    hub_id: str | None = None
+    flow_shift: float | None = None
+
+
+@cache
+def turbo_table() -> dict[str, Turbo]:
+    data = tomllib.loads((CONFIG_DIR / "turbo.toml").read_text(encoding="utf-8"))
+    if set(data) - {"turbo"}:
+        raise ValueError(f"turbo.toml: unknown top-level keys {sorted(set(data) - {'turbo'})}")
+    table = {}
+    for family, entry in data["turbo"].items():
+        unknown = set(entry) - set(Turbo.__dataclass_fields__)
+        if unknown or entry.get("kind") not in ("lora", "checkpoint"):
+            raise ValueError(f"turbo.toml [{family}]: unknown keys {sorted(unknown)} or kind {entry.get('kind')!r}")
+        table[family] = Turbo(family=family, **entry)
+    return table
+
+
+def turbo_for(family: Family) -> Turbo:
+    """The family's turbo, or a refusal that says which families have one."""
+    turbo = turbo_table().get(family.id)
+    if turbo is None:
+        raise InvalidInput("speed.no_turbo", model=family.id, known=", ".join(turbo_table()))
+    return turbo
+
+
+def asked_levers(knobs: GenerationRequest) -> dict:
+    """The levers a request asks for: each set on its own, else from `speed`."""
+    fast = knobs.speed in ("fast", "turbo")
+    by_speed = {"quantize": "fp8" if fast else "none", "compile": fast,
+                "step_cache": "first_block" if knobs.speed == "fast" else "none"}  # fmt: skip
+    return {name: by_speed[name] if getattr(knobs, name) is None else getattr(knobs, name) for name in LEVERS}
+
+
+def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: bool,
+           explicit: frozenset[str]) -> tuple[dict, list[LeverReport]]:  # fmt: skip
+    """Which of the asked levers (`knobs` with them filled in) apply to this run on `device`: the
+    knob values that will be used, and a report for each lever asked for."""
+    used = {"quantize": "none", "compile": False, "step_cache": "none"}
+    reports: list[LeverReport] = []
+    if knobs.speed == "turbo" and family.pipeline:
+        turbo = turbo_table()[family.id]
+        reports.append(LeverReport(lever="turbo", value=turbo.kind, applied=True,
+                                   reason=note("lever.turbo", source=turbo.source)))  # fmt: skip
+    gpu = device.startswith("cuda")
+    strategy = knobs.memory_strategy
+    if knobs.quantize == "fp8":
+        why = None
+        if not family.pipeline:
+            why = note("lever.no_denoiser")
+        elif not gpu:
+            why = note("lever.needs_gpu", lever="fp8", device=device)
+        elif _capability(device) < FP8_CAPABILITY:
+            why = note("lever.fp8_old_gpu", capability=".".join(map(str, _capability(device))))
+        elif strategy not in FP8_STRATEGIES:
+            why = note("lever.fp8_offload", strategy=strategy)
+        elif not _torchao():
+            why = note("lever.no_torchao")
+        reports.append(LeverReport(lever="quantize", value="fp8", applied=why is None, reason=why))
+        used["quantize"] = "fp8" if why is None else "none"
+    if knobs.compile:
+        why = None
+        if not family.pipeline:
+            why = note("lever.no_denoiser")
+        elif not gpu:
+            why = note("lever.needs_gpu", lever="compile", device=device)
+        elif strategy not in COMPILE_STRATEGIES:
+            why = note("lever.compile_offload", strategy=strategy)
+        elif runs_once and "compile" not in explicit:
+            why = note("lever.compile_single_run")
+        reports.append(LeverReport(lever="compile", value="on", applied=why is None, reason=why))
+        used["compile"] = why is None
+    if knobs.step_cache != "none":
+        why = None
+        if not family.pipeline:
+            why = note("lever.no_denoiser")
+        elif knobs.num_inference_steps is not None and knobs.num_inference_steps < 8:
+            why = note("lever.step_cache_few_steps", steps=knobs.num_inference_steps)
+        reports.append(LeverReport(lever="step_cache", value=knobs.step_cache, applied=why is None, reason=why))
+        used["step_cache"] = knobs.step_cache if why is None else "none"
+    return used, reports
+
+
+def _capability(device: str) -> tuple[int, int]:
+    import torch
+
+    return torch.cuda.get_device_capability(torch.device(device))
+
+
+@cache
+def _torchao() -> bool:
+    try:
+        import torchao.quantization  # noqa: F401
+    except Exception:  # an import error, or a torchao built for another torch
+        return False
+    return True
+
+
+def denoisers(pipe) -> list:
+    """The pipeline's denoisers: its transformer(s) or UNet."""
+    return [m for m in (getattr(pipe, name, None) for name in ("transformer", "transformer_2", "unet")) if m is not None]
+
+
+def prepare(pipe, quantize: str, compile: bool, device: str, cache_dir: Path | None) -> None:
+    """Load-time levers on a placed pipeline: fp8 weights for the denoisers, then compiled blocks."""
+    import torch
+
+    if quantize == "fp8":
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+        for module in denoisers(pipe):
+            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        log.info("denoiser weights in fp8 (torchao, per-row scales)")
+    if compile:
+        if cache_dir is not None:  # compiled kernels kept for the next start (inductor's and triton's caches)
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
+            os.environ.setdefault("TRITON_CACHE_DIR", str(cache_dir / "triton"))
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        for module in denoisers(pipe):
+            if getattr(module, "_repeated_blocks", None):
+                module.compile_repeated_blocks(fullgraph=True)
+            else:  # a UNet (I2VGen-XL): the whole module
+                module.compile(fullgraph=False)
+        log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
+
+
+def set_step_cache(pipe, name: str) -> str | None:
+    """Turn the step cache `name` on (or off, "none") for the next run. Returns why it could not be
+    used, or None."""
+    import diffusers
+
+    for module in denoisers(pipe):
+        if getattr(module, "is_cache_enabled", False):
+            module.disable_cache()
+    if name == "none":
+        return None
+    config = getattr(diffusers, STEP_CACHES[name])()
+    for module in denoisers(pipe):
+        if not hasattr(module, "enable_cache"):
+            return "no_cache_support"
+        try:
+            module.enable_cache(config)
+        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+            log.info("step cache %s not available for %s: %s", name, type(module).__name__, exc)
+            for other in denoisers(pipe):
+                if getattr(other, "is_cache_enabled", False):
+                    other.disable_cache()
+            return "no_cache_support"
+    return None
+
+
+def set_shift(pipe, shift: float | None) -> None:
+    """Give the scheduler the turbo weights' shift (flow-matching schedulers call it shift or flow_shift)."""
+    if shift is None:
+        return
+    config = dict(pipe.scheduler.config)
+    key = "flow_shift" if "flow_shift" in config else "shift" if "shift" in config else None
+    if key is None:
+        log.warning("the scheduler %s has no shift: turbo's %.1f not set", type(pipe.scheduler).__name__, shift)
+        return
+    pipe.scheduler = type(pipe.scheduler).from_config(config, **{key: shift})
