@@ -189,7 +189,9 @@ class VideoEngine:
         set_vae_tiling(pipe, knobs.vae_tiling)
         if knobs.loras or lora.loaded(pipe):
             lora.apply(pipe, family.id, knobs.loras, lora_files)
-        set_step_cache(pipe, knobs.step_cache)
+        unavailable = set_step_cache(pipe, knobs.step_cache)
+        if unavailable:
+            log.warning("step cache %s could not be used with %s: this run goes without", knobs.step_cache, family.id)
         if knobs.compile and not self._warm:
             report(on_progress, "compiling")
         watch = StepWatch("denoising", knobs.num_inference_steps, on_progress, cancel)

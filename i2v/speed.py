@@ -35,6 +35,7 @@ COMPILE_STRATEGIES = ("none", "model")  # compiled blocks inside offload hooks t
 FP8_STRATEGIES = ("none",)  # fp8 weights are made on the GPU; offload moving them was not measured
 STEP_CACHES = {"first_block": "FirstBlockCacheConfig", "taylorseer": "TaylorSeerCacheConfig"}
 LEVERS = ("quantize", "compile", "step_cache")
+MIN_CACHE_STEPS = 8  # below this, speed fast leaves the step cache off: few steps leave nothing to skip
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,22 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
         why = None
         if not family.pipeline:
             why = note("lever.no_denoiser")
-        elif knobs.num_inference_steps is not None and knobs.num_inference_steps < 8:
+        elif not hasattr(denoiser_class(family), "enable_cache"):
+            why = note("lever.no_cache_support", name=knobs.step_cache)
+        elif "step_cache" not in explicit and (knobs.num_inference_steps or 0) < MIN_CACHE_STEPS:
             why = note("lever.step_cache_few_steps", steps=knobs.num_inference_steps)
         reports.append(LeverReport(lever="step_cache", value=knobs.step_cache, applied=why is None, reason=why))
         used["step_cache"] = knobs.step_cache if why is None else "none"
     return used, reports
+
+
+@cache
+def denoiser_class(family: Family):
+    """The class of the family's denoiser (transformer or UNet), read from its pipeline's signature."""
+    import typing
+
+    hints = typing.get_type_hints(family.pipeline_class().__init__)
+    return hints.get("transformer") or hints.get("unet")
 
 
 def _capability(device: str) -> tuple[int, int]:
@@ -190,7 +202,7 @@ def set_step_cache(pipe, name: str) -> str | None:
             return "no_cache_support"
         try:
             module.enable_cache(config)
-        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+        except (ValueError, TypeError, NotImplementedError, KeyError, IndexError, AttributeError) as exc:
             log.info("step cache %s not available for %s: %s", name, type(module).__name__, exc)
             for other in denoisers(pipe):
                 if getattr(other, "is_cache_enabled", False):
