@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
                                     "--detect reads it; default: an unknown GPU)")  # fmt: skip
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
-    add_knobs(plan, RunShape.knobs(), defaults={"memory_strategy": "none"}, aliases={"memory_strategy": "--strategy"})
+    add_knobs(plan, [*RunShape.knobs(), "speed"], defaults={"memory_strategy": "none"},
+              aliases={"memory_strategy": "--strategy"})  # fmt: skip
     plan.add_argument("--json", action="store_true", help="print one JSON object")
 
     gen = commands.add_parser("generate", help="make a video from a photo")
@@ -301,6 +302,8 @@ def _plan(args) -> int:
         s = estimate.shape
         return {"family": s.family, "height": s.height, "width": s.width, "num_frames": s.num_frames,
                 "num_inference_steps": s.num_inference_steps, "strategy": s.memory_strategy, "vae_tiling": s.vae_tiling,
+                "quantize": s.quantize if s.memory_strategy == "none" else "none",
+                "compile": s.compile and s.memory_strategy in ("none", "model"), "guidance_scale": s.guidance_scale,
                 "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
                 "estimated_host_ram_gb": estimate.host_gb, "measured": estimate.measured}  # fmt: skip
 
@@ -311,9 +314,12 @@ def _plan(args) -> int:
               "memory: nothing to plan")  # fmt: skip
         return 0
     if family is not None:
+        steps, guidance, levers = _speed_settings(args, family)
         wanted = RunShape(family.id, args.height or family.height, args.width or family.width,
-                          args.num_frames or family.num_frames, args.num_inference_steps or family.num_inference_steps,
-                          args.memory_strategy, args.vae_tiling)  # fmt: skip
+                          args.num_frames or family.num_frames, args.num_inference_steps or steps,
+                          args.memory_strategy, args.vae_tiling, levers["quantize"], levers["compile"],
+                          guidance)  # fmt: skip
+        report["speed"] = args.speed
         strategy = "none" if args.memory_strategy == "auto" else args.memory_strategy
         wanted = wanted.with_(memory_strategy=strategy)
         auto = fastest_fit(wanted, vram, ram, gpu_name) if args.memory_strategy == "auto" else None
@@ -359,6 +365,23 @@ def _plan(args) -> int:
     else:
         print("preset: " + (describe(chosen) if chosen else "none fits: use the camera engine"))
     return 0
+
+
+def _speed_settings(args, family) -> tuple[int, float, dict]:
+    """The steps, guidance and levers `--speed` (and the single levers) give a family's estimate."""
+    from types import SimpleNamespace
+
+    from .speed import asked_levers, turbo_for
+
+    steps, guidance = family.num_inference_steps, family.guidance_scale
+    if args.speed == "turbo":
+        turbo = turbo_for(family)
+        steps, guidance = turbo.num_inference_steps, turbo.guidance_scale
+    if args.guidance_scale is not None:
+        guidance = args.guidance_scale
+    levers = asked_levers(SimpleNamespace(speed=args.speed, quantize=args.quantize, compile=args.compile,
+                                          step_cache=None))  # fmt: skip
+    return steps, guidance, levers
 
 
 def _one_line(exc: ValidationError) -> str:

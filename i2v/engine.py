@@ -91,9 +91,13 @@ class VideoEngine:
         from .hardware import available_gb, host_ram_gb
         from .memory import RunShape, fastest_fit, in_words
 
+        from .speed import fp8_here
+
         total_gb = available_gb(self.device)
-        chosen = fastest_fit(RunShape.of(checked.family.id, checked.knobs, memory_strategy=self.offload), total_gb,
-                             host_ram_gb())  # fmt: skip
+        shape = RunShape.of(checked.family.id, checked.knobs, memory_strategy=self.offload)
+        if shape.quantize == "fp8" and not fp8_here(self.device):  # plan with the weights it will really have
+            shape = shape.with_(quantize="none")
+        chosen = fastest_fit(shape, total_gb, host_ram_gb())
         if chosen is None:
             return checked.with_(memory_strategy=self.offload)
         way = chosen.shape
@@ -151,12 +155,26 @@ class VideoEngine:
         except OutOfMemory as exc:
             failure = exc.message
         checked, change = self._step_down(checked, failure)
+        checked = self._levers_after_step_down(checked)
         try:
             return self.render(checked, on_progress, cancel), checked
         except OutOfMemory as exc:
             failure = exc.message
         self.unload()  # nothing stays behind for the next job
         raise OutOfMemory("memory.oom_after_retry", failure=failure, change=change)
+
+    def _levers_after_step_down(self, checked: CheckedRequest) -> CheckedRequest:
+        """After a step down to another memory strategy, the levers that no longer apply with it
+        (fp8 and compile with offload) are dropped, and their reports say why."""
+        from dataclasses import replace
+
+        from .speed import decide
+
+        used, reports = decide(checked.knobs, checked.family, self.device, False,
+                               frozenset({"quantize", "compile", "step_cache"}))  # fmt: skip
+        again = {report_.lever: report_ for report_ in reports}
+        levers = tuple(again.pop(old.lever, old) for old in checked.levers)
+        return replace(checked.with_(**used), levers=levers)
 
     def _step_down(self, checked: CheckedRequest, failure: Message) -> tuple[CheckedRequest, Message]:
         """The request one rung down the downgrade plan (what changed is said in its adjustments),

@@ -20,7 +20,7 @@ from messages import Message, note
 
 from .errors import InvalidInput
 from .families import CONFIG_DIR
-from .request import STRATEGIES, GenerationRequest, Strategy
+from .request import STRATEGIES, GenerationRequest, Quantize, Strategy
 
 # ---------------------------------------------------------------------- the estimator
 PHASES = ("encode", "denoise", "decode")
@@ -37,6 +37,9 @@ class RunShape:
     num_inference_steps: int
     memory_strategy: Strategy = "none"
     vae_tiling: bool = False
+    quantize: Quantize = "none"  # the speed levers that change memory or time (i2v/speed.py)
+    compile: bool = False
+    guidance_scale: float | None = None  # 1.0 or less: no CFG pass (turbo)
 
     @classmethod
     def knobs(cls) -> list[str]:
@@ -112,7 +115,7 @@ def estimate(shape: RunShape) -> Estimate:
     # Seconds per step with the strategy: k times the step all on the GPU, plus c of copies.
     k, c = profile["strategy_speed"].get(shape.memory_strategy, (8.0, 0.0))  # not measured: say it is slow
     overhead = profile.get("run_overhead_seconds", {}).get(shape.memory_strategy, 0.0)
-    seconds = shape.num_inference_steps * ((c1 * ktok + c2 * ktok**2) * k + c) + overhead
+    seconds = shape.num_inference_steps * ((c1 * ktok + c2 * ktok**2) * k * step_factor(shape) + c) + overhead
     # The decode: a line in megapixels of video per strategy, with and without tiling; where that
     # was not measured, the nearest measured strategy's (as for the peak), tiling taking twice as long.
     lines = profile["decode_seconds"]
@@ -120,10 +123,30 @@ def estimate(shape: RunShape) -> Estimate:
         v * (2 if shape.vae_tiling else 1) for v in lines.get(shape.memory_strategy) or lines.get("group") or lines["none"]
     ]
     seconds += max(0.0, a * video + b)
+    levers = presets()["planner"]["levers"]
+    if shape.quantize == "fp8" and shape.memory_strategy == "none":  # fp8 applies only all on the GPU
+        denoiser_gb = sum(gb for name, gb in profile["weights_gb"].items() if name in DENOISERS)
+        phases = {k: v - levers["fp8_weight_saving"] * denoiser_gb for k, v in phases.items()}
     phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
     # Offloaded weights live in host RAM; group offload pins a rounded-up copy (presets.toml says how much).
     host = presets()["planner"]["host_ram_factor"][shape.memory_strategy] * sum(profile["weights_gb"].values())
     return Estimate(shape, max(phases.values()), round(seconds, 1), measured, phases, round(host, 1))
+
+
+DENOISERS = ("transformer", "transformer_2", "unet")
+
+
+def step_factor(shape: RunShape) -> float:
+    """How the speed levers that apply to `shape` scale a denoising step's seconds (presets.toml)."""
+    levers = presets()["planner"]["levers"]
+    factor = 1.0
+    if shape.compile and shape.memory_strategy in ("none", "model"):
+        factor *= levers["compile_step"].get(shape.family, levers["compile_step"]["default"])
+    elif shape.quantize == "fp8" and shape.memory_strategy == "none":
+        factor *= levers["fp8_step"]
+    if shape.guidance_scale is not None and shape.guidance_scale <= 1.0:
+        factor *= levers["no_cfg_step"]
+    return factor
 
 
 # ---------------------------------------------------------------------- presets and downgrades
@@ -131,6 +154,10 @@ def estimate(shape: RunShape) -> Estimate:
 def presets() -> dict:
     data = tomllib.loads((CONFIG_DIR / "presets.toml").read_text(encoding="utf-8"))
     unknown = set(data) - {"planner", "candidates", "tiers"}
+    if "levers" in data.get("planner", {}):
+        extra = set(data["planner"]["levers"]) - {"fp8_weight_saving", "fp8_step", "compile_step", "no_cfg_step"}
+        if extra:
+            raise ValueError(f"presets.toml: unknown lever keys {sorted(extra)}")
     if unknown:
         raise ValueError(f"presets.toml: unknown keys {sorted(unknown)}")
     for candidate in data["candidates"]:

@@ -134,6 +134,11 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
     return used, reports
 
 
+def fp8_here(device: str) -> bool:
+    """Whether fp8 weights can be made on `device` (a CUDA GPU of compute 8.9+, torchao importable)."""
+    return device.startswith("cuda") and _capability(device) >= FP8_CAPABILITY and _torchao()
+
+
 @cache
 def denoiser_class(family: Family):
     """The class of the family's denoiser (transformer or UNet), read from its pipeline's signature."""
