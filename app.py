@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from i2v.engine import VideoEngine
 from i2v.hardware import detect
 from i2v.memory import RunShape
-from i2v.request import CAMERA_MOTIONS, MAX_SEED, STRATEGIES
+from i2v.request import CAMERA_MOTIONS, MAX_SEED, SPEEDS, STRATEGIES
 from messages import DEFAULT, LANGUAGES, language_of, note, render
 from prompting import Endpoint, PromptRefiner
 from settings import Settings
@@ -54,6 +54,10 @@ I18N = gr.I18n(
         "seed": "Seed (-1 = random)",
         "strategy": "Memory strategy (auto: picked from GPU memory)",
         "tiling": "VAE tiling (less memory, slower decode)",
+        "speed": "Speed: exact (as published), fast (fp8, compiled, step cache), turbo (step-distilled weights)",
+        "loras": "LoRAs (files in the LoRA folder)",
+        "lora": "LoRA",
+        "lora_weight": "Weight",
         "apply_preset": "Use this GPU's preset",
         "apply_plan": "Apply the downgrade plan",
         "apply_faster": "Use the faster, smaller video",
@@ -92,6 +96,10 @@ I18N = gr.I18n(
         "seed": "随机种子（-1 为随机）",
         "strategy": "显存策略（auto：按显存自动选择）",
         "tiling": "VAE 分块（省显存，解码稍慢）",
+        "speed": "速度：精确（原版）、快速（fp8、编译、步间缓存）、极速（步数蒸馏权重）",
+        "loras": "LoRA（LoRA 文件夹中的文件）",
+        "lora": "LoRA",
+        "lora_weight": "权重",
         "apply_preset": "使用本显卡的预设",
         "apply_plan": "应用降级方案",
         "apply_faster": "改用更快的小视频",
@@ -252,6 +260,21 @@ def build_demo(services: Services) -> gr.Blocks:
                 negative = gr.Textbox(label=I18N("negative"), lines=2, elem_id="negative")
                 camera = gr.Dropdown(list(CAMERA_MOTIONS), value="static", label=I18N("camera"), elem_id="camera")
                 model = gr.Dropdown(choices, value=first_model, label=I18N("model"), elem_id="model")
+                speed = gr.Radio(list(SPEEDS), value="exact", label=I18N("speed"), elem_id="speed")
+                lora_names = [None, *studio.lora_files()]
+                with gr.Accordion(I18N("loras"), open=False, visible=len(lora_names) > 1):
+                    with gr.Row():
+                        # custom values reach the studio, which names a file not in the folder in our words
+                        lora_1 = gr.Dropdown(lora_names, value=None, label=I18N("lora"), elem_id="lora-1",
+                                               allow_custom_value=True)  # fmt: skip
+                        lora_weight_1 = gr.Slider(-2.0, 2.0, value=1.0, step=0.05, label=I18N("lora_weight"),
+                                                  elem_id="lora-weight-1")  # fmt: skip
+                    with gr.Row():
+                        # custom values reach the studio, which names a file not in the folder in our words
+                        lora_2 = gr.Dropdown(lora_names, value=None, label=I18N("lora"), elem_id="lora-2",
+                                               allow_custom_value=True)  # fmt: skip
+                        lora_weight_2 = gr.Slider(-2.0, 2.0, value=1.0, step=0.05, label=I18N("lora_weight"),
+                                                  elem_id="lora-weight-2")  # fmt: skip
                 gpu = gr.Markdown(label=I18N("gpu"), elem_id="gpu")
                 with gr.Row(visible=bool(studio.hardware.gpus)):
                     preset_button = gr.Button(I18N("apply_preset"), size="sm", elem_id="apply-preset")
@@ -298,9 +321,11 @@ def build_demo(services: Services) -> gr.Blocks:
         form = dict(image=image, words=words, prompt=refined, negative_prompt=negative, camera_motion=camera,
                     model=model, height=height, width=width, num_frames=frames, fps=fps, num_inference_steps=steps,
                     guidance_scale=guidance, seed=seed, auto_refine=auto_refine, memory_strategy=strategy,
-                    vae_tiling=tiling)  # fmt: skip
+                    vae_tiling=tiling, speed=speed, lora_1=lora_1, lora_weight_1=lora_weight_1, lora_2=lora_2,
+                    lora_weight_2=lora_weight_2)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
-        sizing = ("model", *RunShape.knobs())  # what the hardware panel plans with
+        # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
+        sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")
 
         def refine(prompt: str, image: str | None, model: str, request: gr.Request):  # the API's names
             lang = language(request)
@@ -448,7 +473,8 @@ def make_services(settings: Settings) -> Services:
     if settings.llm_configured:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
-    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload)
+    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
+                         lora_dir=settings.lora_dir)  # fmt: skip
     refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
     studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
                     llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip

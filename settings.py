@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     device: str | None = Field(None, description="cuda, cuda:1 or cpu; default cuda when available")
     offload: Strategy = Field("none", description="the engine's memory strategy when auto cannot decide (on a CPU)")
     output_dir: Path = Field(ROOT / "outputs", description="where videos are written, one unique file per job")
+    lora_dir: Path = Field(ROOT / "loras", description="LoRA files (.safetensors) the page offers, and turbo's LoRAs")
 
     # The prompt refiner
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL", "I2V_LLM_BASE_URL"))
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     share: bool = False
     queue_size: int = Field(8, ge=1, le=1000, description="jobs waiting at most; more are refused with a message")
 
-    @field_validator("output_dir")
+    @field_validator("output_dir", "lora_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return (value if value.is_absolute() else ROOT / value).resolve()

@@ -396,7 +396,9 @@ def _quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    for name in ("diffusers", "transformers", "huggingface_hub"):
+    # torchao (imported by peft and diffusers when it is installed) reports kernels this machine lacks,
+    # and torch's pytree notes deprecations on that import: neither is for the person at the command line.
+    for name in ("diffusers", "transformers", "huggingface_hub", "torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from diffusers.utils import logging as diffusers_logging

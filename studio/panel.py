@@ -40,6 +40,36 @@ def memory_words(guess: Estimate) -> Message:
     return note("panel.memory", peak_gb=guess.peak_gb)
 
 
+def with_speed(family: Family, shape: RunShape, speed: str) -> RunShape:
+    """`shape` as `speed` would run it: its levers, and turbo's steps and guidance."""
+    from types import SimpleNamespace
+
+    from i2v.speed import asked_levers, turbo_table
+
+    levers = asked_levers(SimpleNamespace(speed=speed, quantize=None, compile=None, step_cache=None))
+    shape = shape.with_(quantize=levers["quantize"], compile=levers["compile"])
+    turbo = turbo_table().get(family.id)
+    if speed == "turbo" and turbo is not None:
+        shape = shape.with_(num_inference_steps=turbo.num_inference_steps, guidance_scale=turbo.guidance_scale)
+    return shape
+
+
+def speed_line(family: Family, wanted: RunShape, vram: float, ram: float | None, gpu_name: str, auto: bool) -> Message:
+    """How long each speed mode would take for these settings on this GPU (turbo where the family has
+    distilled weights), before any run."""
+    from i2v.speed import turbo_table
+
+    minutes = {}
+    for speed in ("exact", "fast", "turbo"):
+        if speed == "turbo" and family.id not in turbo_table():
+            minutes[speed] = "—"
+            continue
+        shape = with_speed(family, wanted, speed)
+        guess = fastest_fit(shape, vram, ram, gpu_name) if auto else downgrade(shape, vram, ram, gpu_name)[0]
+        minutes[speed] = f"~{guess.seconds / 60:.1f}" if guess is not None else "—"
+    return note("panel.speeds", **minutes)
+
+
 def _video(shape: RunShape) -> Message:
     return note("panel.video", family=shape.family, width=shape.width, height=shape.height,
                 num_frames=shape.num_frames, steps=shape.num_inference_steps,
@@ -47,9 +77,10 @@ def _video(shape: RunShape) -> Message:
 
 
 def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: RunShape | None, auto: bool,
-              present: list[str] | None = None) -> Panel:  # fmt: skip
-    """The panel for `family` with the person's settings `wanted` (None for the camera engine);
-    `auto`: memory strategy auto, so the engine will take the fastest strategy that fits."""
+              present: list[str] | None = None, speed: str = "exact") -> Panel:  # fmt: skip
+    """The panel for `family` with the person's settings `wanted` (None for the camera engine) and
+    `speed`; `auto`: memory strategy auto, so the engine will take the fastest strategy that fits.
+    It also says how long each speed mode would take before a run."""
     panel = Panel([hardware.summary(device)])
     gpu = hardware.gpu_for(device)
     if gpu is None:
@@ -66,6 +97,8 @@ def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: Ru
     if family.id not in memory_profiles():
         panel.lines.append(note("panel.no_profile", family=family.id))
         return panel
+    panel.lines.append(speed_line(family, wanted, vram, ram, gpu.name, auto))
+    wanted = with_speed(family, wanted, speed)
     fastest = fastest_fit(wanted, vram, ram, gpu.name) if auto else None
     if fastest is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = fastest.shape

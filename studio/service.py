@@ -24,7 +24,7 @@ from i2v.families import CAMERA, Family, all_families, resolve, weights_present
 from i2v.hardware import Hardware
 from i2v.memory import RunShape
 from i2v.progress import Progress
-from i2v.request import GenerationRequest, VideoResult
+from i2v.request import GenerationRequest, LoraChoice, VideoResult
 from messages import Message, MessageError, note, render
 from prompting import PromptRefiner, RefinedPrompt
 
@@ -35,8 +35,11 @@ log = logging.getLogger("studio")
 
 # The form of the page, by knob: the person's own words ("words") and the prompt the model gets
 # ("prompt", refined or edited) are two fields; the rest are GenerationRequest's knobs.
+# Two LoRA slots: a file of the LoRA folder (by name only) and its weight each.
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
-        "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling")  # fmt: skip
+        "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling",
+        "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2")  # fmt: skip
+LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
 HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
 _NOT_LOADED = ("image", "memory_strategy", "vae_tiling")  # what "Load into form" leaves as it is
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
@@ -175,11 +178,33 @@ class Studio:
             seed=seed,
             memory_strategy=form.get("memory_strategy") or "auto",
             vae_tiling=bool(form.get("vae_tiling")),
+            speed=form.get("speed") or "exact",
+            loras=self._loras(form),
         )
         if not diffusion:  # the camera engine takes no steps and no guidance
             values.pop("num_inference_steps", None)
             values.pop("guidance_scale", None)
         return GenerationRequest(**values)
+
+    def lora_files(self) -> list[str]:
+        """The LoRA files a person may pick: the .safetensors files in the LoRA folder, by name."""
+        folder = self.engine.lora_dir
+        if folder is None or not folder.is_dir():
+            return []
+        return sorted(path.name for path in folder.iterdir() if path.suffix.lower() == ".safetensors" and path.is_file())
+
+    def _loras(self, form: dict) -> list[LoraChoice]:
+        """The LoRA slots of the form as choices: names of files in the LoRA folder, never a path."""
+        chosen = []
+        for slot, weight in LORA_SLOTS:
+            name = form.get(slot)
+            if not name:
+                continue
+            if name not in self.lora_files():
+                raise StudioError("studio.lora_unknown", name=Path(str(name)).name)
+            value = form.get(weight)
+            chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=1.0 if value is None else value))
+        return chosen
 
     def generate(self, form: dict, last: dict, session: str, language: str,
                  on_progress: Callable[[Progress], None] | None = None) -> Outcome:  # fmt: skip
@@ -258,6 +283,10 @@ class Studio:
         values = {name: item.get(name) for name in FORM if name in item and name not in _NOT_LOADED}
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
+        present = self.lora_files()  # the video's LoRAs, where their files are still in the folder
+        loras = [lora for lora in item.get("loras") or [] if lora["file"] in present]
+        for (slot, weight), lora in zip(LORA_SLOTS, [*loras, None, None]):
+            values[slot], values[weight] = (lora["file"], lora["weight"]) if lora else (None, 1.0)
         return values
 
     # ------------------------------------------------------------------ the hardware panel
@@ -270,8 +299,10 @@ class Studio:
         if family.pipeline:
             wanted = RunShape(family.id, int(form["height"]), int(form["width"]), int(form["num_frames"]),
                               int(form["num_inference_steps"]),
-                              self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")))  # fmt: skip
-        panel = gpu_panel(self.hardware, self.engine.device, family, wanted, strategy == "auto", present)
+                              self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")),
+                              guidance_scale=form.get("guidance_scale"))  # fmt: skip
+        panel = gpu_panel(self.hardware, self.engine.device, family, wanted, strategy == "auto", present,
+                          speed=form.get("speed") or "exact")  # fmt: skip
         text = "\n\n".join(self.say(line, language) for line in panel.lines)
         return text, {key: vars(shape) for key, shape in panel.actions.items()}
 
@@ -282,7 +313,7 @@ class Studio:
             raise StudioError("studio.nothing_to_apply")
         if kind == "preset":
             model = next((v for _, v in self._choices if self.family(v).id == target["family"]), model)
-        return {"model": model, **{knob: target[knob] for knob in RunShape.knobs()}}
+        return {"model": model, **{knob: target[knob] for knob in RunShape.knobs() if knob in FORM}}
 
     # ------------------------------------------------------------------ words
     def say(self, message: Message, language: str) -> str:

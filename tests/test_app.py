@@ -354,3 +354,65 @@ def test_the_api_keeps_its_parameter_names(app_url, tiny_model, chelsea):
     _, params, *_ = client.predict(**named, api_name="/generate")  # by name, as "Use via API" shows
     assert params["prompt"] == "a cat yawns" and params["num_frames"] == 9
     assert client.predict(prompt="cat", image=handle_file(str(chelsea)), model=tiny_model, api_name="/refine")[0]
+
+
+def test_the_page_offers_the_lora_folders_files_by_name_only(tiny_model, chelsea, tmp_path, monkeypatch):
+    from app import make_services
+    from settings import Settings
+    from studio import StudioError
+    from i2v.tiny import make_tiny_lora
+
+    folder = tmp_path / "loras"
+    make_tiny_lora("wan2.2-ti2v-5b", folder / "glow.safetensors", seed=1)
+    (folder / "notes.txt").write_text("not a LoRA")
+    studio = make_services(Settings(model=tiny_model, device="cpu", output_dir=tmp_path / "out",
+                                    lora_dir=folder)).studio  # fmt: skip
+    assert studio.lora_files() == ["glow.safetensors"]
+    form = dict(image=str(chelsea), words="a cat", prompt="a cat turns", model=tiny_model, height=32, width=32,
+                num_frames=9, fps=8, num_inference_steps=2, guidance_scale=5.0, seed=3, auto_refine=False,
+                lora_1="glow.safetensors", lora_weight_1=0.6, speed="fast")  # fmt: skip
+    outcome = studio.generate(form, {}, "s", "en")
+    assert outcome.params["loras"] == [{"file": "glow.safetensors", "weight": 0.6, "weight_2": None}]
+    assert str(folder) not in str(outcome.params["loras"])
+    assert {lever["lever"] for lever in outcome.params["levers"]} == {"quantize", "compile", "step_cache"}
+    for bad in ("../glow.safetensors", str(folder / "glow.safetensors"), "missing.safetensors"):
+        with pytest.raises(StudioError, match="is not in the LoRA folder"):
+            studio.request({**form, "lora_1": bad})
+    again = studio.from_history([outcome.history_item], 0)
+    assert (again["lora_1"], again["lora_weight_1"], again["lora_2"]) == ("glow.safetensors", 0.6, None)
+    assert again["speed"] == "fast"
+
+
+def test_the_panel_says_how_long_each_speed_mode_takes():
+    from i2v.families import get_family
+    from i2v.hardware import GPU, Hardware
+    from i2v.memory import RunShape, estimate, presets
+    from studio import gpu_panel
+
+    card = Hardware((GPU(0, "NVIDIA H100 80GB HBM3", 80.0, 79.0),), 256.0)
+    wan = RunShape("wan2.1-i2v-14b-480p", 480, 832, 81, 40)
+    text = panel_text(gpu_panel(card, "cuda", get_family(wan.family), wan, False))
+    factor = presets()["planner"]["speed"]["H100"]
+    exact = estimate(wan).seconds * factor / 60
+    fast = estimate(wan.with_(quantize="fp8", compile=True)).seconds * factor / 60
+    turbo = estimate(wan.with_(quantize="fp8", compile=True, num_inference_steps=4, guidance_scale=1.0)).seconds
+    assert f"exact ~{exact:.1f} min · fast ~{fast:.1f} min · turbo ~{turbo * factor / 60:.1f} min" in text
+    assert fast < exact * 0.7 and turbo * factor / 60 < fast / 5
+    ltx = RunShape("ltx-video", 480, 704, 161, 50)
+    assert "turbo — min" in panel_text(gpu_panel(card, "cuda", get_family(ltx.family), ltx, False))
+    # fp8 takes the weights down: on a 40 GB card, fast keeps Wan 14B all on the GPU where exact cannot
+    small = Hardware((GPU(0, "NVIDIA L40S", 48.0, 40.0),), 256.0)
+    exact_text = panel_text(gpu_panel(small, "cuda", get_family(wan.family), wan, True))
+    fast_text = panel_text(gpu_panel(small, "cuda", get_family(wan.family), wan, True, speed="fast"))
+    assert "auto: all on the GPU" not in exact_text and "auto: all on the GPU" in fast_text
+
+
+def test_the_api_takes_speed_and_loras_by_name(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    named = {**generate_args(chelsea, "the cat yawns", "a cat yawns", tiny_model), "speed": "fast"}
+    _, params, *_ = client.predict(**named, api_name="/generate")
+    assert params["speed"] == "fast" and params["quantize"] == "none"  # no GPU here: said in levers
+    assert params["levers"][0]["reason"]["text"] == "fp8 needs a CUDA GPU; this run is on cpu"
+    with pytest.raises(AppError, match="is not in the LoRA folder"):
+        client.predict(**{**named, "lora_1": "/etc/passwd"}, api_name="/generate")

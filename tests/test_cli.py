@@ -82,3 +82,53 @@ def test_out_with_another_extension_is_refused_not_made_a_folder(tmp_path, chels
     done = i2v("generate", "--image", chelsea, "--frames", 3, "--height", 32, "--width", 32, "--out",
                f"{tmp_path / 'v1.0'}/", "--json")  # fmt: skip
     assert (tmp_path / "v1.0").is_dir() and json.loads(done.stdout)["path"].startswith(str(tmp_path / "v1.0"))
+
+
+def test_generate_with_loras_and_a_speed_mode(tmp_path, chelsea, tiny_models):
+    from i2v.tiny import make_tiny_lora
+
+    model = tiny_models["ltx-video"]
+    a = make_tiny_lora("ltx-video", tmp_path / "a.safetensors", seed=1)
+    b = make_tiny_lora("ltx-video", tmp_path / "b.safetensors", seed=2)
+    done = i2v("generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
+               "--steps", 2, "--lora", f"{a}:0.5", "--lora", b, "--speed", "fast", "--no-compile", "--out",
+               tmp_path / "v.mp4", "--json")  # fmt: skip
+    result = json.loads(done.stdout)
+    assert [(lora["source"], lora["weight"]) for lora in result["loras"]] == [(str(a), 0.5), (str(b), 1.0)]
+    levers = {lever["lever"]: lever for lever in result["levers"]}
+    assert levers["quantize"]["applied"] is False and "needs a CUDA GPU" in levers["quantize"]["reason"]["text"]
+    assert "compile" not in levers  # --no-compile: not asked for
+    assert json.loads((tmp_path / "v.json").read_text())["loras"][1] == {"file": "b.safetensors", "weight": 1.0,
+                                                                         "weight_2": None}  # fmt: skip
+    plain = i2v("generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
+                "--steps", 2, "--speed", "fast", "--out", tmp_path / "w.mp4")  # fmt: skip
+    assert "compile on: not applied (compile needs a CUDA GPU; this run is on cpu)" in plain.stdout
+
+
+def test_bad_lora_flags_exit_2_with_one_line(tmp_path, chelsea, tiny_models):
+    done = i2v("generate", "--image", chelsea, "--model", "camera", "--lora", "style.ckpt:2", "--out", tmp_path,
+               check=False)  # fmt: skip
+    assert done.returncode == 2 and "is not FILE[:WEIGHT[:WEIGHT2]]" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    lora = tmp_path / "l.safetensors"
+    lora.write_bytes(b"")
+    done = i2v("generate", "--image", chelsea, "--model", tiny_models["svd-xt"], "--lora", lora, "--out", tmp_path,
+               check=False)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "i2v: error: svd-xt takes no LoRAs (its diffusers pipeline has no LoRA loader): remove l.safetensors")
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_plan_estimates_each_speed_mode():
+    def plan(*args):
+        return json.loads(i2v("plan", "--vram-gb", 80, "--gpu", "H200", "--ram-gb", 256, "--model",
+                              "wan2.1-i2v-14b-480p", "--json", *args).stdout)  # fmt: skip
+
+    exact, fast, turbo = plan(), plan("--speed", "fast"), plan("--speed", "turbo")
+    assert exact["asked"]["quantize"] == "none" and fast["asked"]["quantize"] == "fp8"
+    assert fast["asked"]["estimated_peak_gb"] < exact["asked"]["estimated_peak_gb"] - 10  # fp8 weights
+    assert fast["asked"]["estimated_seconds"] < exact["asked"]["estimated_seconds"] * 0.7
+    assert (turbo["asked"]["num_inference_steps"], turbo["asked"]["guidance_scale"]) == (4, 1.0)
+    assert turbo["asked"]["estimated_seconds"] < 20
+    no_turbo = i2v("plan", "--vram-gb", 80, "--model", "ltx-video", "--speed", "turbo", check=False)
+    assert no_turbo.returncode == 2 and "ltx-video has no turbo mode" in no_turbo.stderr
