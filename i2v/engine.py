@@ -313,6 +313,11 @@ class VideoEngine:
             prepare(pipe, quantize, compile, self.device, self.cache_dir)
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
+        except BaseException:  # a lever that failed: nothing half-made is kept, and its memory goes back
+            pipe.remove_all_hooks()
+            del pipe
+            free_memory(host=True)
+            raise
         if not placed:
             pipe.to("cpu")
             del pipe

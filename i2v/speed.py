@@ -103,6 +103,8 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
             why = note("lever.needs_gpu", lever="fp8", device=device)
         elif _capability(device) < FP8_CAPABILITY:
             why = note("lever.fp8_old_gpu", capability=".".join(map(str, _capability(device))))
+        elif family.dtype != "bfloat16":  # torchao's per-row fp8 scales are made from bf16 weights
+            why = note("lever.fp8_dtype", dtype=family.dtype)
         elif strategy not in FP8_STRATEGIES:
             why = note("lever.fp8_offload", strategy=strategy)
         elif not _torchao():

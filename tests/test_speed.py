@@ -142,3 +142,17 @@ def test_fp8_needs_an_ada_or_newer_gpu_and_no_offload(tiny_models, chelsea, monk
     monkeypatch.setattr(speed, "_torchao", lambda: True)
     used, reports = speed.decide(knobs, family, "cuda:0", False, frozenset())
     assert used["quantize"] == "fp8" and reports[0].applied
+
+
+def test_fp8_is_not_tried_on_a_float16_model(tiny_models, chelsea, monkeypatch):
+    # Found on the H100: torchao's per-row fp8 asserts on I2VGen-XL's float16 UNet.
+    from i2v import speed
+
+    monkeypatch.setattr(speed, "_capability", lambda device: (9, 0))
+    monkeypatch.setattr(speed, "_torchao", lambda: True)
+    family = check(request(chelsea, tiny_models["i2vgen-xl"], num_frames=2)).family
+    knobs = request(chelsea, "i2vgen-xl", memory_strategy="none").model_copy(
+        update=dict(quantize="fp8", compile=True, step_cache="none", num_inference_steps=50))
+    used, reports = speed.decide(knobs, family, "cuda:0", False, frozenset())
+    assert used == {"quantize": "none", "compile": True, "step_cache": "none"}
+    assert str(reports[0].reason) == "fp8 is made from bf16 weights; this model runs in float16"
