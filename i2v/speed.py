@@ -178,7 +178,7 @@ def prepare(pipe, quantize: str, compile: bool, device: str, cache_dir: Path | N
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
         for module in denoisers(pipe):
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_layer)
         log.info("denoiser weights in fp8 (torchao, per-row scales)")
     if compile:
         if cache_dir is not None:  # compiled kernels kept for the next start (inductor's and triton's caches)
@@ -191,6 +191,16 @@ def prepare(pipe, quantize: str, compile: bool, device: str, cache_dir: Path | N
             else:  # a UNet (I2VGen-XL): the whole module
                 module.compile(fullgraph=False)
         log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
+
+
+def _fp8_layer(module, name: str) -> bool:
+    """The layers fp8 takes: bf16 linear layers whose sizes fp8 matmuls accept (multiples of 16).
+    diffusers keeps some small layers in float32 when it loads a model (Wan's time embedder), which
+    torchao's per-row fp8 refuses: they stay as they are."""
+    import torch
+
+    return (isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16
+            and module.in_features % 16 == 0 and module.out_features % 16 == 0)  # fmt: skip
 
 
 def set_step_cache(pipe, name: str) -> str | None:
