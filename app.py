@@ -442,6 +442,15 @@ def build_demo(services: Services) -> gr.Blocks:
         refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
                             api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
         mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
+        def on_speed_change(chosen: str, current_model: str, request: gr.Request):
+            """Turbo shows its distilled steps and guidance; leaving turbo gives the family's back."""
+            try:
+                values = studio.speed_settings(current_model, chosen)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, language(request), "speed change") from None
+            return {steps: values["num_inference_steps"], guidance: values["guidance_scale"]}
+
+        speed.input(on_speed_change, [speed, model], [steps, guidance], api_name=False, queue=False)
         model.change(on_model_change, [model, height, width, frames, steps], [height, width, frames, fps, steps, guidance],
                      api_name=False)  # fmt: skip
         panel_inputs = [form[name] for name in sizing]
@@ -474,7 +483,7 @@ def make_services(settings: Settings) -> Services:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
     engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
-                         lora_dir=settings.lora_dir)  # fmt: skip
+                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir)  # fmt: skip
     refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
     studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
                     llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip

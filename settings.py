@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     offload: Strategy = Field("none", description="the engine's memory strategy when auto cannot decide (on a CPU)")
     output_dir: Path = Field(ROOT / "outputs", description="where videos are written, one unique file per job")
     lora_dir: Path = Field(ROOT / "loras", description="LoRA files (.safetensors) the page offers, and turbo's LoRAs")
+    cache_dir: Path = Field(ROOT / ".cache" / "compile", description="compiled kernels kept between starts (speed fast)")
 
     # The prompt refiner
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL", "I2V_LLM_BASE_URL"))
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     share: bool = False
     queue_size: int = Field(8, ge=1, le=1000, description="jobs waiting at most; more are refused with a message")
 
-    @field_validator("output_dir", "lora_dir")
+    @field_validator("output_dir", "lora_dir", "cache_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return (value if value.is_absolute() else ROOT / value).resolve()

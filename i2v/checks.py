@@ -57,14 +57,19 @@ def check(request: GenerationRequest) -> CheckedRequest:
     notes: list[Message] = []
     if request.loras and not (family.pipeline and takes_loras(family.pipeline_class())):
         raise InvalidInput("lora.not_supported", model=family.id, file=request.loras[0].name)
+    sources = [lora.source for lora in request.loras]
+    for index, lora in enumerate(request.loras):
+        if lora.source in sources[:index]:
+            raise InvalidInput("lora.duplicate", file=lora.name)
     steps, guidance = family.num_inference_steps, family.guidance_scale
     if request.speed == "turbo" and family.pipeline:
         turbo = turbo_for(family)
         steps, guidance = turbo.num_inference_steps, turbo.guidance_scale
-        if request.num_inference_steps is None or request.guidance_scale is None:
-            notes.append(note("speed.turbo_settings", num_inference_steps=request.num_inference_steps or steps,
-                              guidance_scale=guidance if request.guidance_scale is None else request.guidance_scale))
-        if turbo.kind == "checkpoint" and not source.local:  # the distilled weights are another checkpoint
+        if request.num_inference_steps is None and request.guidance_scale is None:
+            notes.append(note("speed.turbo_settings", num_inference_steps=steps, guidance_scale=guidance))
+        if turbo.kind == "checkpoint":  # the distilled weights are another checkpoint
+            if source.local:  # a folder of the model's own weights: its distilled weights are not there
+                raise InvalidInput("speed.turbo_local", model=family.id, hub_id=turbo.hub_id)
             source = source.model_copy(update={"location": turbo.hub_id})
 
     asked = request.height is not None or request.width is not None

@@ -38,7 +38,7 @@ class VideoEngine:
                  lora_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  runs_once: bool = False):  # fmt: skip
         """`lora_dir`: the folder LoRAs (and turbo's LoRA files) are looked up in; `cache_dir`: where
-        compiled kernels are kept between starts (default: .cache/compile in the output folder);
+        compiled kernels are kept between starts (never the output folder, which the page serves);
         `runs_once`: a single run (the command line), for which `speed` fast does not compile."""
         import torch
 
@@ -46,7 +46,7 @@ class VideoEngine:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.offload: Strategy = offload  # the strategy when "auto" cannot decide (on a CPU, say)
         self.lora_dir = Path(lora_dir) if lora_dir else None
-        self.cache_dir = Path(cache_dir) if cache_dir else self.output_dir / ".cache" / "compile"
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # None: torch's own (/tmp/torchinductor_USER)
         self.runs_once = runs_once
         self._pipe = None
         self._pipe_key: tuple | None = None  # (source, strategy, load-time levers) of the loaded pipeline
@@ -205,8 +205,8 @@ class VideoEngine:
         pipe = self.load(checked.source, knobs.memory_strategy, quantize=knobs.quantize, compile=knobs.compile,
                          turbo=knobs.speed == "turbo")  # fmt: skip
         set_vae_tiling(pipe, knobs.vae_tiling)
-        if knobs.loras or lora.loaded(pipe):
-            lora.apply(pipe, family.id, knobs.loras, lora_files)
+        if (knobs.loras or lora.loaded(pipe)) and lora.apply(pipe, family.id, knobs.loras, lora_files) and knobs.compile:
+            self._warm = False  # other adapters or weights: the compiled blocks compile again
         unavailable = set_step_cache(pipe, knobs.step_cache)
         if unavailable:
             log.warning("step cache %s could not be used with %s: this run goes without", knobs.step_cache, family.id)
@@ -301,7 +301,7 @@ class VideoEngine:
         import torch
 
         from .lora import fuse
-        from .speed import prepare, set_shift, turbo_table
+        from .speed import compile_denoisers, set_shift, to_fp8, turbo_table
 
         if turbo:
             if turbo_files:
@@ -309,8 +309,11 @@ class VideoEngine:
             set_shift(pipe, turbo_table()[source.family.id].flow_shift)
         placed = True
         try:
+            if quantize == "fp8":
+                to_fp8(pipe, self.device)  # layer by layer onto the GPU, before the rest
             place(pipe, strategy, self.device)
-            prepare(pipe, quantize, compile, self.device, self.cache_dir)
+            if compile:
+                compile_denoisers(pipe, self.cache_dir)
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         except BaseException:  # a lever that failed: nothing half-made is kept, and its memory goes back

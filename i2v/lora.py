@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".safetensors"
 SECOND_EXPERT = "transformer_2"
 _LOADED = "_i2v_adapters"  # on a pipeline: adapter name -> the components it was loaded into
+_STATE = "_i2v_adapter_state"  # on a pipeline: the active adapters and their weights, last run
 
 
 def parse(text: str) -> LoraChoice:
@@ -97,29 +98,45 @@ def loaded(pipe) -> dict[str, tuple[str, ...]]:
     return dict(getattr(pipe, _LOADED, {}))
 
 
-def apply(pipe, model: str, choices: list[LoraChoice], files: list[Path]) -> None:
+def apply(pipe, model: str, choices: list[LoraChoice], files: list[Path]) -> bool:
     """Make `choices` (with their `files`) the pipeline's active adapters, at their weights: load the
-    new ones, delete the ones no longer asked for. A LoRA that does not fit the model is refused
-    (InvalidInput naming the file and the model) and leaves the pipeline as it was before it."""
+    new ones, then delete the ones no longer asked for. A LoRA that does not fit the model is refused
+    (InvalidInput naming the file and the model) and the pipeline keeps the adapters it had, at their
+    weights. Returns whether anything changed (a compiled denoiser then compiles again)."""
     adapters = loaded(pipe)
     wanted = {adapter_name(path): (choice, path) for choice, path in zip(choices, files)}
+    fresh = []
+    try:
+        for name, (choice, path) in wanted.items():
+            if name not in adapters:
+                adapters[name] = _load(pipe, model, name, choice, path)
+                fresh.append(name)
+    except InvalidInput:
+        if fresh:  # what this call loaded goes; the adapters before it stay as they were
+            pipe.delete_adapters(fresh)
+        for name in fresh:
+            adapters.pop(name)
+        raise
+    finally:
+        setattr(pipe, _LOADED, adapters)
     stale = [name for name in adapters if name not in wanted]
     if stale:
         pipe.delete_adapters(stale)
         for name in stale:
             adapters.pop(name)
-    for name, (choice, path) in wanted.items():
-        if name not in adapters:
-            adapters[name] = _load(pipe, model, name, choice, path)
     setattr(pipe, _LOADED, adapters)
+    weights = {}
     for component in _components(pipe):
         names = [name for name in wanted if component in adapters[name]]
-        if not names:
-            continue
-        weights = [_weight(wanted[name][0], component) for name in names]
-        getattr(pipe, component).set_adapters(names, weights)
+        if names:
+            weights[component] = [_weight(wanted[name][0], component) for name in names]
+            getattr(pipe, component).set_adapters(names, weights[component])
+    state = (tuple(wanted), tuple(sorted(weights.items())))
+    changed = state != getattr(pipe, _STATE, ((), ()))
+    setattr(pipe, _STATE, state)
     if wanted:
         log.info("LoRAs: %s", ", ".join(f"{c.name} x{c.weight:g}" for c, _ in wanted.values()))
+    return changed
 
 
 def _components(pipe) -> list[str]:

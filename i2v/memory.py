@@ -124,7 +124,7 @@ def estimate(shape: RunShape) -> Estimate:
     ]
     seconds += max(0.0, a * video + b)
     levers = presets()["planner"]["levers"]
-    if shape.quantize == "fp8" and shape.memory_strategy == "none":  # fp8 applies only all on the GPU
+    if _fp8_applies(shape):
         denoiser_gb = sum(gb for name, gb in profile["weights_gb"].items() if name in DENOISERS)
         phases = {k: v - levers["fp8_weight_saving"] * denoiser_gb for k, v in phases.items()}
     phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
@@ -136,13 +136,20 @@ def estimate(shape: RunShape) -> Estimate:
 DENOISERS = ("transformer", "transformer_2", "unet")
 
 
+def _fp8_applies(shape: RunShape) -> bool:
+    """fp8 weights are made for bf16 models with everything on the GPU (i2v/speed.py decides the same)."""
+    from .families import get_family
+
+    return shape.quantize == "fp8" and shape.memory_strategy == "none" and get_family(shape.family).dtype == "bfloat16"
+
+
 def step_factor(shape: RunShape) -> float:
     """How the speed levers that apply to `shape` scale a denoising step's seconds (presets.toml)."""
     levers = presets()["planner"]["levers"]
     factor = 1.0
     if shape.compile and shape.memory_strategy in ("none", "model"):
         factor *= levers["compile_step"].get(shape.family, levers["compile_step"]["default"])
-    elif shape.quantize == "fp8" and shape.memory_strategy == "none":
+    elif _fp8_applies(shape):
         factor *= levers["fp8_step"]
     if shape.guidance_scale is not None and shape.guidance_scale <= 1.0:
         factor *= levers["no_cfg_step"]

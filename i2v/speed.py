@@ -63,6 +63,9 @@ def turbo_table() -> dict[str, Turbo]:
         unknown = set(entry) - set(Turbo.__dataclass_fields__)
         if unknown or entry.get("kind") not in ("lora", "checkpoint"):
             raise ValueError(f"turbo.toml [{family}]: unknown keys {sorted(unknown)} or kind {entry.get('kind')!r}")
+        needed = "lora" if entry["kind"] == "lora" else "hub_id"
+        if needed not in entry:
+            raise ValueError(f"turbo.toml [{family}]: kind {entry['kind']!r} needs {needed!r}")
         table[family] = Turbo(family=family, **entry)
     return table
 
@@ -131,6 +134,8 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
             why = note("lever.no_cache_support", name=knobs.step_cache)
         elif "step_cache" not in explicit and (knobs.num_inference_steps or 0) < MIN_CACHE_STEPS:
             why = note("lever.step_cache_few_steps", steps=knobs.num_inference_steps)
+        elif used["compile"]:  # the cache's hooks inside compiled blocks break the graph: compile wins
+            why = note("lever.cache_with_compile")
         reports.append(LeverReport(lever="step_cache", value=knobs.step_cache, applied=why is None, reason=why))
         used["step_cache"] = knobs.step_cache if why is None else "none"
     return used, reports
@@ -170,27 +175,33 @@ def denoisers(pipe) -> list:
     return [m for m in (getattr(pipe, name, None) for name in ("transformer", "transformer_2", "unet")) if m is not None]
 
 
-def prepare(pipe, quantize: str, compile: bool, device: str, cache_dir: Path | None) -> None:
-    """Load-time levers on a placed pipeline: fp8 weights for the denoisers, then compiled blocks."""
+def to_fp8(pipe, device: str) -> None:
+    """fp8 weights for the denoisers, made layer by layer on `device`: the GPU never holds the whole
+    bf16 denoiser (the planner counts the fp8 weights only), before the rest is placed."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+    for module in denoisers(pipe):
+        quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_layer,
+                  device=device)  # fmt: skip
+    log.info("denoiser weights in fp8 (torchao, per-row scales)")
+
+
+def compile_denoisers(pipe, cache_dir: Path | None) -> None:
+    """Compile the denoisers' repeated blocks (a UNet, or a model without them, whole). The kernels
+    go to `cache_dir` (inductor's and triton's caches, set through their environment variables when
+    the process has not set them) so that the next start warms up in seconds, not minutes."""
     import torch
 
-    if quantize == "fp8":
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
-
-        for module in denoisers(pipe):
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_layer)
-        log.info("denoiser weights in fp8 (torchao, per-row scales)")
-    if compile:
-        if cache_dir is not None:  # compiled kernels kept for the next start (inductor's and triton's caches)
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
-            os.environ.setdefault("TRITON_CACHE_DIR", str(cache_dir / "triton"))
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        for module in denoisers(pipe):
-            if getattr(module, "_repeated_blocks", None):
-                module.compile_repeated_blocks(fullgraph=True)
-            else:  # a UNet (I2VGen-XL): the whole module
-                module.compile(fullgraph=False)
-        log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
+    if cache_dir is not None:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
+        os.environ.setdefault("TRITON_CACHE_DIR", str(cache_dir / "triton"))
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    for module in denoisers(pipe):
+        if getattr(module, "_repeated_blocks", None):
+            module.compile_repeated_blocks(fullgraph=True)
+        else:  # a UNet (I2VGen-XL), or CogVideoX: the whole module
+            module.compile(fullgraph=False)
+    log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
 
 
 def _fp8_layer(module, name: str) -> bool:

@@ -181,7 +181,12 @@ class Studio:
             speed=form.get("speed") or "exact",
             loras=self._loras(form),
         )
-        if not diffusion:  # the camera engine takes no steps and no guidance
+        family = self.family(form["model"])
+        defaults = (family.num_inference_steps, family.guidance_scale)
+        if not diffusion or (values["speed"] == "turbo" and
+                             (values.get("num_inference_steps"), values.get("guidance_scale")) == defaults):
+            # the camera engine takes no steps and no guidance; turbo left at the family's defaults
+            # (an API call that did not set them) takes the distilled weights' own
             values.pop("num_inference_steps", None)
             values.pop("guidance_scale", None)
         return GenerationRequest(**values)
@@ -313,7 +318,22 @@ class Studio:
             raise StudioError("studio.nothing_to_apply")
         if kind == "preset":
             model = next((v for _, v in self._choices if self.family(v).id == target["family"]), model)
-        return {"model": model, **{knob: target[knob] for knob in RunShape.knobs() if knob in FORM}}
+        # The size and the placement; the preset's steps too (a full request). Not guidance or the
+        # speed levers: the panel plans with the form's own, and a plan under turbo has turbo's steps.
+        knobs = ["height", "width", "num_frames", "memory_strategy", "vae_tiling"]
+        knobs += ["num_inference_steps"] if kind == "preset" else []
+        return {"model": model, **{knob: target[knob] for knob in knobs if target.get(knob) is not None}}
+
+    def speed_settings(self, model: str, speed: str) -> dict:
+        """The steps and guidance the form shows for `speed`: turbo's distilled ones where the family
+        has them, else the family's own."""
+        from i2v.speed import turbo_table
+
+        family = self.family(model)
+        turbo = turbo_table().get(family.id) if speed == "turbo" else None
+        if turbo is not None:
+            return {"num_inference_steps": turbo.num_inference_steps, "guidance_scale": turbo.guidance_scale}
+        return {"num_inference_steps": family.num_inference_steps or 1, "guidance_scale": family.guidance_scale or 0.0}
 
     # ------------------------------------------------------------------ words
     def say(self, message: Message, language: str) -> str:

@@ -416,3 +416,23 @@ def test_the_api_takes_speed_and_loras_by_name(app_url, tiny_model, chelsea):
     assert params["levers"][0]["reason"]["text"] == "fp8 needs a CUDA GPU; this run is on cpu"
     with pytest.raises(AppError, match="is not in the LoRA folder"):
         client.predict(**{**named, "lora_1": "/etc/passwd"}, api_name="/generate")
+
+
+def test_turbo_on_the_page_runs_the_distilled_steps_and_the_preset_keeps_guidance(tiny_model):
+    # Review findings: turbo ran the sliders' 40 steps; "Use this GPU's preset" set guidance to 0.
+    studio = studio_for(tiny_model)
+    assert studio.speed_settings("wan2.1-i2v-14b-480p", "turbo") == {"num_inference_steps": 4, "guidance_scale": 1.0}
+    assert studio.speed_settings("wan2.1-i2v-14b-480p", "exact") == {"num_inference_steps": 40, "guidance_scale": 5.0}
+    assert studio.speed_settings("ltx-video", "turbo")["num_inference_steps"] == 50  # no turbo: its own
+    form = dict(image="photo.png", model="wan2.1-i2v-14b-480p", speed="turbo", num_inference_steps=40,
+                guidance_scale=5.0, height=480, width=832, num_frames=81)  # fmt: skip
+    request = studio.request(form)
+    assert request.num_inference_steps is None and request.guidance_scale is None  # turbo's own apply
+    assert studio.request({**form, "num_inference_steps": 6}).num_inference_steps == 6  # a person's own win
+    preset = {"preset": {"family": "wan2.1-i2v-14b-480p", "height": 480, "width": 832, "num_frames": 81,
+                         "num_inference_steps": 40, "memory_strategy": "group", "vae_tiling": False,
+                         "quantize": "none", "compile": False, "guidance_scale": None}}  # fmt: skip
+    applied = studio.apply("preset", preset, tiny_model)
+    assert "guidance_scale" not in applied and applied["num_inference_steps"] == 40
+    plan = {"plan": {**preset["preset"], "num_inference_steps": 4, "guidance_scale": 1.0}}
+    assert "num_inference_steps" not in studio.apply("plan", plan, tiny_model)

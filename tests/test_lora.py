@@ -169,3 +169,27 @@ def test_lora_specs_parse(spec, expected):
 def test_bad_lora_specs_are_refused(spec):
     with pytest.raises(InvalidInput, match="is not FILE"):
         lora.parse(spec)
+
+
+def test_a_refused_lora_leaves_the_adapters_of_the_last_run_as_they_were(engine, tiny_models, chelsea, tmp_path):
+    # Review finding: a refusal used to leave a LoRA active but unlisted, or listed but gone.
+    model = tiny_models["ltx-video"]
+    a = make_tiny_lora("ltx-video", tmp_path / "a.safetensors", seed=1)
+    b = make_tiny_lora("ltx-video", tmp_path / "b.safetensors", seed=2)
+    wrong = make_tiny_lora("wan2.1-i2v-14b-480p", tmp_path / "wan.safetensors", seed=3)
+    base = frames(engine, chelsea, model, [])
+    with_a = frames(engine, chelsea, model, [LoraChoice(source=str(a))])
+    with pytest.raises(InvalidInput):
+        frames(engine, chelsea, model, [LoraChoice(source=str(wrong))])
+    np.testing.assert_array_equal(frames(engine, chelsea, model, [LoraChoice(source=str(a))]), with_a)
+    with pytest.raises(InvalidInput):
+        frames(engine, chelsea, model, [LoraChoice(source=str(b)), LoraChoice(source=str(wrong))])
+    assert set(lora.loaded(engine._pipe)) == {lora.adapter_name(a)}  # b was loaded by the refused call: gone
+    np.testing.assert_array_equal(frames(engine, chelsea, model, []), base)
+
+
+def test_the_same_lora_twice_is_refused(engine, tiny_models, chelsea, tmp_path):
+    a = make_tiny_lora("ltx-video", tmp_path / "a.safetensors", seed=1)
+    with pytest.raises(InvalidInput, match="a.safetensors is asked for twice"):
+        engine.generate(request(chelsea, tiny_models["ltx-video"],
+                                loras=[LoraChoice(source=str(a)), LoraChoice(source=str(a), weight=0.5)]))  # fmt: skip
