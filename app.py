@@ -26,7 +26,7 @@ from i2v.request import CAMERA_MOTIONS, MAX_SEED, SPEEDS, STRATEGIES
 from messages import DEFAULT, LANGUAGES, language_of, note, render
 from prompting import Endpoint, PromptRefiner
 from settings import Settings
-from studio import FORM, Studio
+from studio import FORM, LEVER_CHOICES, Studio
 
 log = logging.getLogger("app")
 
@@ -58,6 +58,9 @@ I18N = gr.I18n(
         "loras": "LoRAs (files in the LoRA folder)",
         "lora": "LoRA",
         "lora_weight": "Weight",
+        "quantize": "Denoiser weights (auto: from speed; fp8 on GPUs of compute 8.9+)",
+        "compile": "Compile the denoiser (auto: from speed)",
+        "step_cache": "Step cache (auto: from speed)",
         "apply_preset": "Use this GPU's preset",
         "apply_plan": "Apply the downgrade plan",
         "apply_faster": "Use the faster, smaller video",
@@ -100,6 +103,9 @@ I18N = gr.I18n(
         "loras": "LoRA（LoRA 文件夹中的文件）",
         "lora": "LoRA",
         "lora_weight": "权重",
+        "quantize": "去噪网络权重（auto：随速度模式；fp8 需计算能力 8.9+ 的显卡）",
+        "compile": "编译去噪网络（auto：随速度模式）",
+        "step_cache": "步间缓存（auto：随速度模式）",
         "apply_preset": "使用本显卡的预设",
         "apply_plan": "应用降级方案",
         "apply_faster": "改用更快的小视频",
@@ -301,6 +307,13 @@ def build_demo(services: Services) -> gr.Blocks:
                         strategy = gr.Dropdown(["auto", *STRATEGIES], value="auto", label=I18N("strategy"),
                                                elem_id="strategy")  # fmt: skip
                         tiling = gr.Checkbox(value=False, label=I18N("tiling"), elem_id="tiling")
+                    with gr.Row():  # the speed levers one by one; auto: from the speed above
+                        quantize = gr.Dropdown(list(LEVER_CHOICES["quantize"]), value="auto", label=I18N("quantize"),
+                                               elem_id="quantize")  # fmt: skip
+                        compile_ = gr.Dropdown(list(LEVER_CHOICES["compile"]), value="auto", label=I18N("compile"),
+                                               elem_id="compile")  # fmt: skip
+                        step_cache = gr.Dropdown(list(LEVER_CHOICES["step_cache"]), value="auto",
+                                                 label=I18N("step_cache"), elem_id="step-cache")  # fmt: skip
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
             with gr.Column(scale=1):
                 # A plain label: gr.Video shows an I18n label as "[object Object]" (gradio 6.31).
@@ -322,7 +335,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     model=model, height=height, width=width, num_frames=frames, fps=fps, num_inference_steps=steps,
                     guidance_scale=guidance, seed=seed, auto_refine=auto_refine, memory_strategy=strategy,
                     vae_tiling=tiling, speed=speed, lora_1=lora_1, lora_weight_1=lora_weight_1, lora_2=lora_2,
-                    lora_weight_2=lora_weight_2)  # fmt: skip
+                    lora_weight_2=lora_weight_2, quantize=quantize, compile=compile_, step_cache=step_cache)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
         # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
         sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")

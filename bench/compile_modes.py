@@ -2,6 +2,7 @@
 in a few ways, to choose how `speed` fast compiles it. Warm-up (the first step) is reported apart.
 
     python bench/compile_modes.py OUT --family i2vgen-xl --modes eager,default,reduce-overhead
+    (modes: eager, default, reduce-overhead, max-autotune-no-cudagraphs, channels-last, cudnn-benchmark)
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ def main() -> None:
     for mode in args.modes.split(","):
         family, pipe = build(args.family)
         denoiser = getattr(pipe, "transformer", None) or pipe.unet
-        if mode != "eager":
-            denoiser.compile(**({} if mode == "default" else {"mode": mode}))
+        torch.backends.cudnn.benchmark = mode == "cudnn-benchmark"
+        if mode == "channels-last":
+            denoiser.to(memory_format=torch.channels_last)
+        if mode in ("default", "channels-last", "cudnn-benchmark"):
+            denoiser.compile()
+        elif mode != "eager":
+            denoiser.compile(mode=mode)
         row = measure(pipe, family, height, width, frames, args.steps, "none", False)
         row.update(compile_mode=mode, device=torch.cuda.get_device_name(), torch=torch.__version__)
         print(json.dumps(row), flush=True)

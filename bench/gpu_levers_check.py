@@ -84,6 +84,7 @@ def main() -> None:
         checked = engine.choose_levers(engine.choose_strategy(check(request)))
         frames[name] = np.asarray(engine.render(checked), dtype=np.float32)
         renders.append(dict(run=name, seconds=round(time.perf_counter() - started, 2),
+                            nan_fraction=round(float(np.isnan(frames[name]).mean()), 4),
                             levers=[(lv.lever, lv.applied, str(lv.reason) if lv.reason else None) for lv in checked.levers]))  # fmt: skip
         print(json.dumps(renders[-1]), flush=True)
 

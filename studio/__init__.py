@@ -5,6 +5,6 @@ app.py wires a gradio page to it; a REST API and a durable job queue will sit on
 
 from .jobs import Jobs
 from .panel import Panel, gpu_panel
-from .service import FORM, Outcome, Refined, Studio, StudioError
+from .service import FORM, LEVER_CHOICES, Outcome, Refined, Studio, StudioError
 
-__all__ = ["FORM", "Jobs", "Outcome", "Panel", "Refined", "Studio", "StudioError", "gpu_panel"]
+__all__ = ["FORM", "LEVER_CHOICES", "Jobs", "Outcome", "Panel", "Refined", "Studio", "StudioError", "gpu_panel"]

@@ -38,10 +38,15 @@ log = logging.getLogger("studio")
 # Two LoRA slots: a file of the LoRA folder (by name only) and its weight each.
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
         "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling",
-        "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2")  # fmt: skip
+        "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2", "quantize", "compile", "step_cache")  # fmt: skip
+# The single speed levers on the page: "auto" leaves each to `speed`; compile is "on" or "off".
+LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
+                 "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
 LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
 HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
-_NOT_LOADED = ("image", "memory_strategy", "vae_tiling")  # what "Load into form" leaves as it is
+# What "Load into form" leaves as it is: the photo, and where the weights went and which levers ran
+# (a video made on another GPU, or on a CPU, says what was used there, not what was asked).
+_NOT_LOADED = ("image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache")
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
 _PATH_PARAMS = ("directory", "folder", "path")
 
@@ -172,6 +177,10 @@ class Studio:
         except (TypeError, ValueError):
             raise StudioError("studio.not_a_number", knob=note("knob.seed"), value=seed) from None
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
+        for lever in LEVER_CHOICES:  # "auto": from speed
+            value = values.pop(lever, None)
+            if value not in (None, "auto"):
+                values[lever] = {"on": True, "off": False}.get(value, value) if lever == "compile" else value
         values.update(
             prompt=(form.get("prompt") or "").strip() or form.get("words") or "",
             negative_prompt=form.get("negative_prompt") or "",

@@ -436,3 +436,12 @@ def test_turbo_on_the_page_runs_the_distilled_steps_and_the_preset_keeps_guidanc
     assert "guidance_scale" not in applied and applied["num_inference_steps"] == 40
     plan = {"plan": {**preset["preset"], "num_inference_steps": 4, "guidance_scale": 1.0}}
     assert "num_inference_steps" not in studio.apply("plan", plan, tiny_model)
+
+
+def test_the_single_levers_on_the_page_win_over_speed(tiny_model):
+    studio = studio_for(tiny_model)
+    form = dict(image="photo.png", model=tiny_model, speed="fast", quantize="none", compile="off", step_cache="auto")
+    request = studio.request(form)
+    assert (request.quantize, request.compile, request.step_cache) == ("none", False, None)
+    assert studio.request({**form, "compile": "on", "quantize": "auto"}).compile is True
+    assert studio.request({**form, "quantize": "auto"}).quantize is None
