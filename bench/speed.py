@@ -82,6 +82,7 @@ class RandomWeightsEngine(VideoEngine):
         for module in (getattr(out, "transformer", None), getattr(out, "unet", None)):
             if module is not None:
                 module.register_forward_pre_hook(first_call, with_kwargs=True)
+        torch.cuda.reset_peak_memory_stats()  # the run's peak, not the random-weight build's
         self.loaded_at = time.perf_counter()
         return out
 
@@ -120,7 +121,7 @@ def engine_run(engine, family, mode: str, height: int, width: int, frames: int, 
         torch.cuda.synchronize()
         marks.append((update.stage, update.step, time.perf_counter()))
 
-    levers = {"exact": dict(speed="exact"), "cache": dict(speed="exact", step_cache="first_block"),
+    levers = {"exact": dict(speed="exact"), "fast-cache": dict(speed="fast"), "cache": dict(speed="exact", step_cache="first_block"),
               "fp8": dict(speed="exact", quantize="fp8"), "fast": dict(speed="fast", step_cache="none", compile=True),
               "turbo": dict(speed="turbo", compile=True)}[mode]  # fmt: skip
     request = GenerationRequest(image=photo, prompt="a cat turns its head", negative_prompt="blurry", model=family.id,
@@ -143,7 +144,9 @@ def engine_run(engine, family, mode: str, height: int, width: int, frames: int, 
         full_steps=full_steps, full_seconds=round(encode + full_steps * per_step + decode, 1),
         levers=[{"lever": lv.lever, "applied": lv.applied, "reason": str(lv.reason) if lv.reason else None}
                 for lv in result.levers],
-        peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2),  # after loading (see load)
+        weights_gb=round(sum(p.numel() * p.element_size() for p in engine._pipe.transformer.parameters()) / 2**30, 2)
+        if getattr(engine._pipe, "transformer", None) is not None else None,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -176,14 +177,23 @@ def denoisers(pipe) -> list:
 
 
 def to_fp8(pipe, device: str) -> None:
-    """fp8 weights for the denoisers, made layer by layer on `device`: the GPU never holds the whole
-    bf16 denoiser (the planner counts the fp8 weights only), before the rest is placed."""
-    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    """fp8 weights for the layers of the denoisers' blocks, made layer by layer on `device`: the GPU
+    never holds the whole bf16 denoiser (the planner counts the fp8 weights only), before the rest is
+    placed. Layers that read the text and image context take one scale per tensor, the others one per
+    row: the pipelines pad prompts with rows of zeros, and a row of zeros given its own scale made the
+    whole video NaN (measured, bench/fp8_nan_probe.py). Embedders and the output projection stay
+    bf16: small, and where most of fp8's error came from."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
 
     for module in denoisers(pipe):
-        quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_layer,
-                  device=device)  # fmt: skip
-    log.info("denoiser weights in fp8 (torchao, per-row scales)")
+        # Per-row scales only where the context enters through cross-attention alone (Wan, LTX);
+        # where text and video share one attention (CogVideoX, HunyuanVideo), every layer reads it.
+        per_row = type(module).__name__ in CROSS_ATTENTION_DENOISERS
+        for granularity, reads_context in ((PerRow() if per_row else PerTensor(), False), (PerTensor(), True)):
+            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=granularity),
+                      filter_fn=lambda layer, name, want=reads_context: _fp8_layer(layer, name)
+                      and bool(CONTEXT_LAYERS.search(name)) == want, device=device)  # fmt: skip
+    log.info("denoiser blocks in fp8 (torchao: per-row scales, per-tensor where a layer reads the context)")
 
 
 def compile_denoisers(pipe, cache_dir: Path | None) -> None:
@@ -204,14 +214,21 @@ def compile_denoisers(pipe, cache_dir: Path | None) -> None:
     log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
 
 
+# The blocks' layers fp8 takes, and among them those that read the text or image context.
+CROSS_ATTENTION_DENOISERS = ("WanTransformer3DModel", "LTXVideoTransformer3DModel")
+BLOCK_LAYERS = re.compile(r"^(blocks|transformer_blocks|single_transformer_blocks)\.")
+CONTEXT_LAYERS = re.compile(r"\.(attn2\.(to_k|to_v|add_k_proj|add_v_proj)|attn\.(add_k_proj|add_v_proj))$")
+
+
 def _fp8_layer(module, name: str) -> bool:
-    """The layers fp8 takes: bf16 linear layers whose sizes fp8 matmuls accept (multiples of 16).
-    diffusers keeps some small layers in float32 when it loads a model (Wan's time embedder), which
-    torchao's per-row fp8 refuses: they stay as they are."""
+    """The layers fp8 takes: bf16 linear layers of the denoiser's blocks whose sizes fp8 matmuls
+    accept (multiples of 16). diffusers keeps some small layers in float32 when it loads a model
+    (Wan's time embedder), which torchao's fp8 refuses; those are outside the blocks anyway."""
     import torch
 
     return (isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16
-            and module.in_features % 16 == 0 and module.out_features % 16 == 0)  # fmt: skip
+            and bool(BLOCK_LAYERS.match(name)) and module.in_features % 16 == 0
+            and module.out_features % 16 == 0)  # fmt: skip
 
 
 def set_step_cache(pipe, name: str) -> str | None:
