@@ -189,7 +189,8 @@ def to_fp8(pipe, device: str) -> None:
         # Per-row scales only where the context enters through cross-attention alone (Wan, LTX);
         # where text and video share one attention (CogVideoX, HunyuanVideo), every layer reads it.
         per_row = type(module).__name__ in CROSS_ATTENTION_DENOISERS
-        for granularity, reads_context in ((PerRow() if per_row else PerTensor(), False), (PerTensor(), True)):
+        passes = [(PerRow() if per_row else PerTensor(), False)] + ([(PerTensor(), True)] if CONTEXT_FP8 else [])
+        for granularity, reads_context in passes:
             quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=granularity),
                       filter_fn=lambda layer, name, want=reads_context: _fp8_layer(layer, name)
                       and bool(CONTEXT_LAYERS.search(name)) == want, device=device)  # fmt: skip
@@ -216,6 +217,7 @@ def compile_denoisers(pipe, cache_dir: Path | None) -> None:
 
 # The blocks' layers fp8 takes, and among them those that read the text or image context.
 CROSS_ATTENTION_DENOISERS = ("WanTransformer3DModel", "LTXVideoTransformer3DModel")
+CONTEXT_FP8 = True  # the context-reading layers in fp8 too (per tensor); False: they stay bf16
 BLOCK_LAYERS = re.compile(r"^(blocks|transformer_blocks|single_transformer_blocks)\.")
 CONTEXT_LAYERS = re.compile(r"\.(attn2\.(to_k|to_v|add_k_proj|add_v_proj)|attn\.(add_k_proj|add_v_proj))$")
 
