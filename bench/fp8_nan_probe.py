@@ -32,7 +32,7 @@ def main() -> None:
     padded = text.clone()
     padded[:, 16:] = 0  # the pipeline pads prompts to 512 tokens with zeros
     step = torch.tensor([500], device="cuda")
-    for which in ("all", "not-context", "blocks-only-not-context"):
+    for which in ("all", "not-context", "blocks-only-not-context", "blocks-floor"):
         for context_name, context in (("random", text), ("zero-padded", padded)):
             model = WanTransformer3DModel.from_pretrained(path, torch_dtype=torch.bfloat16).to("cuda")
             with torch.no_grad():
@@ -45,7 +45,12 @@ def main() -> None:
                     return False
                 return which != "blocks-only-not-context" or name.startswith("blocks.")
 
-            quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=keep)
+            if which == "blocks-floor":  # what the engine does (i2v.speed.to_fp8)
+                from i2v.speed import to_fp8
+
+                to_fp8(type("Pipe", (), {"transformer": model})(), "cuda")
+            else:
+                quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=keep)
             with torch.no_grad():
                 out = model(x, step, context, return_dict=False)[0]
             print(json.dumps(dict(quantized=which, context=context_name, nan=bool(out.isnan().any()),

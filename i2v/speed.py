@@ -179,22 +179,15 @@ def denoisers(pipe) -> list:
 def to_fp8(pipe, device: str) -> None:
     """fp8 weights for the layers of the denoisers' blocks, made layer by layer on `device`: the GPU
     never holds the whole bf16 denoiser (the planner counts the fp8 weights only), before the rest is
-    placed. Layers that read the text and image context take one scale per tensor, the others one per
-    row: the pipelines pad prompts with rows of zeros, and a row of zeros given its own scale made the
-    whole video NaN (measured, bench/fp8_nan_probe.py). Embedders and the output projection stay
-    bf16: small, and where most of fp8's error came from."""
-    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
+    placed. Activations take one scale per row, bounded below: the pipelines pad prompts with rows of
+    zeros, and a zero row's own scale of 0 made the whole video NaN (measured, bench/fp8_nan_probe.py).
+    Embedders and the output projection stay bf16: small, and where most of fp8's error came from."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
+    config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), activation_value_lb=FP8_SCALE_FLOOR)
     for module in denoisers(pipe):
-        # Per-row scales only where the context enters through cross-attention alone (Wan, LTX);
-        # where text and video share one attention (CogVideoX, HunyuanVideo), every layer reads it.
-        per_row = type(module).__name__ in CROSS_ATTENTION_DENOISERS
-        passes = [(PerRow() if per_row else PerTensor(), False)] + ([(PerTensor(), True)] if CONTEXT_FP8 else [])
-        for granularity, reads_context in passes:
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=granularity),
-                      filter_fn=lambda layer, name, want=reads_context: _fp8_layer(layer, name)
-                      and bool(CONTEXT_LAYERS.search(name)) == want, device=device)  # fmt: skip
-    log.info("denoiser blocks in fp8 (torchao: per-row scales, per-tensor where a layer reads the context)")
+        quantize_(module, config, filter_fn=_fp8_layer, device=device)
+    log.info("denoiser blocks in fp8 (torchao, per-row scales)")
 
 
 def compile_denoisers(pipe, cache_dir: Path | None) -> None:
@@ -215,11 +208,8 @@ def compile_denoisers(pipe, cache_dir: Path | None) -> None:
     log.info("denoiser compiled (warm-up on the first run; kernels cached in %s)", cache_dir)
 
 
-# The blocks' layers fp8 takes, and among them those that read the text or image context.
-CROSS_ATTENTION_DENOISERS = ("WanTransformer3DModel", "LTXVideoTransformer3DModel")
-CONTEXT_FP8 = True  # the context-reading layers in fp8 too (per tensor); False: they stay bf16
-BLOCK_LAYERS = re.compile(r"^(blocks|transformer_blocks|single_transformer_blocks)\.")
-CONTEXT_LAYERS = re.compile(r"\.(attn2\.(to_k|to_v|add_k_proj|add_v_proj)|attn\.(add_k_proj|add_v_proj))$")
+FP8_SCALE_FLOOR = 1e-6  # the smallest activation maximum a row's scale is made from (zero rows: no 0/0)
+BLOCK_LAYERS = re.compile(r"^(blocks|transformer_blocks|single_transformer_blocks)\.")  # the layers fp8 takes
 
 
 def _fp8_layer(module, name: str) -> bool:

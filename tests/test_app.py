@@ -397,7 +397,7 @@ def test_the_panel_says_how_long_each_speed_mode_takes():
     fast = estimate(wan.with_(quantize="fp8", compile=True)).seconds * factor / 60
     turbo = estimate(wan.with_(quantize="fp8", compile=True, num_inference_steps=4, guidance_scale=1.0)).seconds
     assert f"exact ~{exact:.1f} min · fast ~{fast:.1f} min · turbo ~{turbo * factor / 60:.1f} min" in text
-    assert fast < exact * 0.7 and turbo * factor / 60 < fast / 5
+    assert fast < exact * 0.75 and turbo * factor / 60 < fast / 5
     ltx = RunShape("ltx-video", 480, 704, 161, 50)
     assert "turbo — min" in panel_text(gpu_panel(card, "cuda", get_family(ltx.family), ltx, False))
     # fp8 takes the weights down: on a 40 GB card, fast keeps Wan 14B all on the GPU where exact cannot
