@@ -334,6 +334,8 @@ def _plan(args) -> int:
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
                       faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip
     else:
+        if args.speed != "exact" or args.quantize or args.compile:
+            raise InvalidInput("cli.speed_needs_model", speed=args.speed)
         chosen = pick(vram, gpu_name=gpu_name, ram_gb=ram)
         report["preset"] = row(chosen) if chosen else None
     if args.json:

@@ -45,6 +45,7 @@ class StepWatch:
         self.stage, self.total, self.on_progress, self.cancel = stage, total, on_progress, cancel
         self.done = 0
         self.started = time.monotonic()
+        self.first_done: float | None = None
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -52,9 +53,16 @@ class StepWatch:
 
     def step(self, done: int | None = None) -> None:
         self.done = min(self.total, self.done + 1 if done is None else done)
+        now = time.monotonic()
+        if self.done == 1:
+            self.first_done = now  # the first step may hold a compile warm-up: the ETA starts after it
         if self.on_progress is not None:
-            elapsed = time.monotonic() - self.started
-            eta = elapsed / self.done * (self.total - self.done) if self.done else None
+            elapsed = now - self.started
+            eta = None
+            if self.done >= 2 and self.first_done is not None:
+                eta = (now - self.first_done) / (self.done - 1) * (self.total - self.done)
+            elif self.done == self.total:
+                eta = 0.0
             self.on_progress(Progress(self.stage, self.done, self.total, elapsed, eta))
         self.check_cancel()
 

@@ -156,3 +156,15 @@ def test_fp8_is_not_tried_on_a_float16_model(tiny_models, chelsea, monkeypatch):
     used, reports = speed.decide(knobs, family, "cuda:0", False, frozenset())
     assert used == {"quantize": "none", "compile": True, "step_cache": "none"}
     assert str(reports[0].reason) == "fp8 is made from bf16 weights; this model runs in float16"
+
+
+def test_the_eta_starts_after_the_first_step_which_may_hold_a_warm_up(monkeypatch):
+    from i2v import progress
+
+    clock = iter([0.0, 200.0, 202.0, 204.0])  # started; step 1 after a 200 s compile; then 2 s a step
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    seen = []
+    watch = progress.StepWatch("denoising", 10, seen.append, None)
+    for _ in range(3):
+        watch.step()
+    assert [update.eta for update in seen] == [None, 16.0, 14.0]  # not 1800 s from the first step's pace
