@@ -186,8 +186,15 @@ def main() -> None:
     parser.add_argument("--cpu-check", action="store_true", help="try the whole path on a CPU with a tiny model")
     parser.add_argument("--cache-dir", type=Path, help="compiled kernels (default OUT/cc); a later run reuses them")
     parser.add_argument("--work", type=Path, help="where the photo and turbo's random LoRA go (default OUT)")
+    parser.add_argument("--fp8-everywhere", action="store_true", help="fp8 for every bf16 linear layer, not the blocks' only")
     args = parser.parse_args()
     device = "cpu" if args.cpu_check else "cuda"
+    if args.fp8_everywhere:
+        import re
+
+        import i2v.speed
+
+        i2v.speed.BLOCK_LAYERS = re.compile(r"")
     if args.cpu_check:
         _tiny_instead(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +219,8 @@ def main() -> None:
     engine = RandomWeightsEngine(work / "videos", device=device, lora_dir=lora_dir, cache_dir=args.cache_dir or args.out / "cc")
 
     def write(row):
-        row.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", torch=torch.__version__)
+        row.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", torch=torch.__version__,
+                   fp8_layers="every bf16 linear" if args.fp8_everywhere else "the blocks'")
         print(json.dumps(row), flush=True)
         with results.open("a") as out:
             out.write(json.dumps(row) + "\n")
