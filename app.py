@@ -354,7 +354,7 @@ def build_demo(services: Services) -> gr.Blocks:
         def use_my_words(text: str):
             return {refined: text or "", last_refine: {"for": text or "", "text": text or ""}}
 
-        def on_model_change(chosen: str, h, w, n, current_steps, request: gr.Request):
+        def on_model_change(chosen: str, h, w, n, current_steps, chosen_speed, request: gr.Request):
             """New bounds for `chosen`; the current values stay where the family allows them (so that
             applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
             try:
@@ -369,6 +369,9 @@ def build_demo(services: Services) -> gr.Blocks:
 
             grid = rules["frame_step"]
             offset = rules["frame_min"] % grid if grid > 1 else 0
+            if chosen_speed == "turbo" and rules["diffusion"]:  # the new model's distilled settings
+                turbo = studio.speed_settings(chosen, "turbo")
+                current_steps, rules = turbo["num_inference_steps"], {**rules, "guidance": turbo["guidance_scale"]}
             return {
                 height: gr.update(value=keep(h, rules["height"], size["minimum"], size["maximum"], size["step"]), **size),
                 width: gr.update(value=keep(w, rules["width"], size["minimum"], size["maximum"], size["step"]), **size),
@@ -419,9 +422,9 @@ def build_demo(services: Services) -> gr.Blocks:
             return {gpu: text, actions: found}
 
         def apply(kind: str):
-            def fill(found: dict, chosen: str, request: gr.Request):
+            def fill(found: dict, chosen: str, chosen_speed: str, request: gr.Request):
                 try:
-                    values = studio.apply(kind, found, chosen)
+                    values = studio.apply(kind, found, chosen, chosen_speed)
                 except Exception as exc:  # noqa: BLE001
                     raise refusal(exc, language(request), "apply") from None
                 return {form[name]: value for name, value in values.items()}
@@ -455,24 +458,24 @@ def build_demo(services: Services) -> gr.Blocks:
         refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
                             api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
         mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
-        def on_speed_change(chosen: str, current_model: str, request: gr.Request):
+        def on_speed_change(chosen: str, current_model: str, current_steps, current_guidance, request: gr.Request):
             """Turbo shows its distilled steps and guidance; leaving turbo gives the family's back."""
             try:
-                values = studio.speed_settings(current_model, chosen)
+                values = studio.speed_settings(current_model, chosen, current_steps, current_guidance)
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
                 raise refusal(exc, language(request), "speed change") from None
             return {steps: values["num_inference_steps"], guidance: values["guidance_scale"]}
 
-        speed.input(on_speed_change, [speed, model], [steps, guidance], api_name=False, queue=False)
-        model.change(on_model_change, [model, height, width, frames, steps], [height, width, frames, fps, steps, guidance],
-                     api_name=False)  # fmt: skip
+        speed.input(on_speed_change, [speed, model, steps, guidance], [steps, guidance], api_name=False, queue=False)
+        model.change(on_model_change, [model, height, width, frames, steps, speed],
+                     [height, width, frames, fps, steps, guidance], api_name=False)  # fmt: skip
         panel_inputs = [form[name] for name in sizing]
         for control in panel_inputs:
             control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
         demo.load(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
         demo.load(headers, None, [table], api_name=False, queue=False)
         for button, kind in ((preset_button, "preset"), (plan_button, "plan"), (faster_button, "faster")):
-            button.click(apply(kind), [actions, model], panel_inputs, api_name=False, queue=False)
+            button.click(apply(kind), [actions, model, speed], panel_inputs, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
         generate_button.click(
             generate, generate_inputs, [video, params, history, table, refined, negative, camera, details, last_refine],

@@ -20,7 +20,7 @@ import numpy as np
 from messages import Message, note
 
 from .checks import CheckedRequest, check
-from .errors import Cancelled, ModelNotAvailable, OutOfMemory
+from .errors import Cancelled, InvalidInput, ModelNotAvailable, OutOfMemory
 from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .families import ModelSource, missing_weights
 from .images import fit
@@ -205,8 +205,12 @@ class VideoEngine:
         pipe = self.load(checked.source, knobs.memory_strategy, quantize=knobs.quantize, compile=knobs.compile,
                          turbo=knobs.speed == "turbo")  # fmt: skip
         set_vae_tiling(pipe, knobs.vae_tiling)
-        if (knobs.loras or lora.loaded(pipe)) and lora.apply(pipe, family.id, knobs.loras, lora_files) and knobs.compile:
-            self._warm = False  # other adapters or weights: the compiled blocks compile again
+        try:
+            if (knobs.loras or lora.loaded(pipe)) and lora.apply(pipe, family.id, knobs.loras, lora_files):
+                self._warm = False  # other adapters or weights: compiled blocks compile again
+        except InvalidInput:
+            self._warm = False  # a refused load still wrapped layers: the next compiled run compiles again
+            raise
         unavailable = set_step_cache(pipe, knobs.step_cache)
         if unavailable:
             log.warning("step cache %s could not be used with %s: this run goes without", knobs.step_cache, family.id)
@@ -303,12 +307,12 @@ class VideoEngine:
         from .lora import fuse
         from .speed import compile_denoisers, set_shift, to_fp8, turbo_table
 
-        if turbo:
-            if turbo_files:
-                fuse(pipe, turbo_files)  # merged once: the run costs what the plain model costs
-            set_shift(pipe, turbo_table()[source.family.id].flow_shift)
         placed = True
         try:
+            if turbo:
+                if turbo_files:
+                    fuse(pipe, source.family.id, turbo_files)  # merged once: a run costs what the plain model costs
+                set_shift(pipe, turbo_table()[source.family.id].flow_shift)
             if quantize == "fp8":
                 to_fp8(pipe, self.device)  # layer by layer onto the GPU, before the rest
             place(pipe, strategy, self.device)
@@ -317,12 +321,12 @@ class VideoEngine:
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         except BaseException:  # a lever that failed: nothing half-made is kept, and its memory goes back
-            pipe.remove_all_hooks()
+            _off_the_gpu(pipe)  # the caller's frame still holds the pipeline: move its weights, not just drop them
             del pipe
             free_memory(host=True)
             raise
         if not placed:
-            pipe.to("cpu")
+            _off_the_gpu(pipe)
             del pipe
             free_memory(host=True)
             raise OutOfMemory("memory.does_not_fit", model=source.family.id, strategy=strategy)
@@ -348,6 +352,16 @@ class VideoEngine:
             maybe_free()
         del maybe_free
         free_memory()
+
+
+def _off_the_gpu(pipe) -> None:
+    """Take a pipeline's weights off the GPU after a failed placement (hooks first, then a move that
+    may itself fail on half-converted weights: what can move, moves)."""
+    try:
+        pipe.remove_all_hooks()
+        pipe.to("cpu")
+    except Exception as exc:  # noqa: BLE001 - best effort on a pipeline that is being thrown away
+        log.warning("could not move a failed pipeline off the GPU: %s", exc)
 
 
 def _metadata(result: VideoResult) -> dict:

@@ -104,7 +104,12 @@ def apply(pipe, model: str, choices: list[LoraChoice], files: list[Path]) -> boo
     (InvalidInput naming the file and the model) and the pipeline keeps the adapters it had, at their
     weights. Returns whether anything changed (a compiled denoiser then compiles again)."""
     adapters = loaded(pipe)
-    wanted = {adapter_name(path): (choice, path) for choice, path in zip(choices, files)}
+    wanted = {}
+    for choice, path in zip(choices, files):
+        name = adapter_name(path)
+        if name in wanted:  # the same file under two spellings (a name in the folder, a path, a hub file)
+            raise InvalidInput("lora.duplicate", file=choice.name)
+        wanted[name] = (choice, path)
     fresh = []
     try:
         for name, (choice, path) in wanted.items():
@@ -189,7 +194,7 @@ def _forget(pipe, name: str) -> None:
             module.delete_adapters([name])
 
 
-def fuse(pipe, files: list[Path]) -> None:
+def fuse(pipe, model: str, files: list[Path]) -> None:
     """Merge LoRA files into the denoisers' weights for good (turbo's step-distilled LoRAs): one file
     for every denoiser, or one per denoiser in order (Wan 2.2 A14B's high- and low-noise experts).
     The adapters are removed after fusing, so the pipeline runs as a plain model."""
@@ -197,7 +202,10 @@ def fuse(pipe, files: list[Path]) -> None:
     for index, component in enumerate(components):
         path = files[index] if index < len(files) else files[0]
         kwargs = {"load_into_transformer_2": True} if component == SECOND_EXPERT else {}
-        pipe.load_lora_weights(str(path), adapter_name=f"fused_{index}", **kwargs)
+        try:
+            pipe.load_lora_weights(str(path), adapter_name=f"fused_{index}", **kwargs)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError):
+            raise InvalidInput("lora.mismatch", file=path.name, model=model) from None
     pipe.fuse_lora(components=components, lora_scale=1.0)
     pipe.unload_lora_weights()
     setattr(pipe, _LOADED, {})

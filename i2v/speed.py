@@ -8,8 +8,8 @@ and applying them to a pipeline.
 - `decide` says, for one run on one device, which levers apply and why the others do not (no GPU,
   a GPU older than fp8, torchao missing, an offload strategy they do not combine with, a single
   run that would not pay back a compile's warm-up).
-- `prepare` applies the load-time levers (turbo LoRAs fused, fp8, compile) once per loaded
-  pipeline; `set_step_cache` the per-run one.
+- `to_fp8` and `compile_denoisers` apply the load-time levers once per loaded pipeline (the engine
+  fuses turbo's LoRAs first, i2v/lora.py); `set_step_cache` the per-run one.
 This module knows nothing about the web page or the planner; the engine calls it.
 """
 
@@ -117,6 +117,7 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
         used["quantize"] = "fp8" if why is None else "none"
     if knobs.compile:
         why = None
+        cache_asked = knobs.step_cache != "none" and "step_cache" in explicit
         if not family.pipeline:
             why = note("lever.no_denoiser")
         elif not gpu:
@@ -125,6 +126,8 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
             why = note("lever.compile_offload", strategy=strategy)
         elif runs_once and "compile" not in explicit:
             why = note("lever.compile_single_run")
+        elif cache_asked and "compile" not in explicit:  # the step cache asked on its own wins over speed's compile
+            why = note("lever.compile_for_cache", step_cache=knobs.step_cache)
         reports.append(LeverReport(lever="compile", value="on", applied=why is None, reason=why))
         used["compile"] = why is None
     if knobs.step_cache != "none":

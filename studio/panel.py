@@ -40,13 +40,15 @@ def memory_words(guess: Estimate) -> Message:
     return note("panel.memory", peak_gb=guess.peak_gb)
 
 
-def with_speed(family: Family, shape: RunShape, speed: str) -> RunShape:
-    """`shape` as `speed` would run it: its levers, and turbo's steps and guidance."""
+def with_speed(family: Family, shape: RunShape, speed: str, levers: dict | None = None) -> RunShape:
+    """`shape` as `speed` would run it: its levers (those set on their own in `levers` win), and
+    turbo's steps and guidance."""
     from types import SimpleNamespace
 
     from i2v.speed import asked_levers, turbo_table
 
-    levers = asked_levers(SimpleNamespace(speed=speed, quantize=None, compile=None, step_cache=None))
+    own = {"quantize": None, "compile": None, **(levers or {})}
+    levers = asked_levers(SimpleNamespace(speed=speed, step_cache=None, **own))
     shape = shape.with_(quantize=levers["quantize"], compile=levers["compile"])
     turbo = turbo_table().get(family.id)
     if speed == "turbo" and turbo is not None:
@@ -77,7 +79,7 @@ def _video(shape: RunShape) -> Message:
 
 
 def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: RunShape | None, auto: bool,
-              present: list[str] | None = None, speed: str = "exact") -> Panel:  # fmt: skip
+              present: list[str] | None = None, speed: str = "exact", levers: dict | None = None) -> Panel:  # fmt: skip
     """The panel for `family` with the person's settings `wanted` (None for the camera engine) and
     `speed`; `auto`: memory strategy auto, so the engine will take the fastest strategy that fits.
     It also says how long each speed mode would take before a run."""
@@ -98,7 +100,7 @@ def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: Ru
         panel.lines.append(note("panel.no_profile", family=family.id))
         return panel
     panel.lines.append(speed_line(family, wanted, vram, ram, gpu.name, auto))
-    wanted = with_speed(family, wanted, speed)
+    wanted = with_speed(family, wanted, speed, levers)
     fastest = fastest_fit(wanted, vram, ram, gpu.name) if auto else None
     if fastest is not None:  # what the engine will do with "auto": the fastest strategy that fits
         way = fastest.shape

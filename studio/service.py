@@ -315,12 +315,15 @@ class Studio:
                               int(form["num_inference_steps"]),
                               self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")),
                               guidance_scale=form.get("guidance_scale"))  # fmt: skip
+        levers = {lever: form.get(lever) for lever in ("quantize", "compile")}
+        levers["compile"] = {"on": True, "off": False}.get(levers["compile"])
+        levers["quantize"] = None if levers["quantize"] in (None, "auto") else levers["quantize"]
         panel = gpu_panel(self.hardware, self.engine.device, family, wanted, strategy == "auto", present,
-                          speed=form.get("speed") or "exact")  # fmt: skip
+                          speed=form.get("speed") or "exact", levers=levers)  # fmt: skip
         text = "\n\n".join(self.say(line, language) for line in panel.lines)
         return text, {key: vars(shape) for key, shape in panel.actions.items()}
 
-    def apply(self, kind: str, actions: dict, model: str) -> dict:
+    def apply(self, kind: str, actions: dict, model: str, speed: str = "exact") -> dict:
         """The form values a panel button applies: the preset, the plan, or the faster smaller video."""
         target = actions.get(kind)
         if not target:
@@ -330,19 +333,27 @@ class Studio:
         # The size and the placement; the preset's steps too (a full request). Not guidance or the
         # speed levers: the panel plans with the form's own, and a plan under turbo has turbo's steps.
         knobs = ["height", "width", "num_frames", "memory_strategy", "vae_tiling"]
-        knobs += ["num_inference_steps"] if kind == "preset" else []
-        return {"model": model, **{knob: target[knob] for knob in knobs if target.get(knob) is not None}}
+        knobs += ["num_inference_steps"] if kind == "preset" and speed != "turbo" else []  # turbo keeps its own
+        values = {"model": model, **{knob: target[knob] for knob in knobs if target.get(knob) is not None}}
+        if kind == "preset" and speed == "turbo":  # another model: its distilled steps and guidance
+            values.update(self.speed_settings(model, speed))
+        return values
 
-    def speed_settings(self, model: str, speed: str) -> dict:
+    def speed_settings(self, model: str, speed: str, steps=None, guidance=None) -> dict:
         """The steps and guidance the form shows for `speed`: turbo's distilled ones where the family
-        has them, else the family's own."""
+        has them; leaving turbo (the form still shows turbo's), the family's own; else the form's
+        `steps` and `guidance` as they are (a person's own values survive exact <-> fast)."""
         from i2v.speed import turbo_table
 
         family = self.family(model)
-        turbo = turbo_table().get(family.id) if speed == "turbo" else None
-        if turbo is not None:
+        turbo = turbo_table().get(family.id)
+        own = {"num_inference_steps": family.num_inference_steps or 1, "guidance_scale": family.guidance_scale or 0.0}
+        if turbo is not None and speed == "turbo":
             return {"num_inference_steps": turbo.num_inference_steps, "guidance_scale": turbo.guidance_scale}
-        return {"num_inference_steps": family.num_inference_steps or 1, "guidance_scale": family.guidance_scale or 0.0}
+        if steps is None or guidance is None or turbo is not None and (steps, guidance) == (
+                turbo.num_inference_steps, turbo.guidance_scale):  # fmt: skip
+            return own
+        return {"num_inference_steps": steps, "guidance_scale": guidance}
 
     # ------------------------------------------------------------------ words
     def say(self, message: Message, language: str) -> str:

@@ -445,3 +445,14 @@ def test_the_single_levers_on_the_page_win_over_speed(tiny_model):
     assert (request.quantize, request.compile, request.step_cache) == ("none", False, None)
     assert studio.request({**form, "compile": "on", "quantize": "auto"}).compile is True
     assert studio.request({**form, "quantize": "auto"}).quantize is None
+
+
+def test_exact_and_fast_keep_a_persons_steps_and_turbo_follows_the_model(tiny_model):
+    studio = studio_for(tiny_model)
+    assert studio.speed_settings("wan2.1-i2v-14b-480p", "fast", 25, 4.0) == {"num_inference_steps": 25,
+                                                                             "guidance_scale": 4.0}  # fmt: skip
+    assert studio.speed_settings("wan2.1-i2v-14b-480p", "exact", 4, 1.0)["num_inference_steps"] == 40  # left turbo
+    preset = {"preset": {"family": "wan2.1-i2v-720p", "height": 720, "width": 1280, "num_frames": 81,
+                         "num_inference_steps": 40, "memory_strategy": "none", "vae_tiling": False}}  # fmt: skip
+    applied = studio.apply("preset", preset, "wan2.1-i2v-14b-720p", "turbo")
+    assert (applied["num_inference_steps"], applied["guidance_scale"]) == (4, 1.0)

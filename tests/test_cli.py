@@ -132,3 +132,8 @@ def test_plan_estimates_each_speed_mode():
     assert turbo["asked"]["estimated_seconds"] < 20
     no_turbo = i2v("plan", "--vram-gb", 80, "--model", "ltx-video", "--speed", "turbo", check=False)
     assert no_turbo.returncode == 2 and "ltx-video has no turbo mode" in no_turbo.stderr
+
+
+def test_plan_speed_needs_a_model():
+    done = i2v("plan", "--vram-gb", 24, "--speed", "fast", check=False)
+    assert done.returncode == 2 and "plan --speed fast (and the single levers) estimate one model: add --model" in done.stderr

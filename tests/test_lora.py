@@ -193,3 +193,12 @@ def test_the_same_lora_twice_is_refused(engine, tiny_models, chelsea, tmp_path):
     with pytest.raises(InvalidInput, match="a.safetensors is asked for twice"):
         engine.generate(request(chelsea, tiny_models["ltx-video"],
                                 loras=[LoraChoice(source=str(a)), LoraChoice(source=str(a), weight=0.5)]))  # fmt: skip
+
+
+def test_one_file_under_two_spellings_is_refused(engine, tiny_models, chelsea, tmp_path):
+    folder = tmp_path / "loras"
+    a = make_tiny_lora("ltx-video", folder / "a.safetensors", seed=1)
+    engine.lora_dir = folder
+    with pytest.raises(InvalidInput, match="a.safetensors is asked for twice"):
+        engine.generate(request(chelsea, tiny_models["ltx-video"],
+                                loras=[LoraChoice(source="a.safetensors"), LoraChoice(source=str(a), weight=0.5)]))  # fmt: skip

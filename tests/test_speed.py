@@ -168,3 +168,41 @@ def test_the_eta_starts_after_the_first_step_which_may_hold_a_warm_up(monkeypatc
     for _ in range(3):
         watch.step()
     assert [update.eta for update in seen] == [None, 16.0, 14.0]  # not 1800 s from the first step's pace
+
+
+def test_a_step_cache_asked_on_its_own_wins_over_speeds_compile(tiny_models, chelsea, monkeypatch):
+    from i2v import speed
+
+    monkeypatch.setattr(speed, "_capability", lambda device: (9, 0))
+    family = check(request(chelsea, tiny_models[WAN])).family
+    knobs = request(chelsea, WAN, speed="fast", memory_strategy="none").model_copy(
+        update=dict(quantize="none", compile=True, step_cache="first_block", num_inference_steps=40))
+    used, reports = speed.decide(knobs, family, "cuda:0", False, frozenset({"step_cache"}))
+    assert used["compile"] is False and used["step_cache"] == "first_block"
+    assert "first_block step cache asked for breaks compiled blocks" in str(reports[0].reason)
+    used, reports = speed.decide(knobs, family, "cuda:0", False, frozenset())  # both from speed: compile wins
+    assert used["compile"] is True and used["step_cache"] == "none"
+    assert "not used with compiled blocks" in str(reports[-1].reason)
+
+
+def test_turbos_checkpoint_is_not_claimed_for_a_local_folder(tiny_models, chelsea):
+    with pytest.raises(InvalidInput, match="loads its distilled checkpoint .*not a local folder"):
+        check(request(chelsea, tiny_models["hunyuanvideo-i2v"], speed="turbo"))
+
+
+def test_a_turbo_lora_that_does_not_fit_is_one_line_and_nothing_is_kept(engine, tiny_models, chelsea, tmp_path):
+    make_tiny_lora("ltx-video", tmp_path / "loras" / TURBO_FILE, seed=4)  # the right name, another model's LoRA
+    with pytest.raises(InvalidInput, match=f"LoRA {TURBO_FILE} does not fit {WAN}"):
+        engine.generate(request(chelsea, tiny_models[WAN], speed="turbo"))
+    assert engine._pipe is None
+    assert engine.generate(request(chelsea, tiny_models[WAN], num_inference_steps=2)).path.is_file()
+
+
+def test_the_planner_counts_fp8_only_for_bf16_models():
+    from i2v.memory import RunShape, estimate
+
+    i2vgen = RunShape("i2vgen-xl", 512, 512, 16, 50)
+    fp8, plain = estimate(i2vgen.with_(quantize="fp8")), estimate(i2vgen)  # float16: fp8 is not made
+    assert (fp8.peak_gb, fp8.seconds) == (plain.peak_gb, plain.seconds)
+    wan = RunShape(WAN, 480, 832, 81, 40)
+    assert estimate(wan.with_(quantize="fp8")).peak_gb < estimate(wan).peak_gb - 10
