@@ -272,7 +272,8 @@ def _plan(args) -> int:
     from dataclasses import asdict
 
     from .hardware import detect, host_ram_gb
-    from .memory import downgrade, faster_alternative, fastest_fit, in_words, pick, speed_factor, usable_gb
+    from .memory import (downgrade, faster_alternative, fastest_fit, in_words, levers_used, pick, speed_factor,
+                         usable_gb)
     from .families import get_family
 
     report: dict = {}
@@ -302,8 +303,7 @@ def _plan(args) -> int:
         s = estimate.shape
         return {"family": s.family, "height": s.height, "width": s.width, "num_frames": s.num_frames,
                 "num_inference_steps": s.num_inference_steps, "strategy": s.memory_strategy, "vae_tiling": s.vae_tiling,
-                "quantize": s.quantize if s.memory_strategy == "none" else "none",
-                "compile": s.compile and s.memory_strategy in ("none", "model"), "guidance_scale": s.guidance_scale,
+                **dict(zip(("quantize", "compile"), levers_used(s))), "guidance_scale": s.guidance_scale,
                 "estimated_peak_gb": estimate.peak_gb, "estimated_seconds": estimate.seconds,
                 "estimated_host_ram_gb": estimate.host_gb, "measured": estimate.measured}  # fmt: skip
 
@@ -371,19 +371,15 @@ def _plan(args) -> int:
 
 def _speed_settings(args, family) -> tuple[int, float, dict]:
     """The steps, guidance and levers `--speed` (and the single levers) give a family's estimate."""
-    from types import SimpleNamespace
+    from .speed import planned, turbo_for
 
-    from .speed import asked_levers, turbo_for
-
-    steps, guidance = family.num_inference_steps, family.guidance_scale
     if args.speed == "turbo":
-        turbo = turbo_for(family)
-        steps, guidance = turbo.num_inference_steps, turbo.guidance_scale
-    if args.guidance_scale is not None:
-        guidance = args.guidance_scale
-    levers = asked_levers(SimpleNamespace(speed=args.speed, quantize=args.quantize, compile=args.compile,
-                                          step_cache=None))  # fmt: skip
-    return steps, guidance, levers
+        turbo_for(family)  # a family without distilled weights is refused, as `generate` refuses it
+    settings = planned(family, args.speed, args.quantize, args.compile)
+    steps = settings.get("num_inference_steps", family.num_inference_steps)
+    guidance = args.guidance_scale if args.guidance_scale is not None else settings.get("guidance_scale",
+                                                                                         family.guidance_scale)  # fmt: skip
+    return steps, guidance, settings
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -27,6 +27,8 @@ SUFFIX = ".safetensors"
 SECOND_EXPERT = "transformer_2"
 _LOADED = "_i2v_adapters"  # on a pipeline: adapter name -> the components it was loaded into
 _STATE = "_i2v_adapter_state"  # on a pipeline: the active adapters and their weights, last run
+# What diffusers and peft raise for a LoRA whose layers or sizes are not the model's.
+_MISMATCH = (ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError)
 
 
 def parse(text: str) -> LoraChoice:
@@ -128,8 +130,7 @@ def apply(pipe, model: str, choices: list[LoraChoice], files: list[Path]) -> boo
     if stale:
         pipe.delete_adapters(stale)
         for name in stale:
-            adapters.pop(name)
-    setattr(pipe, _LOADED, adapters)
+            adapters.pop(name)  # the same dict the pipeline holds (set above)
     weights = {}
     for component in _components(pipe):
         names = [name for name in wanted if component in adapters[name]]
@@ -164,7 +165,7 @@ def _load(pipe, model: str, name: str, choice: LoraChoice, path: Path) -> tuple[
         if getattr(pipe, SECOND_EXPERT, None) is not None:
             pipe.load_lora_weights(str(path), adapter_name=name, load_into_transformer_2=True)
             into.append(SECOND_EXPERT)
-    except (ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except _MISMATCH as exc:
         _forget(pipe, name)
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         log.warning("LoRA %s does not fit %s: %s", path.name, model, detail)
@@ -204,7 +205,7 @@ def fuse(pipe, model: str, files: list[Path]) -> None:
         kwargs = {"load_into_transformer_2": True} if component == SECOND_EXPERT else {}
         try:
             pipe.load_lora_weights(str(path), adapter_name=f"fused_{index}", **kwargs)
-        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError):
+        except _MISMATCH:
             raise InvalidInput("lora.mismatch", file=path.name, model=model) from None
     pipe.fuse_lora(components=components, lora_scale=1.0)
     pipe.unload_lora_weights()

@@ -124,7 +124,7 @@ def estimate(shape: RunShape) -> Estimate:
     ]
     seconds += max(0.0, a * video + b)
     levers = presets()["planner"]["levers"]
-    if _fp8_applies(shape):
+    if levers_used(shape)[0] == "fp8":
         denoiser_gb = sum(gb for name, gb in profile["weights_gb"].items() if name in DENOISERS)
         phases = {k: v - levers["fp8_weight_saving"] * denoiser_gb for k, v in phases.items()}
     phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
@@ -136,20 +136,23 @@ def estimate(shape: RunShape) -> Estimate:
 DENOISERS = ("transformer", "transformer_2", "unet")
 
 
-def _fp8_applies(shape: RunShape) -> bool:
-    """fp8 weights are made for bf16 models with everything on the GPU (i2v/speed.py decides the same)."""
+def levers_used(shape: RunShape) -> tuple[str, bool]:
+    """The fp8 and compile levers `shape` really runs with: where i2v/speed.py makes them."""
     from .families import get_family
+    from .speed import compile_fits, fp8_fits
 
-    return shape.quantize == "fp8" and shape.memory_strategy == "none" and get_family(shape.family).dtype == "bfloat16"
+    fp8 = shape.quantize == "fp8" and fp8_fits(get_family(shape.family), shape.memory_strategy)
+    return ("fp8" if fp8 else "none"), shape.compile and compile_fits(shape.memory_strategy)
 
 
 def step_factor(shape: RunShape) -> float:
     """How the speed levers that apply to `shape` scale a denoising step's seconds (presets.toml)."""
     levers = presets()["planner"]["levers"]
     factor = 1.0
-    if shape.compile and shape.memory_strategy in ("none", "model"):
+    quantize, compile = levers_used(shape)
+    if compile:
         factor *= levers["compile_step"].get(shape.family, levers["compile_step"]["default"])
-    elif _fp8_applies(shape):
+    elif quantize == "fp8":
         factor *= levers["fp8_step"]
     if shape.guidance_scale is not None and shape.guidance_scale <= 1.0:
         factor *= levers["no_cfg_step"]

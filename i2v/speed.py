@@ -87,6 +87,29 @@ def asked_levers(knobs: GenerationRequest) -> dict:
     return {name: by_speed[name] if getattr(knobs, name) is None else getattr(knobs, name) for name in LEVERS}
 
 
+def fp8_fits(family: Family, strategy: str) -> bool:
+    """Whether fp8 weights are made for `family` under `strategy`: bf16 models, all on the GPU."""
+    return family.dtype == "bfloat16" and strategy in FP8_STRATEGIES
+
+
+def compile_fits(strategy: str) -> bool:
+    """Whether the denoiser is compiled under `strategy` (no offload, or model offload)."""
+    return strategy in COMPILE_STRATEGIES
+
+
+def planned(family: Family, speed: str, quantize: str | None = None, compile: bool | None = None) -> dict:
+    """The run settings `speed` gives `family`, for estimates: its fp8 and compile levers (those set on
+    their own win) and, under turbo where the family has distilled weights, their steps and guidance."""
+    from types import SimpleNamespace
+
+    levers = asked_levers(SimpleNamespace(speed=speed, quantize=quantize, compile=compile, step_cache=None))
+    settings = {"quantize": levers["quantize"], "compile": levers["compile"]}
+    turbo = turbo_table().get(family.id) if speed == "turbo" else None
+    if turbo is not None:
+        settings.update(num_inference_steps=turbo.num_inference_steps, guidance_scale=turbo.guidance_scale)
+    return settings
+
+
 def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: bool,
            explicit: frozenset[str]) -> tuple[dict, list[LeverReport]]:  # fmt: skip
     """Which of the asked levers (`knobs` with them filled in) apply to this run on `device`: the
@@ -107,10 +130,9 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
             why = note("lever.needs_gpu", lever="fp8", device=device)
         elif _capability(device) < FP8_CAPABILITY:
             why = note("lever.fp8_old_gpu", capability=".".join(map(str, _capability(device))))
-        elif family.dtype != "bfloat16":  # torchao's per-row fp8 scales are made from bf16 weights
-            why = note("lever.fp8_dtype", dtype=family.dtype)
-        elif strategy not in FP8_STRATEGIES:
-            why = note("lever.fp8_offload", strategy=strategy)
+        elif not fp8_fits(family, strategy):  # torchao's per-row fp8 is made from bf16 weights, on the GPU
+            bf16 = family.dtype == "bfloat16"
+            why = note("lever.fp8_offload", strategy=strategy) if bf16 else note("lever.fp8_dtype", dtype=family.dtype)
         elif not _torchao():
             why = note("lever.no_torchao")
         reports.append(LeverReport(lever="quantize", value="fp8", applied=why is None, reason=why))
@@ -122,7 +144,7 @@ def decide(knobs: GenerationRequest, family: Family, device: str, runs_once: boo
             why = note("lever.no_denoiser")
         elif not gpu:
             why = note("lever.needs_gpu", lever="compile", device=device)
-        elif strategy not in COMPILE_STRATEGIES:
+        elif not compile_fits(strategy):
             why = note("lever.compile_offload", strategy=strategy)
         elif runs_once and "compile" not in explicit:
             why = note("lever.compile_single_run")

@@ -43,17 +43,9 @@ def memory_words(guess: Estimate) -> Message:
 def with_speed(family: Family, shape: RunShape, speed: str, levers: dict | None = None) -> RunShape:
     """`shape` as `speed` would run it: its levers (those set on their own in `levers` win), and
     turbo's steps and guidance."""
-    from types import SimpleNamespace
+    from i2v.speed import planned
 
-    from i2v.speed import asked_levers, turbo_table
-
-    own = {"quantize": None, "compile": None, **(levers or {})}
-    levers = asked_levers(SimpleNamespace(speed=speed, step_cache=None, **own))
-    shape = shape.with_(quantize=levers["quantize"], compile=levers["compile"])
-    turbo = turbo_table().get(family.id)
-    if speed == "turbo" and turbo is not None:
-        shape = shape.with_(num_inference_steps=turbo.num_inference_steps, guidance_scale=turbo.guidance_scale)
-    return shape
+    return shape.with_(**planned(family, speed, **(levers or {})))
 
 
 def speed_line(family: Family, wanted: RunShape, vram: float, ram: float | None, gpu_name: str, auto: bool) -> Message:

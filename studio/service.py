@@ -177,10 +177,9 @@ class Studio:
         except (TypeError, ValueError):
             raise StudioError("studio.not_a_number", knob=note("knob.seed"), value=seed) from None
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
-        for lever in LEVER_CHOICES:  # "auto": from speed
-            value = values.pop(lever, None)
-            if value not in (None, "auto"):
-                values[lever] = {"on": True, "off": False}.get(value, value) if lever == "compile" else value
+        for lever in LEVER_CHOICES:
+            values.pop(lever, None)
+        values.update({lever: value for lever, value in _levers(form).items() if value is not None})
         values.update(
             prompt=(form.get("prompt") or "").strip() or form.get("words") or "",
             negative_prompt=form.get("negative_prompt") or "",
@@ -209,12 +208,12 @@ class Studio:
 
     def _loras(self, form: dict) -> list[LoraChoice]:
         """The LoRA slots of the form as choices: names of files in the LoRA folder, never a path."""
-        chosen = []
+        chosen, present = [], self.lora_files()
         for slot, weight in LORA_SLOTS:
             name = form.get(slot)
             if not name:
                 continue
-            if name not in self.lora_files():
+            if name not in present:
                 raise StudioError("studio.lora_unknown", name=Path(str(name)).name)
             value = form.get(weight)
             chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=1.0 if value is None else value))
@@ -315,9 +314,7 @@ class Studio:
                               int(form["num_inference_steps"]),
                               self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")),
                               guidance_scale=form.get("guidance_scale"))  # fmt: skip
-        levers = {lever: form.get(lever) for lever in ("quantize", "compile")}
-        levers["compile"] = {"on": True, "off": False}.get(levers["compile"])
-        levers["quantize"] = None if levers["quantize"] in (None, "auto") else levers["quantize"]
+        levers = {lever: value for lever, value in _levers(form).items() if lever in ("quantize", "compile")}
         panel = gpu_panel(self.hardware, self.engine.device, family, wanted, strategy == "auto", present,
                           speed=form.get("speed") or "exact", levers=levers)  # fmt: skip
         text = "\n\n".join(self.say(line, language) for line in panel.lines)
@@ -375,6 +372,17 @@ class Studio:
             return self.say(stage, language)
         code = "studio.progress_eta" if update.eta is not None else "studio.progress"
         return self.say(note(code, stage=stage, step=update.step, total=update.total, eta=update.eta or 0), language)
+
+
+def _levers(form: dict) -> dict:
+    """The lever dropdowns as request values: None for "auto" (left to the speed), compile's
+    "on"/"off" as True/False."""
+    levers = {}
+    for lever in LEVER_CHOICES:
+        value = form.get(lever)
+        value = None if value in (None, "auto") else value
+        levers[lever] = {"on": True, "off": False}.get(value, value) if lever == "compile" else value
+    return levers
 
 
 def _public(message: Message) -> Message:
