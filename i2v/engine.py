@@ -305,7 +305,7 @@ class VideoEngine:
         import torch
 
         from .lora import fuse
-        from .speed import compile_denoisers, set_shift, to_fp8, turbo_table
+        from .speed import compile_denoisers, set_shift, to_fp8, tune_convolutions, turbo_table
 
         placed = True
         try:
@@ -318,6 +318,7 @@ class VideoEngine:
             place(pipe, strategy, self.device)
             if compile:
                 compile_denoisers(pipe, self.cache_dir)
+            tune_convolutions(pipe, compile)
         except torch.OutOfMemoryError:
             placed = False  # freed below, outside the except block that holds the traceback
         except BaseException:  # a lever that failed: nothing half-made is kept, and its memory goes back

@@ -206,3 +206,14 @@ def test_the_planner_counts_fp8_only_for_bf16_models():
     assert (fp8.peak_gb, fp8.seconds) == (plain.peak_gb, plain.seconds)
     wan = RunShape(WAN, 480, 832, 81, 40)
     assert estimate(wan.with_(quantize="fp8")).peak_gb < estimate(wan).peak_gb - 10
+
+
+def test_cudnn_times_its_convolutions_for_a_compiled_unet_only(engine, tiny_models, chelsea):
+    from i2v.speed import tune_convolutions
+
+    engine.generate(request(chelsea, tiny_models["i2vgen-xl"], num_inference_steps=2))
+    assert not torch.backends.cudnn.benchmark  # not compiled (no GPU here)
+    assert tune_convolutions(engine._pipe, compiled=True) and torch.backends.cudnn.benchmark
+    engine.generate(request(chelsea, tiny_models[WAN], num_inference_steps=2))  # the next model turns it off
+    assert not torch.backends.cudnn.benchmark
+    assert not tune_convolutions(engine._pipe, compiled=True)  # a transformer: its VAE's workspaces stay uncounted
