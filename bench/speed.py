@@ -192,9 +192,9 @@ def main() -> None:
     if args.fp8_everywhere:
         import re
 
-        import i2v.speed
+        from i2v import speed as product_speed
 
-        i2v.speed.BLOCK_LAYERS = re.compile(r"")
+        product_speed.BLOCK_LAYERS = re.compile(r"")
     if args.cpu_check:
         _tiny_instead(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
