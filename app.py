@@ -3,7 +3,7 @@
 Layout and wiring only: what a click means lives in the studio service (studio/), which this page
 calls. `build_demo(services)` makes the gr.Blocks page around a studio made elsewhere, so tests can
 build it around a tiny model; `main()` reads the settings, sets up logging, makes the engine, the
-refiner and the studio once, and launches. This is the only module that imports gradio.
+refiner, the studio and its job store once, and serves the page with the REST API (api.py) beside it. This is the only module that imports gradio.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ import logging
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
 
-from i2v.engine import VideoEngine
-from i2v.hardware import detect
 from i2v.memory import RunShape
+from i2v.progress import Progress
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, SPEEDS, STRATEGIES
 from messages import DEFAULT, LANGUAGES, language_of, note, render
-from prompting import Endpoint, PromptRefiner
 from settings import Settings
-from studio import FORM, LEVER_CHOICES, Studio
+from studio import FORM, LEVER_CHOICES, Studio, StudioError
+from studio.hosting import ANYONE, Hosting, make_hosting
+from studio.store import StoreError
 
 log = logging.getLogger("app")
 
@@ -69,9 +70,14 @@ I18N = gr.I18n(
         "generate": "Generate",
         "stop": "Stop",
         "params": "Parameters used",
-        "history": "This session's videos",
-        "history_pick": "Load a video of this session back into the form",
+        "history": "Your videos (kept across restarts and browsers)",
+        "history_pick": "A video of yours: play it (download from the player), load its settings, or delete it",
         "load": "Load into form",
+        "delete": "Delete",
+        "batch": "Batch: several photos x prompts",
+        "batch_photos": "Photos",
+        "batch_prompts": "Prompts, one per line (empty: the prompt above); each photo gets each prompt",
+        "batch_go": "Queue them all",
         "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
         "camera moves: a motion preview, not a generated video. Add weights to the Hugging Face cache, or start "
         "with `--model /path/to/model`.",
@@ -114,9 +120,14 @@ I18N = gr.I18n(
         "generate": "生成",
         "stop": "停止",
         "params": "本次参数",
-        "history": "本次会话的视频",
-        "history_pick": "把本次会话的某个视频载回表单",
+        "history": "您的视频（重启和换浏览器后仍在）",
+        "history_pick": "您的某个视频：播放（在播放器中下载）、载回设置，或删除",
         "load": "载回表单",
+        "delete": "删除",
+        "batch": "批量：多张照片 × 多条提示词",
+        "batch_photos": "照片",
+        "batch_prompts": "提示词，每行一条（留空：用上面的提示词）；每张照片配每条提示词",
+        "batch_go": "全部排队",
         "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
         "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
         "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
@@ -138,6 +149,7 @@ class Services:
 
     studio: Studio
     settings: Settings
+    hosting: Hosting  # the job store and its one GPU worker: every job goes through it
 
 
 # ---------------------------------------------------------------------- gradio, adjusted
@@ -192,34 +204,13 @@ def toast_titles() -> str:
     )
 
 
-def limit_waiting_videos(demo: gr.Blocks, limit: int, on_queued, refusal) -> None:
-    """Refuse a video job when `limit` of them wait (`refusal(language)` says so); never refuse
-    anything else, Stop above all.
-
-    gradio's max_size counts the waiting events of every event and refuses any event when full, and
-    gradio_client sends even queue=False events through /queue/join, so `/stop` was refused behind a
-    full queue. This wraps gradio's (private) Queue.push: tests/test_app.py fails if that changes."""
-    queue = demo._queue
-    push = queue.push
-
-    async def push_limited(body, request, username):
-        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is None or fn.concurrency_id != "gpu":
-            return await push(body, request, username)
-        waiting = queue.event_queue_per_concurrency_id.get("gpu")
-        if waiting is not None and len(waiting.queue) >= limit:
-            return False, refusal(language(request)), "queue_full"
-        accepted = await push(body, request, username)
-        if accepted[0]:
-            on_queued(body.session_hash or "api")
-        return accepted
-
-    queue.push = push_limited
+def owner_of(request: gr.Request | None) -> str:
+    """The signed-in user (I2V_AUTH), or ANYONE when nobody signs in: the owner of a job."""
+    return getattr(request, "username", None) or ANYONE
 
 
-# ---------------------------------------------------------------------- the page
 def build_demo(services: Services) -> gr.Blocks:
-    studio, settings = services.studio, services.settings
+    studio, settings, hosting = services.studio, services.settings, services.hosting
     choices = studio.choices()
     first_model = studio.default_model()
     first = studio.rules(first_model)
@@ -315,6 +306,13 @@ def build_demo(services: Services) -> gr.Blocks:
                         step_cache = gr.Dropdown(list(LEVER_CHOICES["step_cache"]), value="auto",
                                                  label=I18N("step_cache"), elem_id="step-cache")  # fmt: skip
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
+                with gr.Accordion(I18N("batch"), open=False):  # several photos x prompts, with the form's settings
+                    batch_photos = gr.File(file_count="multiple", file_types=["image"], label=I18N("batch_photos"),
+                                           elem_id="batch-photos")  # fmt: skip
+                    batch_prompts = gr.Textbox(lines=3, label=I18N("batch_prompts"), placeholder="猫转头\n镜头推近",
+                                               elem_id="batch-prompts")  # fmt: skip
+                    batch_button = gr.Button(I18N("batch_go"), elem_id="batch-go")
+                    batch_note = gr.Markdown(elem_id="batch-note")
             with gr.Column(scale=1):
                 # A plain label: gr.Video shows an I18n label as "[object Object]" (gradio 6.31).
                 video = gr.Video(label="Video · 视频", autoplay=True, loop=True, interactive=False, elem_id="video")
@@ -327,6 +325,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 with gr.Row():
                     history_pick = gr.Dropdown(choices=[], label=I18N("history_pick"), elem_id="history-pick")
                     load_button = gr.Button(I18N("load"), size="sm", elem_id="load-history")
+                    delete_button = gr.Button(I18N("delete"), size="sm", variant="stop", elem_id="delete-history")
         for number in (height, width, frames, fps, steps, guidance, seed):
             checked_by_the_engine(number)
 
@@ -398,19 +397,38 @@ def build_demo(services: Services) -> gr.Blocks:
                 else:
                     progress(None, desc=text)
 
+            def on_change(job) -> None:  # waiting in the store's queue, then the worker's progress
+                ahead = hosting.store.position(job)
+                if job.status == "queued" and ahead is not None:
+                    progress(None, desc=studio.say(note("store.waiting", ahead=ahead) if ahead
+                                                   else note("store.waiting_next"), lang))  # fmt: skip
+                elif job.stage:
+                    on_progress(Progress(job.stage, job.step or 0, job.total or 0, 0.0, job.eta))
+
             try:
-                outcome = studio.generate(data, last, request.session_hash or "api", lang, on_progress)
+                job = hosting.submit(data, owner_of(request), lang, session=request.session_hash or "api",
+                                     last_refine=last)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
                 raise refusal(exc, lang, "generate") from None
-            for text in outcome.warnings:
+            job = hosting.wait(job.id, on_change)
+            if job is None:  # deleted by its owner from another client while it waited
+                raise user_error(studio.say(note("studio.stopped"), lang), studio.say(note("studio.title_error"), lang))
+            if job.status == "failed":
+                log.info("job %s failed: %s", job.id, job.error["text"])
+                raise user_error(job.error["text"], studio.say(note("studio.title_error"), lang))
+            result = job.result or {}
+            for text in result.get("warnings", []):
                 warn(text, lang)
-            for text in outcome.infos:
+            for text in result.get("infos") or [studio.say(note("studio.stopped"), lang)]:
                 inform(text, lang)
-            out = {refined: outcome.prompt, negative: outcome.negative_prompt, camera: outcome.camera_motion,
-                   details: outcome.refined.details if outcome.refined else gr.update(),
-                   last_refine: outcome.refined.last if outcome.refined else last, params: outcome.params}  # fmt: skip
-            past = [*past, outcome.history_item] if outcome.history_item else past
-            out.update({video: str(outcome.result.path) if outcome.result else None, history: past,
+            done = job.status == "done"
+            made = result.get("refined")
+            out = {refined: result.get("prompt", data.get("prompt")), negative: result.get("negative_prompt", ""),
+                   camera: result.get("camera_motion", "static"), details: made["details"] if made else gr.update(),
+                   last_refine: made["last"] if made else last,
+                   params: result.get("params") if done else {"stopped": True}}  # fmt: skip
+            past = hosting.history(None if owner_of(request) == ANYONE else owner_of(request)) if done else past
+            out.update({video: result["params"]["output_path"] if done else None, history: past,
                         table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
             return out
 
@@ -432,7 +450,7 @@ def build_demo(services: Services) -> gr.Blocks:
             return fill
 
         def stop(request: gr.Request) -> None:
-            studio.stop(request.session_hash or "api")
+            hosting.stop_session(request.session_hash or "api")
 
         def history_choices(past: list[dict], request: gr.Request):
             return gr.update(choices=studio.history_choices(past, language(request)),
@@ -446,8 +464,53 @@ def build_demo(services: Services) -> gr.Blocks:
             item = past[int(index)]
             return {video: item["output_path"], params: item, **{form[name]: v for name, v in values.items()}}
 
-        def headers(request: gr.Request):
-            return {"headers": studio.history_headers(language(request)), "data": []}
+        def run_batch(photos, prompts: str, request: gr.Request, *values):
+            """Every photo with every prompt (one per line; none: the prompt box's words), each a job
+            of the store with the form's settings; the history below follows them."""
+            lang, data = language(request), dict(zip(form, values))
+            lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()] or [data.get("words") or ""]
+            paths = [getattr(photo, "name", photo) for photo in photos or []]
+            if not paths:
+                raise refusal(StudioError("studio.no_photo"), lang, "batch")
+            queued, refused = 0, None
+            for path in paths:
+                for line in lines:
+                    job_form = {**data, "image": path, "words": line, "prompt": "" if data.get("auto_refine") else line}
+                    try:
+                        hosting.submit(job_form, owner_of(request), lang, session=request.session_hash or "api")
+                        queued += 1
+                    except Exception as exc:  # noqa: BLE001 - said below, with what was queued before it
+                        refused = studio.explain(exc, lang)
+                        if refused is None:
+                            raise refusal(exc, lang, "batch") from None
+                        break
+                if refused:
+                    break
+            text = studio.say(note("studio.batch_queued", queued=queued, total=len(paths) * len(lines)), lang)
+            return {batch_note: text + (f"\n\n{refused}" if refused else ""), **load_history(request)}
+
+        def refresh_history(past: list[dict], request: gr.Request):
+            """The timer's look at the store: new values only when a job of this person moved."""
+            now = load_history(request)
+            return now if now[history] != past else {history: gr.skip(), table: gr.skip(), history_pick: gr.skip()}
+
+        def delete_from_history(past: list[dict], index, request: gr.Request):
+            lang, who = language(request), owner_of(request)
+            try:
+                if index is None or not 0 <= int(index) < len(past):
+                    raise StudioError("studio.pick_a_video")
+                hosting.delete(past[int(index)]["job"], None if who == ANYONE else who)
+            except Exception as exc:  # noqa: BLE001
+                raise refusal(exc, lang, "delete") from None
+            return load_history(request)
+
+        def load_history(request: gr.Request):
+            """The history of whoever opened the page (everyone's when nobody signs in), across
+            restarts and browsers: it comes from the job store."""
+            who = owner_of(request)
+            past = hosting.history(None if who == ANYONE else who)
+            return {history: past, history_pick: history_choices(past, request),
+                    table: {"headers": studio.history_headers(language(request)), "data": studio.history_rows(past)}}
 
         # The API names /generate's values as they always were (its signature below); gradio reads them there.
         generate.__signature__ = inspect.Signature([
@@ -473,13 +536,15 @@ def build_demo(services: Services) -> gr.Blocks:
         for control in panel_inputs:
             control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
         demo.load(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
-        demo.load(headers, None, [table], api_name=False, queue=False)
+        demo.load(load_history, None, [history, table, history_pick], api_name=False, queue=False)
         for button, kind in ((preset_button, "preset"), (plan_button, "plan"), (faster_button, "faster")):
             button.click(apply(kind), [actions, model, speed], panel_inputs, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
         generate_button.click(
             generate, generate_inputs, [video, params, history, table, refined, negative, camera, details, last_refine],
-            api_name="generate", concurrency_id="gpu", concurrency_limit=1,
+            # No GPU work in gradio's queue: the function waits on the job store, whose one worker
+            # runs every job (the page's, the API's, batch's) in order; the store bounds the queue.
+            api_name="generate", concurrency_limit=None,
         )  # fmt: skip
         # No cancels=[...]: gradio would cancel the task (red "Error" on every output) and free the
         # GPU slot while the engine still runs; the flag stops the engine, and the job returns calmly.
@@ -487,41 +552,108 @@ def build_demo(services: Services) -> gr.Blocks:
         history.change(history_choices, [history], [history_pick], api_name=False, queue=False)
         load_button.click(load_from_history, [history, history_pick], [video, params, *form.values()],
                           api_name=False, queue=False)  # fmt: skip
+        delete_button.click(delete_from_history, [history, history_pick], [history, table, history_pick],
+                            api_name=False, queue=False)  # fmt: skip
+        batch_button.click(run_batch, [batch_photos, batch_prompts, *form.values()],
+                           [batch_note, history, table, history_pick], api_name=False)  # fmt: skip
+        gr.Timer(3.0).tick(refresh_history, [history], [history, table, history_pick], api_name=False, queue=False)
     demo.queue(default_concurrency_limit=1)
-    limit_waiting_videos(demo, settings.queue_size, studio.jobs.queued,
-                         lambda lang: studio.say(note("studio.queue_full", limit=settings.queue_size), lang))  # fmt: skip
     return demo
 
 
 def make_services(settings: Settings) -> Services:
-    endpoint = None
-    if settings.llm_configured:
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
-    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
-                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir)  # fmt: skip
-    refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
-    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
-                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
-    return Services(studio, settings)
+    hosting = make_hosting(settings)
+    return Services(hosting.studio, settings, hosting)
 
 
-def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+class Server:
+    """The page and the REST API on one port, served by uvicorn; `close()` ends both and the worker."""
+
+    def __init__(self, server, thread, hosting: Hosting):
+        self._server, self._thread, self._hosting = server, thread, hosting
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        self._hosting.close()
+
+
+def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
+    """Start the job worker (it holds the store: a second server on the same output folder is
+    refused), then serve the REST API and the page on the settings' host and port."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from api import add_api
+
+    settings, hosting = services.settings, services.hosting
+    hosting.start()
+    app = FastAPI(title="i2v studio API", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    add_api(app, hosting, tokens=settings.api_token_pairs(), page_has_users=settings.auth is not None,
+            max_upload_mb=settings.max_upload_mb)  # fmt: skip
     # Videos are served from the output folder as they are, never copied into gradio's cache (each
     # was copied there and never deleted).
     gr.set_static_paths([str(settings.output_dir)])
-    return demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=settings.auth_pairs(),
-        allowed_paths=[str(settings.output_dir)],
-        i18n=I18N,
-        footer_links=["api"],
-        head=toast_titles(),
-        show_error=True,  # an unexpected failure still tells the person what broke
-        **kwargs,
-    )
+    app = gr.mount_gradio_app(
+        app, demo, path="/", server_name=settings.host, server_port=settings.port, auth=settings.auth_pairs(),
+        allowed_paths=[str(settings.output_dir)], i18n=I18N, footer_links=["api"], head=toast_titles(),
+        show_error=True, ssr_mode=False,  # an unexpected failure still tells the person what broke
+    )  # fmt: skip
+    if settings.auth is not None:
+        _own_files_only(app, hosting, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"))
+    if settings.share:
+        threading.Timer(3.0, _share, (settings,)).start()
+    if block:
+        server.run()
+        hosting.close()
+        return Server(server, None, hosting)
+    thread = threading.Thread(target=server.run, name="server", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.05)
+    return Server(server, thread, hosting)
+
+
+def _own_files_only(app, hosting: Hosting, settings: Settings) -> None:
+    """With users (I2V_AUTH), a file of the output folder goes only to the user whose job made it:
+    gradio's file route serves any allowed path to anyone signed in, so it is checked here first."""
+    from urllib.parse import unquote
+
+    from fastapi.responses import JSONResponse
+    from starlette.routing import Mount
+
+    page = next(route.app for route in app.routes if isinstance(route, Mount))  # gradio's own app
+    root = settings.output_dir.resolve()
+
+    @app.middleware("http")
+    async def own_files_only(request, call_next):
+        path = request.url.path
+        if "/file=" in path:
+            target = Path(unquote(path.split("/file=", 1)[1])).resolve()
+            if target == root or root in target.parents:
+                cookie = request.cookies.get(f"access-token-{page.cookie_id}") or request.cookies.get(
+                    f"access-token-unsecure-{page.cookie_id}")  # fmt: skip
+                user = page.tokens.get(cookie)
+                if user is None or hosting.store.owner_of_file(target) != user:
+                    return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return await call_next(request)
+
+
+def _share(settings: Settings) -> None:
+    """A public gradio.live link to this server (I2V_SHARE), as gradio's own launch makes one."""
+    import secrets
+
+    from gradio import networking
+
+    try:
+        url = networking.setup_tunnel(settings.host, settings.port, secrets.token_urlsafe(32), None, None)
+        print(f"i2v studio: public link {url}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - no link is no reason to stop the server
+        log.warning("could not make a public share link: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -554,7 +686,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_demo(services)
     print(f"i2v studio: open http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"
           f":{settings.port}", flush=True)  # fmt: skip
-    launch(demo, settings)
+    try:
+        serve(demo, services)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

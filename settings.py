@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     auth: SecretStr | None = Field(None, description="'user:password', or several separated by commas")
     share: bool = False
     queue_size: int = Field(8, ge=1, le=1000, description="jobs waiting at most; more are refused with a message")
+    api_tokens: SecretStr | None = Field(None, description="REST API bearer tokens: 'user:TOKEN', several separated by commas")
+    max_upload_mb: float = Field(20.0, gt=0, le=500, description="the largest photo the API takes")
+    keep_days: float | None = Field(None, gt=0, description="remove finished jobs and their videos after this many days")
+    keep_gb: float | None = Field(None, gt=0, description="remove the oldest finished jobs while their videos take more")
 
     @field_validator("output_dir", "lora_dir", "cache_dir")
     @classmethod
@@ -63,6 +67,28 @@ class Settings(BaseSettings):
             if not user.strip() or not password:
                 raise ValueError("I2V_AUTH must be 'user:password' pairs separated by commas")
         return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _token_pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        users = []
+        for pair in value.get_secret_value().split(","):
+            user, _, token = pair.partition(":")
+            if not user.strip() or len(token.strip()) < 16:
+                raise ValueError("I2V_API_TOKENS must be 'user:TOKEN' pairs separated by commas, each token 16 characters or more")
+            users.append(user.strip())
+        if len(set(users)) != len(users):
+            raise ValueError("I2V_API_TOKENS names a user twice")
+        return value
+
+    def api_token_pairs(self) -> dict[str, str] | None:
+        """user -> token, or None without tokens."""
+        if self.api_tokens is None:
+            return None
+        return {user.strip(): token.strip() for user, _, token in
+                (pair.partition(":") for pair in self.api_tokens.get_secret_value().split(","))}  # fmt: skip
 
     def auth_pairs(self) -> list[tuple[str, str]] | None:
         if self.auth is None:

@@ -4,7 +4,8 @@ The refine policy (refine before generating when the prompt was not refined, or 
 the refined text is still the refiner's own; a hand edit is always kept), building a request from
 the form, running a job with progress and Stop, the rows of the history, the hardware panel, and the
 one place that turns our errors into words for the person (`explain`), in the page's language.
-The page (app.py) is layout and wiring on top of this; a REST API or a job queue can sit on it too.
+The page (app.py) is layout and wiring on top of this; the job store's worker (worker.py) runs
+each job through `run`, whoever asked for it (the page, the REST API, batch).
 It never imports gradio.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,6 @@ from i2v.request import GenerationRequest, LoraChoice, VideoResult
 from messages import Message, MessageError, note, render
 from prompting import PromptRefiner, RefinedPrompt
 
-from .jobs import Jobs
 from .panel import gpu_panel
 
 log = logging.getLogger("studio")
@@ -43,7 +42,7 @@ FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model",
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
 LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
-HISTORY_COLUMNS = ("index", "time", "model", "seed", "size", "prompt")
+HISTORY_COLUMNS = ("index", "time", "status", "model", "seed", "size", "prompt")
 # What "Load into form" leaves as it is: the photo, and where the weights went and which levers ran
 # (a video made on another GPU, or on a CPU, says what was used there, not what was asked).
 _NOT_LOADED = ("image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache")
@@ -89,7 +88,7 @@ class Studio:
                  llm_configured: bool = False, model: str = "auto"):  # fmt: skip
         self.engine, self.refiner, self.hardware = engine, refiner, hardware
         self.auto_refine, self.llm_configured, self.model = auto_refine, llm_configured, model
-        self.jobs = Jobs()
+        self.metrics = None  # set by hosting.Hosting: refine latency goes there
         self._choices = self._model_choices()
 
     # ------------------------------------------------------------------ models and their rules
@@ -135,10 +134,14 @@ class Studio:
     # ------------------------------------------------------------------ refining
     def refine(self, words: str, image: str | None, model: str, language: str) -> Refined:
         result = self.refiner.refine(words or "", self.family(model).id, image)
+        if self.metrics is not None:
+            self.metrics.refine_seconds.labels(result.source).observe(result.seconds)
         warning = None
         if result.source == "offline" and self.llm_configured:  # the refiner's reason, not a cleaning note
             reason = next((w for w in result.warnings if w.code.startswith("refiner.")), result.warnings[0])
             warning = self.say(note("studio.llm_failed", reason=reason), language)
+            if self.metrics is not None:
+                self.metrics.failures.labels("llm_fallback").inc()
         return Refined(result.prompt, result.negative_prompt, result.camera_motion, self.describe(result, language),
                        warning, {"for": words or "", "text": result.prompt})  # fmt: skip
 
@@ -209,6 +212,12 @@ class Studio:
     def _loras(self, form: dict) -> list[LoraChoice]:
         """The LoRA slots of the form as choices: names of files in the LoRA folder, never a path."""
         chosen, present = [], self.lora_files()
+        for lora in form.get("loras") or []:  # the API's list: {"name", "weight", "weight_2"}, names only
+            name = str(lora.get("name") or "")
+            if name not in present:
+                raise StudioError("studio.lora_unknown", name=Path(name).name)
+            chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=lora.get("weight", 1.0),
+                                     weight_2=lora.get("weight_2")))  # fmt: skip
         for slot, weight in LORA_SLOTS:
             name = form.get(slot)
             if not name:
@@ -219,17 +228,9 @@ class Studio:
             chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=1.0 if value is None else value))
         return chosen
 
-    def generate(self, form: dict, last: dict, session: str, language: str,
-                 on_progress: Callable[[Progress], None] | None = None) -> Outcome:  # fmt: skip
-        """Run the job the form asks for: refine first when the policy says so, then make the video.
-        Stop (`stop(session)`) ends it calmly at the next step, or before it starts."""
-        cancel = self.jobs.start(session)
-        try:
-            return self._run(form, last, language, on_progress, cancel)
-        finally:
-            self.jobs.finish(session, cancel)
-
-    def _run(self, form: dict, last: dict, language: str, on_progress, cancel) -> Outcome:
+    def run(self, form: dict, last: dict, language: str, on_progress, cancel) -> Outcome:
+        """One job, as the worker runs it: refine first when the policy says so, then the video.
+        `cancel` set ends it calmly at the next step, or before it starts."""
         words, prompt = form.get("words") or "", (form.get("prompt") or "").strip()
         stopped = Outcome(None, prompt, form.get("negative_prompt") or "", form.get("camera_motion") or "static",
                           infos=[self.say(note("studio.stopped"), language)], params={"stopped": True})  # fmt: skip
@@ -266,20 +267,15 @@ class Studio:
         outcome.history_item = outcome.params
         return outcome
 
-    def stop(self, session: str) -> bool:
-        stopped = self.jobs.stop(session)
-        if stopped:
-            log.info("stop requested for session %s", session)
-        return stopped
-
     # ------------------------------------------------------------------ history
     def history_headers(self, language: str) -> list[str]:
         return [self.say(note(f"studio.column_{name}"), language) for name in HISTORY_COLUMNS]
 
     @staticmethod
     def history_rows(history: list[dict]) -> list[list]:
-        return [[i + 1, item["time"], item["family"], item["seed"], f"{item['width']}x{item['height']}",
-                 item["prompt"][:80]] for i, item in enumerate(history)]  # fmt: skip
+        return [[i + 1, item["time"], item.get("status", "done"), item["family"], item["seed"],
+                 f"{item['width'] or '—'}x{item['height'] or '—'}", item["prompt"][:80]]
+                for i, item in enumerate(history)]  # fmt: skip
 
     def history_choices(self, history: list[dict], language: str) -> list[tuple[str, int]]:
         return [(self.say(note("studio.history_choice", index=i + 1, time=item["time"], family=item["family"],
@@ -290,6 +286,8 @@ class Studio:
         if index is None or not 0 <= int(index) < len(history):
             raise StudioError("studio.pick_a_video")
         item = history[int(index)]
+        if item.get("status", "done") != "done":
+            raise StudioError("store.no_video", job=item["job"], status=item["status"])
         model = item["model"] if item["model"] in [value for _, value in self._choices] else self.default_model()
         # Not the photo (the history keeps its file name only; the form keeps the photo it has), nor
         # where the weights went (a job asked "auto" ran with what the planner chose: the form keeps its own).

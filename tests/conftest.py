@@ -110,7 +110,7 @@ def app_url(tiny_model, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("app-outputs")
     settings = Settings(model=tiny_model, output_dir=out, port=free_port(), queue_size=2, device="cpu")
-    demo = app.build_demo(app.make_services(settings))
-    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    services = app.make_services(settings)
+    server = app.serve(app.build_demo(services), services, block=False)
     yield f"http://127.0.0.1:{settings.port}/", out
-    demo.close()
+    server.close()

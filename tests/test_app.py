@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_refine_edit_generate(app_url, tiny_model, chelsea):
     assert params["seed"] == 5 and params["family"] == "wan2.2-ti2v-5b"
     frames, _ = read_mp4(params["output_path"])
     assert frames.shape == (9, 64, 64, 3)
-    assert table["data"][-1][3] == 5  # the history row
+    assert table["data"][-1][2:5] == ["done", "wan2.2-ti2v-5b", 5]  # the history row: status, model, seed
 
 
 def test_generate_without_refining_refines_first(app_url, tiny_model, chelsea):
@@ -116,12 +117,14 @@ def wait_until_denoising(job, seconds=60):
 
 
 def wait_until_queued(job, seconds=30):
-    from gradio_client.utils import Status
-
+    """Until the job waits in the studio's queue (the job store's): its progress says so."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if job.status().code == Status.IN_QUEUE:
+        update = job.status()
+        if update.progress_data and any("Waiting in the queue" in (p.desc or "") for p in update.progress_data):
             return
+        if job.done():
+            pytest.fail(f"the job ended instead of waiting: {job.result()}")
         time.sleep(0.05)
     pytest.fail("the job never joined the queue")
 
@@ -194,7 +197,7 @@ def test_the_page_speaks_the_browsers_language(app_url, tiny_model, chelsea):
     with pytest.raises(AppError, match="帧数 201 超出 wan2.2-ti2v-5b 的能力：最多 161"):
         call_generate(client, args)
     _, _, table, *_ = call_generate(client, generate_args(chelsea, "cat", "a cat", tiny_model))
-    assert table["headers"][1:3] == ["时间", "模型"]
+    assert table["headers"][1:4] == ["时间", "状态", "模型"]
     english = Client(url, verbose=False)
     assert "Camera" in english.predict("cat", handle_file(str(chelsea)), tiny_model, api_name="/refine")[3]
 
@@ -371,7 +374,7 @@ def test_the_page_offers_the_lora_folders_files_by_name_only(tiny_model, chelsea
     form = dict(image=str(chelsea), words="a cat", prompt="a cat turns", model=tiny_model, height=32, width=32,
                 num_frames=9, fps=8, num_inference_steps=2, guidance_scale=5.0, seed=3, auto_refine=False,
                 lora_1="glow.safetensors", lora_weight_1=0.6, speed="fast")  # fmt: skip
-    outcome = studio.generate(form, {}, "s", "en")
+    outcome = studio.run(form, {}, "en", None, threading.Event())
     assert outcome.params["loras"] == [{"file": "glow.safetensors", "weight": 0.6, "weight_2": None}]
     assert str(folder) not in str(outcome.params["loras"])
     assert {lever["lever"] for lever in outcome.params["levers"]} == {"quantize", "compile", "step_cache"}

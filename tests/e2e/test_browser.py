@@ -33,7 +33,7 @@ def browser():
 
 
 def test_refine_edit_generate_and_play(browser, app_url, chelsea):
-    url, _ = app_url
+    url, out = app_url
     page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
     page.goto(url)
     page.locator("#photo input[type=file]").set_input_files(str(chelsea))
@@ -71,6 +71,19 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     )
     assert page.locator("#height input[type=number]").input_value() == "64"
     page.close()
+
+    # Another tab (a new session, as after a restart or on another browser) lists it from the job
+    # store; Delete removes the video and its row.
+    other = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
+    other.goto(url)
+    other.wait_for_function("(document.querySelector('#history')?.innerText || '').includes('EDITED IN BROWSER')",
+                            timeout=30_000)  # fmt: skip
+    videos = sorted(out.glob("*.mp4"))
+    other.locator("#delete-history").click()  # the newest is picked already
+    other.wait_for_function("!(document.querySelector('#history')?.innerText || '').includes('EDITED IN BROWSER')",
+                            timeout=30_000)  # fmt: skip
+    assert len(sorted(out.glob("*.mp4"))) == len(videos) - 1
+    other.close()
 
 
 def set_slider(page, elem_id: str, value: str) -> None:
@@ -138,4 +151,30 @@ def test_page_follows_the_browser_language(browser, app_url, chelsea):
     assert "时间" in headers and "模型" in headers
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-zh.png"), full_page=True)
+    page.close()
+
+
+def test_a_batch_of_photos_and_prompts_is_queued_and_followed_in_the_history(browser, app_url, chelsea, tmp_path):
+    url, out = app_url
+    second = tmp_path / "second.jpg"
+    shutil.copyfile(chelsea, second)
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
+    page.goto(url)
+    page.get_by_text("Advanced settings").click()
+    page.locator("#height input[type=number]").wait_for(state="visible")
+    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
+        set_slider(page, elem_id, value)
+    page.get_by_text("Batch: several photos x prompts").click()
+    page.locator("#batch-photos input[type=file]").set_input_files([str(chelsea), str(second)])
+    page.locator("#batch-prompts textarea").fill("BATCH ONE the cat yawns")  # 2 jobs: the fixture's queue holds 2
+    page.locator("#batch-prompts textarea").blur()
+    page.wait_for_timeout(1000)
+    videos = len(list(out.glob("*.mp4")))
+    page.locator("#batch-go").click()
+    body_has(page, "Queued 2 of 2 jobs")
+    # the history follows them (a timer reads the store) until both are done
+    page.wait_for_function("((document.querySelector('#history')?.innerText || '').match(/BATCH ONE/g) || []).length"
+                           " == 2 && !/queued|running/.test(document.querySelector('#history').innerText)",
+                           timeout=240_000)  # fmt: skip
+    assert len(list(out.glob("*.mp4"))) == videos + 2
     page.close()

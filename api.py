@@ -1,0 +1,259 @@
+"""The REST API, for the scripts and bots of a team sharing one GPU box: FastAPI routes beside the
+gradio page, in the same process and on the same port (app.py mounts both). Every job goes through
+the same job store and worker as the page (studio/hosting.py), so there is one queue.
+
+    POST   /api/v1/jobs              a job: JSON (the photo as a data URL) or a multipart form
+    GET    /api/v1/jobs              the caller's jobs, newest first (paged)
+    GET    /api/v1/jobs/{id}         status, queue position, progress, ETA, result
+    GET    /api/v1/jobs/{id}/video   the MP4
+    DELETE /api/v1/jobs/{id}         stop a queued or running job; delete an ended one
+    POST   /api/v1/refine            the refiner alone
+    GET    /api/v1/models            the models here, with their size and frame rules
+    GET    /api/v1/plan              the memory plan and time estimate for a model and size
+    GET    /metrics                  Prometheus text
+
+Auth: I2V_API_TOKENS=alice:TOKEN,bob:TOKEN2 (bearer tokens, each with its user; only their SHA-256
+is kept in memory). With tokens set, a request without a valid one is a 401, and a user sees only
+their own jobs (another user's job is a 404). Without tokens the API is open, unless the page has
+users (I2V_AUTH): then it refuses, as it cannot tell who asks. The server never fetches a URL or
+reads a path a client names: photos are uploaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from messages import Message, note
+from studio import Studio
+from studio.hosting import ANYONE, Hosting
+from studio.jobspec import JobIn, form_of
+from studio.metrics import CONTENT_TYPE
+from studio.store import ENDED, StoreError
+
+log = logging.getLogger("api")
+
+PHOTO_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/bmp": ".bmp",
+               "image/gif": ".gif"}  # fmt: skip
+
+
+class RefineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, max_length=4000, description="a short prompt, in any language")
+    model: str | None = Field(None, max_length=100)
+    image: str | None = Field(None, description="the photo as a data URL, for an LLM that can see")
+
+
+def language(request: Request) -> str:
+    return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
+
+
+def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users: bool, max_upload_mb: float) -> APIRouter:
+    """The API's routes. `tokens`: user -> token (hashed here, the tokens themselves are dropped)."""
+    studio: Studio = hosting.studio
+    store = hosting.store
+    hashed = {hashlib.sha256(token.encode()).digest(): user for user, token in (tokens or {}).items()}
+    router = APIRouter()
+    limit = int(max_upload_mb * 1024**2)
+
+    def refuse(status: int, message: Message, lang: str) -> HTTPException:
+        return HTTPException(status, detail=studio.say(message, lang))
+
+    def owner(request: Request) -> str | None:
+        """Who asks: a token's user; ANYONE without tokens (None: list everyone's jobs)."""
+        if not hashed:
+            if page_has_users:
+                raise refuse(401, note("api.bad_token"), language(request))
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        for known, user in hashed.items():
+            if scheme.lower() == "bearer" and hmac.compare_digest(known, digest):
+                return user
+        raise HTTPException(401, detail=studio.say(note("api.bad_token"), language(request)),
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    def own_job(job_id: str, who: str | None, lang: str):
+        job = store.get(job_id, owner=who)
+        if job is None:  # none, or another user's: the same answer
+            raise refuse(404, note("store.no_such_job", job=job_id[:40]), lang)
+        return job
+
+    # ------------------------------------------------------------------ jobs
+    @router.post("/api/v1/jobs", status_code=202, openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": JobIn.model_json_schema()},
+        "multipart/form-data": {"schema": {"type": "object", "description": "the same fields as form values; "
+                                           "'image' a file, 'loras' a JSON list"}}}, "required": True}})  # fmt: skip
+    async def submit(request: Request, who: str | None = Depends(owner)):
+        lang = language(request)
+        if int(request.headers.get("content-length") or 0) > limit + 1024**2:
+            raise refuse(413, note("api.photo_too_large", size_mb=_mb(int(request.headers["content-length"])),
+                                   limit_mb=max_upload_mb), lang)  # fmt: skip
+        photo, suffix, fields = await _read_job(request, lang, refuse)
+        try:
+            job_in = JobIn.model_validate(fields)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        if photo is None:
+            photo, suffix = _data_url(job_in.image, lang, refuse)
+        if len(photo) > limit:
+            raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(photo)), limit_mb=max_upload_mb), lang)
+        form = form_of(job_in, studio.default_model())
+        try:
+            job = hosting.submit(form, who or ANYONE, lang, photo=photo, suffix=suffix)
+        except StoreError as exc:
+            raise HTTPException(503 if exc.message.code == "studio.queue_full" else 409,
+                                detail=studio.say(exc.message, lang)) from None  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - ours become a 422 with words; a bug is logged
+            text = studio.explain(exc, lang)
+            if text is None:
+                log.exception("submitting a job failed")
+                raise
+            raise HTTPException(422, detail=text) from None
+        return JSONResponse(hosting.public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+    @router.get("/api/v1/jobs")
+    def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
+                  who: str | None = Depends(owner)):  # fmt: skip
+        jobs = store.list(who, limit=limit, offset=offset)
+        return {"jobs": [hosting.public(job) for job in jobs], "total": store.count(who), "limit": limit,
+                "offset": offset}  # fmt: skip
+
+    @router.get("/api/v1/jobs/{job_id}")
+    def get_job(job_id: str, request: Request, who: str | None = Depends(owner)):
+        return hosting.public(own_job(job_id, who, language(request)))
+
+    @router.get("/api/v1/jobs/{job_id}/video")
+    def get_video(job_id: str, request: Request, who: str | None = Depends(owner)):
+        lang = language(request)
+        job = own_job(job_id, who, lang)
+        if job.status != "done" or not job.video or not Path(job.video).is_file():
+            raise refuse(409, note("store.no_video", job=job.id, status=job.status), lang)
+        return FileResponse(job.video, media_type="video/mp4", filename=Path(job.video).name)
+
+    @router.delete("/api/v1/jobs/{job_id}")
+    def delete_job(job_id: str, request: Request, who: str | None = Depends(owner)):
+        job = own_job(job_id, who, language(request))
+        if job.status in ENDED:
+            store.delete(job)
+            return Response(status_code=204)
+        hosting.stop(job)
+        return JSONResponse(hosting.public(store.get(job.id)), status_code=202)
+
+    # ------------------------------------------------------------------ the rest
+    @router.post("/api/v1/refine")
+    def refine(body: RefineIn, request: Request, who: str | None = Depends(owner)):
+        lang = language(request)
+        image = None
+        if body.image:
+            data, suffix = _data_url(body.image, lang, refuse)
+            image = hosting._scratch(data, suffix)
+        try:
+            refined = studio.refine(body.prompt, str(image) if image else None, body.model or studio.default_model(), lang)
+        except Exception as exc:  # noqa: BLE001
+            text = studio.explain(exc, lang)
+            if text is None:
+                raise
+            raise HTTPException(422, detail=text) from None
+        finally:
+            if image is not None:
+                image.unlink(missing_ok=True)
+        return {"prompt": refined.prompt, "negative_prompt": refined.negative_prompt,
+                "camera_motion": refined.camera_motion, "details": refined.details, "warning": refined.warning}  # fmt: skip
+
+    @router.get("/api/v1/models")
+    def models(who: str | None = Depends(owner)):
+        return {"default": studio.default_model(),
+                "models": [{"id": value, "label": label, **studio.rules(value)} for label, value in studio.choices()]}  # fmt: skip
+
+    @router.get("/api/v1/plan")
+    def plan(request: Request, model: str | None = None, height: int | None = Query(None, ge=16, le=2160),
+             width: int | None = Query(None, ge=16, le=3840), num_frames: int | None = Query(None, ge=1, le=1024),
+             num_inference_steps: int | None = Query(None, ge=1, le=200),
+             memory_strategy: str = "auto", speed: str = "exact", who: str | None = Depends(owner)):  # fmt: skip
+        lang = language(request)
+        model = model or studio.default_model()
+        try:
+            rules = studio.rules(model)
+            form = {"model": model, "height": height or rules["height"], "width": width or rules["width"],
+                    "num_frames": num_frames or rules["frames"], "num_inference_steps": num_inference_steps or rules["steps"],
+                    "memory_strategy": memory_strategy, "speed": speed, "guidance_scale": rules["guidance"]}  # fmt: skip
+            text, actions = studio.panel(form, lang)
+        except Exception as exc:  # noqa: BLE001
+            text = studio.explain(exc, lang)
+            if text is None:
+                raise
+            raise HTTPException(422, detail=text) from None
+        return {"model": model, "plan": text, "actions": actions}
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics():
+        return Response(hosting.metrics.text(), media_type=CONTENT_TYPE)
+
+    return router
+
+
+def add_api(app: FastAPI, hosting: Hosting, **kwargs) -> None:
+    app.include_router(build_api(hosting, **kwargs))
+
+
+async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, str, dict]:
+    """The job's fields, and the photo when it came as a file of a multipart form."""
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        form = await request.form()
+        photo, suffix, fields = None, ".png", {}
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):  # an uploaded file
+                if key != "image":
+                    fields[key] = "(a file)"
+                    continue
+                photo = await value.read()
+                suffix = PHOTO_TYPES.get(value.content_type or "", Path(value.filename or "").suffix or ".png")
+            elif key == "loras":
+                try:
+                    fields[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    fields[key] = value  # the model's validation names it
+            else:
+                fields[key] = value
+        if photo is None:
+            raise refuse(422, note("api.photo_missing"), lang)
+        fields.pop("image", None)
+        return photo, suffix, fields
+    try:
+        fields = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "the body is not JSON",
+                                       "input": None}]) from None  # fmt: skip
+    if not isinstance(fields, dict):
+        raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "msg": "the body must be a JSON object",
+                                       "input": None}])  # fmt: skip
+    return None, ".png", fields
+
+
+def _data_url(value: str | None, lang: str, refuse) -> tuple[bytes, str]:
+    if not value:
+        raise refuse(422, note("api.photo_missing"), lang)
+    head, _, data = value.partition(",")
+    if not head.startswith("data:") or ";base64" not in head:
+        raise refuse(422, note("api.photo_not_data_url"), lang)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise refuse(422, note("api.photo_bad_base64"), lang) from None
+    return raw, PHOTO_TYPES.get(head[5:].split(";")[0], ".png")
+
+
+def _mb(size: int) -> float:
+    return round(size / 1024**2, 1)

@@ -1,0 +1,229 @@
+"""`i2v batch FILE.jsonl`: many videos from a file, one job per line, through the studio's job store
+on this machine, or with `--server URL --token T` through a running server's REST API.
+
+A line is a JSON object: GenerationRequest's knobs by name (studio/jobspec.py), `image` the path of
+a photo relative to the file, `refine: true` to refine the prompt first. Progress goes to stderr; a
+summary JSON (per line: job id, status, output path, seconds, error) is rewritten after every line,
+so a batch that was stopped resumes where it stopped when it is run again: done lines are skipped,
+a job still queued or running is waited for, not submitted twice.
+
+Locally the batch runs its own worker on the output folder's store, and refuses when a running
+server holds that store (use --server then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .jobspec import JobIn, form_of
+from .store import ENDED
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="i2v batch", description="Run a JSONL file of video jobs, resumably.")
+    parser.add_argument("file", type=Path, help="one JSON request per line; photo paths relative to the file")
+    parser.add_argument("--server", help="a running studio's URL (http://host:7860): send the jobs there")
+    parser.add_argument("--token", default=os.environ.get("I2V_TOKEN"), help="the server's API token (or I2V_TOKEN)")
+    parser.add_argument("--summary", type=Path, help="the summary JSON (default: FILE.summary.json beside it)")
+    parser.add_argument("--videos", type=Path, help="with --server: where downloaded videos go (default: FILE-videos/)")
+    return parser
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The file's jobs: (line number, JobIn or the error that line has, the photo's path)."""
+    lines = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        entry = {"line": number, "job": None, "photo": None, "error": None}
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("a line must be a JSON object")
+            image = data.pop("image", None)
+            if not image:
+                raise ValueError("'image' (a photo path relative to the file) is missing")
+            entry["photo"] = (path.parent / image).resolve()
+            if not entry["photo"].is_file():
+                raise ValueError(f"photo {image} is not there")
+            entry["job"] = JobIn.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            entry["error"] = _one_line(exc)
+        lines.append(entry)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.file.is_file():
+        print(f"i2v batch: error: {args.file} is not a file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    summary_path = args.summary or args.file.with_name(args.file.name + ".summary.json")
+    summary = _load(summary_path)
+    lines = read_lines(args.file)
+    try:
+        runner = ServerRunner(args.server, args.token, args.videos or args.file.with_name(args.file.stem + "-videos")) \
+            if args.server else LocalRunner()  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - the store held by a server, settings that do not validate
+        print(f"i2v batch: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    failed = 0
+    try:
+        for index, entry in enumerate(lines, start=1):
+            key = str(entry["line"])
+            before = summary.get(key, {})
+            tag = f"[{index}/{len(lines)}] line {entry['line']}"
+            if before.get("status") == "done" and before.get("output") and Path(before["output"]).is_file():
+                print(f"{tag}: done before, skipped", file=sys.stderr)
+                continue
+            if entry["error"]:
+                summary[key] = {"job": None, "status": "failed", "output": None, "seconds": None, "error": entry["error"]}
+            else:
+                job_id = before.get("job") if before.get("status") in ("queued", "running", "interrupted") else None
+                summary[key] = runner.run(entry, job_id, lambda row, key=key: _save(summary_path, {**summary, key: row}),
+                                          lambda text, tag=tag: print(f"{tag}: {text}", file=sys.stderr))  # fmt: skip
+            row = summary[key]
+            failed += row["status"] != "done"
+            print(f"{tag}: {row['status']}" + (f" in {row['seconds']} s -> {row['output']}" if row["status"] == "done"
+                                                else f": {row['error']}" if row.get("error") else ""), file=sys.stderr)  # fmt: skip
+            _save(summary_path, summary)
+    finally:
+        runner.close()
+    print(json.dumps({"summary": str(summary_path), "lines": len(lines), "failed": failed}))
+    return EXIT_FAILED if failed else 0
+
+
+class LocalRunner:
+    """This machine's studio, with its own worker on the output folder's store (I2V_* settings)."""
+
+    def __init__(self):
+        from settings import Settings
+
+        from .hosting import make_hosting
+
+        self.hosting = make_hosting(Settings())
+        self.hosting.start()  # refused when a running server holds the store
+
+    def run(self, entry: dict, job_id: str | None, save, say) -> dict:
+        from .hosting import ANYONE
+
+        hosting = self.hosting
+        job = hosting.store.get(job_id) if job_id else None
+        if job is None:
+            try:
+                job = hosting.submit(form_of(entry["job"], hosting.studio.default_model()), ANYONE, "en",
+                                     photo=entry["photo"])  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a bad value of this line, said, and the batch goes on
+                return {"job": None, "status": "failed", "output": None, "seconds": None,
+                        "error": hosting.studio.explain(exc, "en") or _one_line(exc)}  # fmt: skip
+        save({"job": job.id, "status": job.status, "output": None, "seconds": None, "error": None})
+
+        def moved(job) -> None:
+            if job.stage in ("denoising", "rendering") and job.total:
+                say(f"{job.stage} {job.step}/{job.total}")
+
+        job = hosting.wait(job.id, moved)
+        return {"job": job.id, "status": job.status, "output": job.video, "seconds": job.seconds,
+                "error": job.error["text"] if job.error else None}  # fmt: skip
+
+    def close(self) -> None:
+        self.hosting.close()
+
+
+class ServerRunner:
+    """A running server's REST API."""
+
+    def __init__(self, url: str, token: str | None, videos: Path):
+        import httpx
+
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})  # fmt: skip
+        self.videos = videos
+        reply = self.http.get("/api/v1/models")
+        if reply.status_code != 200:
+            raise RuntimeError(f"{url}: {reply.status_code} {_detail(reply)}")
+
+    def run(self, entry: dict, job_id: str | None, save, say) -> dict:
+        job = self.http.get(f"/api/v1/jobs/{job_id}").json() if job_id else None
+        if job is None or "id" not in job:
+            body = entry["job"].model_dump(exclude_none=True)
+            photo = entry["photo"]
+            kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".bmp": "bmp", ".gif": "gif"}.get(
+                photo.suffix.lower(), "png")  # fmt: skip
+            body["image"] = f"data:image/{kind};base64," + base64.b64encode(photo.read_bytes()).decode()
+            while True:
+                reply = self.http.post("/api/v1/jobs", json=body)
+                if reply.status_code != 503:  # a full queue: wait for room
+                    break
+                say("the server's queue is full; waiting")
+                time.sleep(5)
+            if reply.status_code != 202:
+                return {"job": None, "status": "failed", "output": None, "seconds": None, "error": _detail(reply)}
+            job = reply.json()
+        save({"job": job["id"], "status": job["status"], "output": None, "seconds": None, "error": None})
+        seen = None
+        while job["status"] not in ENDED:
+            progress = job.get("progress") or {}
+            state = (job["status"], progress.get("stage"), progress.get("step"))
+            if state != seen and progress.get("total"):
+                say(f"{progress['stage']} {progress['step']}/{progress['total']}")
+            seen = state
+            time.sleep(1.0)
+            job = self.http.get(f"/api/v1/jobs/{job['id']}").json()
+        output = None
+        if job["status"] == "done":
+            self.videos.mkdir(parents=True, exist_ok=True)
+            output = self.videos / (job["result"]["video"].get("file") or f"{job['id']}.mp4")
+            partial = output.with_name(f".{output.name}.part")
+            with self.http.stream("GET", job["video_url"]) as reply, partial.open("wb") as out:
+                for chunk in reply.iter_bytes():
+                    out.write(chunk)
+            os.replace(partial, output)
+        error = job.get("error") or {}
+        return {"job": job["id"], "status": job["status"], "output": str(output) if output else None,
+                "seconds": job.get("seconds"), "error": error.get("text")}  # fmt: skip
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(row["line"]): row for row in data.get("lines", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _save(path: Path, summary: dict) -> None:
+    """The summary, written whole to a partial file and renamed into place."""
+    rows = [{"line": int(key), **row} for key, row in sorted(summary.items(), key=lambda item: int(item[0]))]
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(json.dumps({"lines": rows}, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _detail(reply) -> str:
+    try:
+        detail = reply.json().get("detail")
+    except ValueError:
+        return f"HTTP {reply.status_code}"
+    if isinstance(detail, list):  # FastAPI's 422: field and rule
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
+    return str(detail)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,164 @@
+"""Hosting: the studio for many clients on one GPU box. Every job goes through the job store and its
+one worker, whoever asks (the page, the REST API, `i2v batch`): one queue, one set of positions, and
+nothing lost on a restart. This is where a job is checked before it is queued (a bad value is refused
+at once, never after minutes in the queue), waited for, stopped, listed for its owner, and shown to a
+client without this machine's paths. No gradio and no HTTP in here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from i2v.checks import check
+from messages import MessageError
+
+from .metrics import Metrics
+from .service import Studio, StudioError
+from .store import ENDED, Job, JobStore
+from .worker import Worker
+
+ANYONE = "local"  # the owner of every job when nobody signs in
+
+
+def make_hosting(settings) -> Hosting:
+    """The engine, the refiner, the studio and its job store, from the app's settings (settings.py):
+    made once by the server, or by a local `i2v batch`."""
+    from i2v.engine import VideoEngine
+    from i2v.hardware import detect
+    from prompting import Endpoint, PromptRefiner
+
+    endpoint = None
+    if settings.llm_configured:
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
+    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
+                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir)  # fmt: skip
+    refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
+    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
+                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
+    return Hosting(studio, JobStore(settings.output_dir, settings.queue_size), keep_days=settings.keep_days,
+                   keep_gb=settings.keep_gb)  # fmt: skip
+
+
+class Hosting:
+    def __init__(self, studio: Studio, store: JobStore, *, keep_days: float | None = None, keep_gb: float | None = None):
+        self.studio, self.store = studio, store
+        self.metrics = Metrics(store)
+        studio.metrics = self.metrics
+        self.worker = Worker(store, studio, self.metrics, keep_days=keep_days, keep_gb=keep_gb)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def close(self) -> None:
+        self.worker.close()
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, form: dict, owner: str, language: str, *, photo: Path | bytes | None = None, suffix: str = ".png",
+               session: str | None = None, last_refine: dict | None = None) -> Job:  # fmt: skip
+        """Check the form as a request, then queue it with its photo copied into the store. Raises
+        the studio's errors (a missing photo, a bad value, a full queue) before anything is queued."""
+        photo = photo if photo is not None else (Path(form["image"]) if form.get("image") else None)
+        if photo is None:
+            raise StudioError("studio.no_photo")
+        if isinstance(photo, Path):
+            suffix = photo.suffix or suffix
+        checked_form = dict(form)
+        if isinstance(photo, bytes):  # checked from a file of its own, as the worker will open it
+            checked_form["image"] = str(self._scratch(photo, suffix))
+        else:
+            checked_form["image"] = str(photo)
+        try:
+            check(self.studio.request(checked_form))
+        except (MessageError, ValidationError):
+            self.metrics.failures.labels("bad_input").inc()
+            raise
+        finally:
+            if isinstance(photo, bytes):
+                Path(checked_form["image"]).unlink(missing_ok=True)
+        form = {**form, "last_refine": last_refine or {}}
+        form.pop("image", None)
+        return self.store.submit(owner, form, photo, suffix, session=session, language=language)
+
+    def _scratch(self, photo: bytes, suffix: str) -> Path:
+        import secrets
+
+        path = self.store.root / f".check-{secrets.token_hex(6)}{suffix}"
+        path.write_bytes(photo)
+        return path
+
+    # ------------------------------------------------------------------ following, stopping
+    def wait(self, job_id: str, on_change: Callable[[Job], None] | None = None, timeout: float | None = None) -> Job:
+        """Wait for the job to end, calling `on_change` with it as it moves."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = None
+        while True:
+            job = self.store.get(job_id)
+            if job is None or job.status in ENDED:
+                return job
+            state = (job.status, job.stage, job.step, self.store.position(job))
+            if on_change is not None and state != seen:
+                on_change(job)
+                seen = state
+            if deadline is not None and time.monotonic() > deadline:
+                return job
+            self.store.wait(0.25)
+
+    def stop(self, job: Job) -> bool:
+        return self.worker.cancel(job)
+
+    def stop_session(self, session: str) -> bool:
+        """Stop every job a browser tab started that has not ended."""
+        stopped = False
+        for status in ("queued", "running"):
+            for job in self.store.list(status=status, session=session, limit=10**6):
+                stopped = self.worker.cancel(job) or stopped
+        return stopped
+
+    # ------------------------------------------------------------------ what a client sees
+    def history(self, owner: str | None, limit: int = 200) -> list[dict]:
+        """The jobs of `owner` (everyone's with None), oldest first, as the page's history items: a
+        finished video's metadata and path; for the others what was asked, and their status."""
+        items = []
+        for job in reversed(self.store.list(owner, limit=limit)):
+            when = time.strftime("%m-%d %H:%M", time.localtime(job.finished or job.created))
+            if job.status == "done" and job.result:
+                items.append({**job.result["params"], "job": job.id, "status": job.status, "time": when})
+                continue
+            form = job.form
+            items.append({"job": job.id, "status": job.status, "time": when, "family": form.get("model"),
+                          "seed": form.get("seed"), "width": form.get("width"), "height": form.get("height"),
+                          "prompt": form.get("prompt") or form.get("words") or ""})  # fmt: skip
+        return items
+
+    def delete(self, job_id: str, owner: str | None) -> None:
+        """Delete an ended job of `owner` (anyone's with None) with its files; a job still queued or
+        running is refused: stop it first."""
+        job = self.store.get(job_id, owner=owner)
+        if job is None:
+            raise StudioError("store.no_such_job", job=job_id[:40])
+        if job.status not in ENDED:
+            raise StudioError("store.still_running", job=job.id, status=job.status)
+        self.store.delete(job)
+
+    def public(self, job: Job) -> dict:
+        """The job as a client sees it: no path on this machine, the video as a URL of the API."""
+        result = None
+        if job.result:
+            params = {key: value for key, value in (job.result.get("params") or {}).items()
+                      if key not in ("output_path", "metadata_file")}  # fmt: skip
+            result = {**{k: v for k, v in job.result.items() if k not in ("params", "refined")},
+                      "refined_details": (job.result.get("refined") or {}).get("details"), "video": params}  # fmt: skip
+        return {
+            "id": job.id, "status": job.status, "owner": job.owner, "created": job.created, "started": job.started,
+            "finished": job.finished, "attempts": job.attempts, "position": self.store.position(job),
+            "progress": {"stage": job.stage, "step": job.step, "total": job.total, "eta_seconds": job.eta},
+            "prompt": job.form.get("prompt") or job.form.get("words"), "model": job.form.get("model"),
+            "seed": job.form.get("seed"), "result": result, "error": job.error,
+            "video_url": f"/api/v1/jobs/{job.id}/video" if job.status == "done" else None,
+            "seconds": job.seconds, "peak_gpu_gb": job.peak_gb,
+        }  # fmt: skip
+

@@ -1,0 +1,342 @@
+"""The job store: every video job of the studio in one SQLite file (WAL) in the output folder, so a
+restart, a closed tab or a second client loses nothing. The page, the REST API and `i2v batch` all
+submit here, and one worker (worker.py) takes the jobs in order.
+
+A job holds its form (the knobs by name, the photo copied into the store when it is submitted, so
+nothing depends on a browser's or gradio's temporary files), who asked, its status, its progress,
+timings, result and error. Statuses: queued, running, done, failed, stopped, interrupted (a job
+that was running when the process died: it is queued again once, then fails with a clear error).
+
+Only one process may run jobs from a store: `hold()` takes a lock file that the operating system
+lets go of when the process dies, even by `kill -9`. This module knows nothing about the engine,
+gradio or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from messages import MessageError, note
+
+STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted")
+ENDED = ("done", "failed", "stopped")
+MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fails instead of looping
+PHOTO_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    owner TEXT NOT NULL,
+    session TEXT,
+    status TEXT NOT NULL,
+    form TEXT NOT NULL,
+    language TEXT NOT NULL DEFAULT 'en',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    stage TEXT,
+    step INTEGER,
+    total INTEGER,
+    eta REAL,
+    result TEXT,
+    error TEXT,
+    error_kind TEXT,
+    video TEXT,
+    seconds REAL,
+    peak_gb REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, seq);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
+"""
+
+
+class StoreError(MessageError):
+    """A job the store refuses: the queue is full, the store is held by another process, ..."""
+
+
+@dataclass
+class Job:
+    seq: int
+    id: str
+    owner: str
+    session: str | None
+    status: str
+    form: dict
+    language: str
+    created: float
+    started: float | None
+    finished: float | None
+    attempts: int
+    stage: str | None
+    step: int | None
+    total: int | None
+    eta: float | None
+    result: dict | None
+    error: dict | None  # {"code": message id, "text": the words, in the job's language}
+    error_kind: str | None
+    video: str | None
+    seconds: float | None
+    peak_gb: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        data = dict(row)
+        data["form"] = json.loads(data["form"])
+        data["result"] = json.loads(data["result"]) if data["result"] else None
+        data["error"] = json.loads(data["error"]) if data["error"] else None
+        return cls(**data)
+
+    @property
+    def photo(self) -> Path | None:
+        return Path(self.form["image"]) if self.form.get("image") else None
+
+
+class JobStore:
+    def __init__(self, output_dir: Path, queue_size: int = 8):
+        self.root = Path(output_dir) / ".jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.queue_size = queue_size
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None,
+                                   timeout=30)  # fmt: skip
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+        self._held = None
+        self._changed = threading.Condition()
+
+    # ------------------------------------------------------------------ one worker per store
+    def hold(self) -> None:
+        """Become the one process that runs this store's jobs, or refuse: another process (a server,
+        or `i2v batch`) holds it. The lock goes with the process, however it ends."""
+        import fcntl
+
+        handle = (self.root / "worker.lock").open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError("store.held", folder=str(self.root.parent)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._held = handle
+
+    def recover(self) -> list[Job]:
+        """After a restart: each job that was running when its process died is queued again (its
+        attempts counted), or failed once it died that way MAX_ATTEMPTS times. Only the holder calls
+        this. Returns the jobs it touched."""
+        touched = []
+        with self._lock:
+            for row in self._db.execute("SELECT * FROM jobs WHERE status IN ('running', 'interrupted')").fetchall():
+                job = Job.from_row(row)
+                if job.attempts >= MAX_ATTEMPTS:
+                    self._db.execute(
+                        "UPDATE jobs SET status='failed', finished=?, error_kind='interrupted', error=? WHERE id=?",
+                        (time.time(), json.dumps({"code": "store.interrupted_twice", "text": str(
+                            note("store.interrupted_twice", attempts=job.attempts))}), job.id))  # fmt: skip
+                else:
+                    self._db.execute("UPDATE jobs SET status='queued', stage=NULL, step=NULL, total=NULL, eta=NULL "
+                                     "WHERE id=?", (job.id,))  # fmt: skip
+                touched.append(self.get(job.id))
+        return touched
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, owner: str, form: dict, photo: Path | bytes, suffix: str = ".png", *, session: str | None = None,
+               language: str = "en") -> Job:  # fmt: skip
+        """Queue a job: its photo is copied into the store first. Refused when the queue is full."""
+        suffix = suffix.lower() if suffix.lower() in PHOTO_TYPES else ".png"
+        job_id = secrets.token_urlsafe(12)  # not guessable
+        folder = self.root / "inputs" / job_id
+        with self._lock:
+            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+            if waiting >= self.queue_size:
+                raise StoreError("studio.queue_full", limit=self.queue_size)
+            folder.mkdir(parents=True)
+            target = folder / f"photo{suffix}"
+            partial = folder / f".photo{suffix}.part"
+            if isinstance(photo, bytes):
+                partial.write_bytes(photo)
+            else:
+                shutil.copyfile(photo, partial)
+            os.replace(partial, target)
+            form = {**form, "image": str(target)}
+            self._db.execute(
+                "INSERT INTO jobs (id, owner, session, status, form, language, created) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (job_id, owner, session, json.dumps(form), language, time.time()))  # fmt: skip
+        self._notify()
+        return self.get(job_id)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job, or None when there is none, or it is another owner's (`owner` None: anyone's)."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None or (owner is not None and row["owner"] != owner):
+            return None
+        return Job.from_row(row)
+
+    def list(self, owner: str | None = None, limit: int = 50, offset: int = 0, status: str | None = None,
+             session: str | None = None) -> list[Job]:  # fmt: skip
+        """Jobs newest first: one owner's, or everyone's (`owner` None); of one status or browser tab."""
+        where, args = [], []
+        if session is not None:
+            where.append("session=?")
+            args.append(session)
+        if owner is not None:
+            where.append("owner=?")
+            args.append(owner)
+        if status is not None:
+            where.append("status=?")
+            args.append(status)
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def owner_of_file(self, path: Path) -> str | None:
+        """Whose job a file of the output folder belongs to (a video, its JSON, a job's photo), or
+        None when it is no job's."""
+        path = Path(path)
+        if self.root / "inputs" in path.parents:
+            job = self.get(path.relative_to(self.root / "inputs").parts[0])
+            return job.owner if job else None
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM jobs WHERE video=?", (str(path.with_suffix(".mp4")),)).fetchone()
+        return row["owner"] if row else None
+
+    def count(self, owner: str | None = None) -> int:
+        with self._lock:
+            if owner is None:
+                return self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE owner=?", (owner,)).fetchone()[0]
+
+    def position(self, job: Job) -> int | None:
+        """How many jobs run before this one (0: it runs next); None once it is not queued."""
+        if job.status != "queued":
+            return None
+        with self._lock:
+            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND seq < ?",
+                                     (job.seq,)).fetchone()[0]  # fmt: skip
+        return ahead
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by status."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        found = dict.fromkeys(STATUSES, 0)
+        found.update({status: n for status, n in rows})
+        return found
+
+    # ------------------------------------------------------------------ the worker's side
+    def claim(self) -> Job | None:
+        """The oldest queued job, now running (its attempts counted), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE status='queued' ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?",
+                             (time.time(), row["id"]))  # fmt: skip
+        return self.get(row["id"])
+
+    def progress(self, job_id: str, stage: str, step: int | None, total: int | None, eta: float | None) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET stage=?, step=?, total=?, eta=? WHERE id=?", (stage, step, total, eta, job_id))
+        self._notify()
+
+    def finish(self, job_id: str, status: str, *, result: dict | None = None, video: str | None = None,
+               error: dict | None = None, error_kind: str | None = None, seconds: float | None = None,
+               peak_gb: float | None = None) -> None:  # fmt: skip
+        assert status in ENDED
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status=?, finished=?, result=?, video=?, error=?, error_kind=?, seconds=?, peak_gb=?, "
+                "eta=NULL WHERE id=?",
+                (status, time.time(), json.dumps(result) if result is not None else None, video,
+                 json.dumps(error) if error is not None else None, error_kind, seconds, peak_gb, job_id))  # fmt: skip
+        self._notify()
+
+    def requeue(self, job_id: str) -> None:
+        """A running job back to the queue's front, its attempt not counted (a clean shutdown)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET status='queued', attempts=MAX(attempts-1, 0), stage=NULL, step=NULL, "
+                             "total=NULL, eta=NULL WHERE id=? AND status='running'", (job_id,))  # fmt: skip
+        self._notify()
+
+    def stop_queued(self, job_id: str) -> bool:
+        """Stop a job that has not started: True when it was still queued."""
+        with self._lock:
+            changed = self._db.execute("UPDATE jobs SET status='stopped', finished=? WHERE id=? AND status='queued'",
+                                       (time.time(), job_id)).rowcount  # fmt: skip
+        self._notify()
+        return bool(changed)
+
+    def delete(self, job: Job) -> None:
+        """Remove an ended job's record, its photo, its video and the video's JSON."""
+        assert job.status in ENDED
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
+        shutil.rmtree(self.root / "inputs" / job.id, ignore_errors=True)
+        if job.video:
+            video = Path(job.video)
+            video.unlink(missing_ok=True)
+            video.with_suffix(".json").unlink(missing_ok=True)
+        self._notify()
+
+    def remove_old(self, keep_days: float | None, keep_gb: float | None) -> list[str]:
+        """Retention: remove ended jobs older than `keep_days`, then the oldest ended ones until their
+        videos take at most `keep_gb`. Returns the ids removed."""
+        removed = []
+        ended = [job for job in reversed(self.list(limit=10**9)) if job.status in ENDED]  # oldest first
+        if keep_days is not None:
+            cutoff = time.time() - keep_days * 86400
+            for job in [job for job in ended if (job.finished or job.created) < cutoff]:
+                self.delete(job)
+                removed.append(job.id)
+            ended = [job for job in ended if job.id not in removed]
+        if keep_gb is not None:
+            sizes = {job.id: _size(job.video) for job in ended}
+            total = sum(sizes.values())
+            for job in ended:
+                if total <= keep_gb * 1024**3:
+                    break
+                self.delete(job)
+                removed.append(job.id)
+                total -= sizes[job.id]
+        return removed
+
+    # ------------------------------------------------------------------ waiting for changes
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Wait until a job changes in this process, or `timeout` seconds."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+
+def _size(path: str | None) -> int:
+    try:
+        return Path(path).stat().st_size if path else 0
+    except OSError:
+        return 0

@@ -1,0 +1,182 @@
+"""The one GPU worker: takes the store's jobs in order and runs each through the studio (refine
+first when the policy says so, then the engine), writing progress, the result or the error back to
+the store. Stop reaches a queued job at once and a running one at its next step.
+
+Before a job runs, the free disk space is checked against its estimated output size. A job that
+fails is one clear message in its own language; a bug is logged with its traceback and the job
+says "internal error", nothing more (no server path, no traceback reaches a client)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import threading
+import time
+
+from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
+from messages import MessageError, note
+
+from .metrics import Metrics
+from .store import Job, JobStore
+
+log = logging.getLogger("studio.worker")
+
+BYTES_PER_PIXEL = 0.5  # an H.264 video at the export's quality stays well under this (about 0.1-0.2 measured)
+DISK_MARGIN = 200 * 1024**2  # left free beside the estimate: the JSON, the partial file, the system
+
+
+class Worker:
+    def __init__(self, store: JobStore, studio, metrics: Metrics | None = None, *, keep_days: float | None = None,
+                 keep_gb: float | None = None):  # fmt: skip
+        self.store, self.studio, self.metrics = store, studio, metrics
+        self.keep_days, self.keep_gb = keep_days, keep_gb
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Hold the store (refused when another process holds it), queue again what a dead process
+        left running, and start taking jobs."""
+        self.store.hold()
+        for job in self.store.recover():
+            if job.status == "failed":
+                log.warning("job %s was interrupted %d times: failed", job.id, job.attempts)
+                if self.metrics:
+                    self.metrics.failures.labels("interrupted").inc()
+            else:
+                log.warning("job %s was interrupted (attempt %d): queued again", job.id, job.attempts)
+        self._retain()
+        self._thread = threading.Thread(target=self._loop, name="gpu-worker", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Shut down: a running job stops at its next step and is queued again (not "stopped": nobody
+        asked), or, past `timeout`, is found running at the next start and run again from there."""
+        self._stopping.set()
+        with self._lock:
+            for flag in self._flags.values():
+                flag.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def cancel(self, job: Job) -> bool:
+        """Stop `job`: a queued one at once, a running one at its next step. False when it had ended."""
+        with self._lock:
+            if self.store.stop_queued(job.id):
+                return True
+            flag = self._flags.get(job.id)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                job = self.store.claim()
+                if job is not None:
+                    self._flags[job.id] = threading.Event()
+            if job is None:
+                self.store.wait(0.5)
+                continue
+            try:
+                self._run(job, self._flags[job.id])
+            except Exception:  # noqa: BLE001 - the loop must outlive any one job
+                log.exception("job %s: the worker failed around it", job.id)
+            finally:
+                with self._lock:
+                    self._flags.pop(job.id, None)
+            self._retain()
+
+    def _retain(self) -> None:
+        """Retention (I2V_KEEP_DAYS, I2V_KEEP_GB): the oldest finished jobs go, with their videos."""
+        if self.keep_days is None and self.keep_gb is None:
+            return
+        removed = self.store.remove_old(self.keep_days, self.keep_gb)
+        if removed:
+            log.info("retention removed %d finished job(s) and their videos", len(removed))
+
+    def _run(self, job: Job, cancel: threading.Event) -> None:
+        studio, language = self.studio, job.language
+        started = time.monotonic()
+        log.info("job %s (%s, attempt %d) starts", job.id, job.owner, job.attempts)
+
+        def on_progress(update) -> None:
+            self.store.progress(job.id, update.stage, update.step, update.total, update.eta)
+
+        try:
+            self._check_disk(job)
+            _reset_peak(studio.engine.device)
+            outcome = studio.run(dict(job.form), job.form.get("last_refine") or {}, language, on_progress, cancel)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the job with words
+            text = studio.explain(exc, language)
+            kind = _kind(exc)
+            if text is None:
+                log.exception("job %s failed", job.id)
+                text = studio.say(note("store.internal_error"), language)
+            else:
+                log.info("job %s failed: %s", job.id, text)
+            code = exc.message.code if isinstance(exc, MessageError) else "invalid"
+            self.store.finish(job.id, "failed", error={"code": code, "text": text}, error_kind=kind,
+                              seconds=round(time.monotonic() - started, 2))  # fmt: skip
+            if self.metrics:
+                self.metrics.failures.labels(kind).inc()
+            return
+        seconds = round(time.monotonic() - started, 2)
+        peak = _peak_gb(studio.engine.device)
+        result = {
+            "prompt": outcome.prompt, "negative_prompt": outcome.negative_prompt, "camera_motion": outcome.camera_motion,
+            "warnings": outcome.warnings, "infos": outcome.infos, "params": outcome.params,
+            "refined": dataclasses.asdict(outcome.refined) if outcome.refined else None,
+        }  # fmt: skip
+        if outcome.result is None:
+            if self._stopping.is_set():  # the server is shutting down, nobody stopped it: run it again next start
+                self.store.requeue(job.id)
+                log.info("job %s stopped by the shutdown: queued again", job.id)
+                return
+            self.store.finish(job.id, "stopped", result=result, seconds=seconds)
+            log.info("job %s stopped", job.id)
+            return
+        model = outcome.result.family
+        self.store.finish(job.id, "done", result=result, video=str(outcome.result.path), seconds=seconds, peak_gb=peak)
+        log.info("job %s done in %.1f s: %s", job.id, seconds, outcome.result.path.name)
+        if self.metrics:
+            self.metrics.generation_seconds.labels(model).observe(seconds)
+            if peak is not None:
+                self.metrics.peak_gpu_gb.labels(model).observe(peak)
+
+    def _check_disk(self, job: Job) -> None:
+        form = job.form
+        pixels = int(form.get("height") or 720) * int(form.get("width") or 1280) * int(form.get("num_frames") or 81)
+        needed = int(pixels * BYTES_PER_PIXEL) + DISK_MARGIN
+        free = shutil.disk_usage(self.studio.engine.output_dir).free
+        if free < needed:
+            raise InvalidInput("store.disk_full", free_mb=free // 1024**2, needed_mb=needed // 1024**2)
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, OutOfMemory):
+        return "out_of_memory"
+    if isinstance(exc, ModelNotAvailable):
+        return "model_missing"
+    if isinstance(exc, MessageError) or type(exc).__name__ == "ValidationError":
+        return "bad_input"
+    return "internal"
+
+
+def _reset_peak(device: str) -> None:
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gb(device: str) -> float | None:
+    if not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 1024**3, 2)

@@ -1,0 +1,283 @@
+"""The REST API and the job store against a real server process (`python app.py` around a tiny
+model, on the CPU): submit, poll, download and decode, cancel, two users who cannot see each other's
+jobs or files, 422s for bad fields, a full queue, metrics, and a `kill -9` in the middle of a job:
+after a restart every job ends done, none lost, none run twice."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from llama import free_port
+
+from i2v.export import read_mp4
+
+ROOT = Path(__file__).resolve().parents[1]
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789ab"
+
+
+class Server:
+    """`python app.py` in its own process, on a free port."""
+
+    def __init__(self, model: str, out: Path, **env):
+        self.port = free_port()
+        self.out = out
+        self.env = {**os.environ, "I2V_MODEL": model, "I2V_OUTPUT_DIR": str(out), "I2V_PORT": str(self.port),
+                    "I2V_DEVICE": "cpu", "I2V_API_TOKENS": f"alice:{ALICE},bob:{BOB}", "I2V_QUEUE_SIZE": "3",
+                    "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1",
+                    **env}  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout: float = 120) -> Server:
+        log = (self.out.parent / f"server-{self.port}.log").open("ab")
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=self.env, cwd=ROOT,
+                                        stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}: {self.log()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/api/v1/models", headers=auth(ALICE), timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("the server did not start: " + self.log()[-2000:])
+
+    def log(self) -> str:
+        return (self.out.parent / f"server-{self.port}.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def data_url(path: Path) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def job_body(photo: Path, **fields) -> dict:
+    return {"image": data_url(photo), "prompt": "a cat turns its head", "height": 64, "width": 64, "num_frames": 9,
+            "num_inference_steps": 2, "seed": 5, **fields}  # fmt: skip
+
+
+def wait_for(url: str, token: str, job_id: str, until=("done", "failed", "stopped"), timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=auth(token), timeout=10).json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} is still {job['status']}")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "outputs"
+    running = Server(tiny_model, out).start()
+    yield running
+    running.stop()
+
+
+def test_submit_poll_download_and_decode(server, chelsea):
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea), headers=auth(ALICE), timeout=60)
+    assert reply.status_code == 202, reply.text
+    job = reply.json()
+    assert job["status"] == "queued" and job["position"] is not None and len(job["id"]) >= 16
+    assert reply.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    done = wait_for(server.url, ALICE, job["id"])
+    assert done["status"] == "done", done
+    assert done["result"]["video"]["seed"] == 5 and done["result"]["video"]["prompt"] == "a cat turns its head"
+    assert "output_path" not in str(done) and str(server.out) not in str(done)  # no server path
+    video = httpx.get(server.url + done["video_url"], headers=auth(ALICE), timeout=30)
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    path = server.out.parent / "downloaded.mp4"
+    path.write_bytes(video.content)
+    frames, _ = read_mp4(path)
+    assert frames.shape == (9, 64, 64, 3)
+
+
+def test_multipart_and_refine_first(server, chelsea):
+    with chelsea.open("rb") as photo:
+        reply = httpx.post(f"{server.url}/api/v1/jobs", headers=auth(BOB), timeout=60,
+                           files={"image": ("chelsea.jpg", photo, "image/jpeg")},
+                           data={"prompt": "向左平移镜头", "refine": "true", "height": "64", "width": "64",
+                                 "num_frames": "9", "num_inference_steps": "2"})  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    done = wait_for(server.url, BOB, reply.json()["id"])
+    assert done["status"] == "done", done
+    assert "pans slowly to the left" in done["result"]["prompt"]  # refined first (offline rules here)
+    assert done["result"]["camera_motion"] == "pan_left"
+
+
+def test_two_users_cannot_see_each_others_jobs_or_videos(server, chelsea):
+    job = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea), headers=auth(ALICE), timeout=60).json()
+    wait_for(server.url, ALICE, job["id"])
+    for path in (f"/api/v1/jobs/{job['id']}", f"/api/v1/jobs/{job['id']}/video"):
+        assert httpx.get(server.url + path, headers=auth(BOB), timeout=10).status_code == 404
+    assert httpx.delete(f"{server.url}/api/v1/jobs/{job['id']}", headers=auth(BOB), timeout=10).status_code == 404
+    bobs = httpx.get(f"{server.url}/api/v1/jobs", headers=auth(BOB), timeout=10).json()
+    assert job["id"] not in [j["id"] for j in bobs["jobs"]] and all(j["owner"] == "bob" for j in bobs["jobs"])
+    alices = httpx.get(f"{server.url}/api/v1/jobs?limit=1", headers=auth(ALICE), timeout=10).json()
+    assert alices["jobs"][0]["id"] == job["id"] and alices["total"] >= 1 and alices["limit"] == 1
+
+
+def test_a_request_without_a_valid_token_is_a_401(server):
+    assert httpx.get(f"{server.url}/api/v1/jobs", timeout=10).status_code == 401
+    reply = httpx.get(f"{server.url}/api/v1/jobs", headers=auth("not-a-token-at-all"), timeout=10)
+    assert reply.status_code == 401 and "Bearer" in reply.json()["detail"]
+    assert httpx.get(f"{server.url}/api/v1/jobs/whatever/video", timeout=10).status_code == 401
+
+
+def test_bad_fields_are_422s_that_name_the_field_and_the_rule(server, chelsea):
+    post = lambda body: httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=30)  # noqa: E731
+    reply = post(job_body(chelsea, height=5000))
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"][-1] == "height"
+    assert "2160" in reply.json()["detail"][0]["msg"]
+    reply = post(job_body(chelsea, colour="red"))  # unknown field
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"][-1] == "colour"
+    for image in ("/etc/passwd", "https://example.com/cat.jpg", str(chelsea)):  # never read nor fetched
+        reply = post({**job_body(chelsea), "image": image})
+        assert reply.status_code == 422 and "data URL" in reply.json()["detail"], image
+    reply = post(job_body(chelsea, num_frames=200))  # the model's own rule, checked before queueing
+    assert reply.status_code == 422 and "at most 161" in reply.json()["detail"]
+    reply = post(job_body(chelsea, loras=[{"name": "../../secret.safetensors"}]))
+    assert reply.status_code == 422 and "secret.safetensors is not in the LoRA folder" in reply.json()["detail"]
+    reply = httpx.post(f"{server.url}/api/v1/jobs", content=b"not json", headers={**auth(ALICE), "content-type":
+                       "application/json"}, timeout=30)  # fmt: skip
+    assert reply.status_code == 422
+
+
+def test_cancel_a_running_and_a_queued_job_then_delete(server, chelsea):
+    slow = job_body(chelsea, num_inference_steps=200, height=256, width=256, num_frames=65)
+    running = httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(ALICE), timeout=60).json()
+    wait_for(server.url, ALICE, running["id"], until=("running",))
+    queued = httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(ALICE), timeout=60).json()
+    assert queued["position"] == 1
+    assert httpx.delete(f"{server.url}/api/v1/jobs/{queued['id']}", headers=auth(ALICE), timeout=10).status_code == 202
+    assert httpx.delete(f"{server.url}/api/v1/jobs/{running['id']}", headers=auth(ALICE), timeout=10).status_code == 202
+    assert wait_for(server.url, ALICE, queued["id"])["status"] == "stopped"
+    assert wait_for(server.url, ALICE, running["id"], timeout=60)["status"] == "stopped"
+    assert httpx.get(f"{server.url}/api/v1/jobs/{running['id']}/video", headers=auth(ALICE), timeout=10).status_code == 409
+    assert httpx.delete(f"{server.url}/api/v1/jobs/{running['id']}", headers=auth(ALICE), timeout=10).status_code == 204
+    assert httpx.get(f"{server.url}/api/v1/jobs/{running['id']}", headers=auth(ALICE), timeout=10).status_code == 404
+
+
+def test_a_full_queue_is_refused_and_metrics_count_what_happened(server, chelsea):
+    slow = job_body(chelsea, num_inference_steps=200, height=256, width=256, num_frames=65)
+    ids = [httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(BOB), timeout=60).json()["id"]]
+    wait_for(server.url, BOB, ids[0], until=("running",))
+    for _ in range(3):  # I2V_QUEUE_SIZE=3 wait
+        reply = httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(BOB), timeout=60)
+        assert reply.status_code == 202, reply.text
+        ids.append(reply.json()["id"])
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(BOB), timeout=60)
+    assert reply.status_code == 503 and "Queue is full" in reply.json()["detail"]
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'i2v_queue_depth 3.0' in metrics and 'i2v_jobs{status="running"} 1.0' in metrics
+    for job_id in reversed(ids):
+        httpx.delete(f"{server.url}/api/v1/jobs/{job_id}", headers=auth(BOB), timeout=10)
+    for job_id in ids:
+        assert wait_for(server.url, BOB, job_id, timeout=60)["status"] == "stopped"
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'i2v_queue_depth 0.0' in metrics
+    done = sum(j["status"] == "done" for who in (ALICE, BOB) for j in
+               httpx.get(f"{server.url}/api/v1/jobs?limit=200", headers=auth(who), timeout=10).json()["jobs"])  # fmt: skip
+    assert f'i2v_jobs{{status="done"}} {float(done)}' in metrics
+    assert f'i2v_generation_seconds_count{{model="wan2.2-ti2v-5b"}} {float(done)}' in metrics
+    assert 'i2v_refine_seconds_count{source="offline"}' in metrics  # the multipart job refined first
+
+
+def test_models_plan_and_refine(server, chelsea):
+    models = httpx.get(f"{server.url}/api/v1/models", headers=auth(ALICE), timeout=10).json()
+    assert "wan2.2-ti2v-5b" in str(models) and models["models"][0]["frame_step"] >= 1
+    plan = httpx.get(f"{server.url}/api/v1/plan", params={"height": 64, "width": 64}, headers=auth(ALICE), timeout=30)
+    assert plan.status_code == 200 and plan.json()["plan"]
+    refined = httpx.post(f"{server.url}/api/v1/refine", json={"prompt": "猫转头"}, headers=auth(ALICE), timeout=60)
+    assert refined.status_code == 200 and refined.json()["prompt"]
+    schema = httpx.get(f"{server.url}/api/openapi.json", timeout=10).json()
+    assert "/api/v1/jobs" in schema["paths"] and "/api/v1/jobs/{job_id}/video" in schema["paths"]
+
+
+def test_kill_9_mid_job_then_restart_loses_nothing_and_runs_nothing_twice(tiny_model, tmp_path, chelsea):
+    out = tmp_path / "outputs"
+    first = Server(tiny_model, out).start()
+    try:
+        slow = job_body(chelsea, num_inference_steps=12, height=128, width=128, num_frames=17)
+        ids = [httpx.post(f"{first.url}/api/v1/jobs", json=job_body(chelsea, seed=i, **{k: slow[k] for k in
+               ("num_inference_steps", "height", "width", "num_frames")}), headers=auth(ALICE), timeout=60).json()["id"]
+               for i in range(3)]  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it in the middle of the first job's denoising
+            job = httpx.get(f"{first.url}/api/v1/jobs/{ids[0]}", headers=auth(ALICE), timeout=10).json()
+            if job["progress"]["stage"] == "denoising":
+                break
+            time.sleep(0.1)
+        first.kill()
+    finally:
+        first.stop()
+    second = Server(tiny_model, out, I2V_PORT=str(free_port()))
+    second.port = int(second.env["I2V_PORT"])
+    second.url = f"http://127.0.0.1:{second.port}"
+    second.start()
+    try:
+        jobs = [wait_for(second.url, ALICE, job_id, timeout=300) for job_id in ids]
+    finally:
+        second.stop()
+    assert [job["status"] for job in jobs] == ["done"] * 3, jobs
+    assert jobs[0]["attempts"] == 2 and [job["attempts"] for job in jobs[1:]] == [1, 1]
+    videos = sorted(out.glob("*.mp4"))
+    assert len(videos) == 3  # one each: none lost, none duplicated
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]  # the killed run's partial files are gone
+    assert {job["result"]["video"]["seed"] for job in jobs} == {0, 1, 2}
+
+
+def test_a_second_server_on_the_same_store_is_refused(server, tiny_model):
+    second = Server(tiny_model, server.out)
+    with pytest.raises(RuntimeError, match="another process .* is running the jobs"):
+        second.start(timeout=120)
+
+
+def test_with_page_users_a_video_goes_only_to_its_owner(tiny_model, tmp_path, chelsea):
+    out = tmp_path / "outputs"
+    server = Server(tiny_model, out, I2V_AUTH="alice:alice-password,bob:bob-password").start()
+    try:
+        job = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea), headers=auth(ALICE), timeout=60).json()
+        assert wait_for(server.url, ALICE, job["id"])["status"] == "done"
+        (video,) = out.glob("*.mp4")
+        photo = next((out / ".jobs" / "inputs" / job["id"]).iterdir())
+        browsers = {}
+        for user in ("alice", "bob"):
+            browsers[user] = httpx.Client(base_url=server.url, timeout=30)
+            login = browsers[user].post("/login", data={"username": user, "password": f"{user}-password"})
+            assert login.status_code == 200, login.text
+        for path in (video, video.with_suffix(".json"), photo):
+            assert browsers["alice"].get(f"/gradio_api/file={path}").status_code == 200, path
+            assert browsers["bob"].get(f"/gradio_api/file={path}").status_code == 404, path
+        assert httpx.get(f"{server.url}/gradio_api/file={video}", timeout=30).status_code in (401, 404)  # not signed in
+        # the API still wants its token
+        assert httpx.get(f"{server.url}/api/v1/jobs", timeout=10).status_code == 401
+    finally:
+        for browser in locals().get("browsers", {}).values():
+            browser.close()
+        server.stop()
