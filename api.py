@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from messages import Message, note
 from studio import Studio
-from studio.hosting import ANYONE, Hosting
+from studio.hosting import ANYONE, Hosting, public_model
 from studio.jobspec import JobIn, form_of
 from studio.metrics import CONTENT_TYPE
 from studio.store import ENDED, StoreError
@@ -83,6 +83,16 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         raise HTTPException(401, detail=studio.say(note("api.bad_token"), language(request)),
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
+    def model_value(asked: str | None, lang: str) -> str:
+        """The model a client names, as the studio knows it: one of GET /api/v1/models' ids (a
+        server folder is never named by a client; the one the server runs is given by its name)."""
+        if asked is None:
+            return studio.default_model()
+        known = {public_model(value): value for _, value in studio.choices()}
+        if asked not in known:
+            raise refuse(422, note("studio.not_one_of", knob="model", value=asked, choices=", ".join(known)), lang)
+        return known[asked]
+
     def own_job(job_id: str, who: str | None, lang: str):
         job = store.get(job_id, owner=who)
         if job is None:  # none, or another user's: the same answer
@@ -109,6 +119,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         if len(photo) > limit:
             raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(photo)), limit_mb=max_upload_mb), lang)
         form = form_of(job_in, studio.default_model())
+        form["model"] = model_value(job_in.model, lang)
         try:
             job = hosting.submit(form, who or ANYONE, lang, photo=photo, suffix=suffix)
         except StoreError as exc:
@@ -155,11 +166,12 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     def refine(body: RefineIn, request: Request, who: str | None = Depends(owner)):
         lang = language(request)
         image = None
+        model = model_value(body.model, lang)
         if body.image:
             data, suffix = _data_url(body.image, lang, refuse)
             image = hosting._scratch(data, suffix)
         try:
-            refined = studio.refine(body.prompt, str(image) if image else None, body.model or studio.default_model(), lang)
+            refined = studio.refine(body.prompt, str(image) if image else None, model, lang)
         except Exception as exc:  # noqa: BLE001
             text = studio.explain(exc, lang)
             if text is None:
@@ -173,8 +185,9 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
 
     @router.get("/api/v1/models")
     def models(who: str | None = Depends(owner)):
-        return {"default": studio.default_model(),
-                "models": [{"id": value, "label": label, **studio.rules(value)} for label, value in studio.choices()]}  # fmt: skip
+        return {"default": public_model(studio.default_model()),
+                "models": [{"id": public_model(value), "label": label, **studio.rules(value)}
+                           for label, value in studio.choices()]}  # fmt: skip
 
     @router.get("/api/v1/plan")
     def plan(request: Request, model: str | None = None, height: int | None = Query(None, ge=16, le=2160),
@@ -182,7 +195,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
              num_inference_steps: int | None = Query(None, ge=1, le=200),
              memory_strategy: str = "auto", speed: str = "exact", who: str | None = Depends(owner)):  # fmt: skip
         lang = language(request)
-        model = model or studio.default_model()
+        model = model_value(model, lang)
         try:
             rules = studio.rules(model)
             form = {"model": model, "height": height or rules["height"], "width": width or rules["width"],
@@ -194,7 +207,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
             if text is None:
                 raise
             raise HTTPException(422, detail=text) from None
-        return {"model": model, "plan": text, "actions": actions}
+        return {"model": public_model(model), "plan": text, "actions": actions}
 
     @router.get("/metrics", include_in_schema=False)
     def metrics():

@@ -149,6 +149,8 @@ class VideoResult(GenerationRequest):
         with file names instead of this machine's paths."""
         data = self.model_dump(mode="json", exclude={"path", "metadata_path"})
         data["file"] = self.path.name
+        if "/" in self.model or "\\" in self.model:  # a local model folder: its name only
+            data["model"] = self.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         data["image"] = self.image.name
         data["last_image"] = self.last_image.name if self.last_image else None
         data["loras"] = [{"file": lora.name, "weight": lora.weight, "weight_2": lora.weight_2} for lora in self.loras]

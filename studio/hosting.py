@@ -23,6 +23,11 @@ from .worker import Worker
 ANYONE = "local"  # the owner of every job when nobody signs in
 
 
+def public_model(value: str | None) -> str | None:
+    """A model as a client names it: a family id, or a local model folder by its name only."""
+    return Path(value).name if value and ("/" in value or "\\" in value) else value
+
+
 def make_hosting(settings) -> Hosting:
     """The engine, the refiner, the studio and its job store, from the app's settings (settings.py):
     made once by the server, or by a local `i2v batch`."""
@@ -150,13 +155,14 @@ class Hosting:
         if job.result:
             params = {key: value for key, value in (job.result.get("params") or {}).items()
                       if key not in ("output_path", "metadata_file")}  # fmt: skip
+            params["model"] = public_model(params.get("model"))
             result = {**{k: v for k, v in job.result.items() if k not in ("params", "refined")},
                       "refined_details": (job.result.get("refined") or {}).get("details"), "video": params}  # fmt: skip
         return {
             "id": job.id, "status": job.status, "owner": job.owner, "created": job.created, "started": job.started,
             "finished": job.finished, "attempts": job.attempts, "position": self.store.position(job),
             "progress": {"stage": job.stage, "step": job.step, "total": job.total, "eta_seconds": job.eta},
-            "prompt": job.form.get("prompt") or job.form.get("words"), "model": job.form.get("model"),
+            "prompt": job.form.get("prompt") or job.form.get("words"), "model": public_model(job.form.get("model")),
             "seed": job.form.get("seed"), "result": result, "error": job.error,
             "video_url": f"/api/v1/jobs/{job.id}/video" if job.status == "done" else None,
             "seconds": job.seconds, "peak_gpu_gb": job.peak_gb,

@@ -109,6 +109,9 @@ def test_submit_poll_download_and_decode(server, chelsea):
     assert done["status"] == "done", done
     assert done["result"]["video"]["seed"] == 5 and done["result"]["video"]["prompt"] == "a cat turns its head"
     assert "output_path" not in str(done) and str(server.out) not in str(done)  # no server path
+    assert str(Path(server.env["I2V_MODEL"]).parent) not in str(done)  # the model folder: by its name only
+    models = httpx.get(f"{server.url}/api/v1/models", headers=auth(ALICE), timeout=10).json()
+    assert str(Path(server.env["I2V_MODEL"]).parent) not in str(models)
     video = httpx.get(server.url + done["video_url"], headers=auth(ALICE), timeout=30)
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     path = server.out.parent / "downloaded.mp4"
@@ -159,6 +162,9 @@ def test_bad_fields_are_422s_that_name_the_field_and_the_rule(server, chelsea):
     for image in ("/etc/passwd", "https://example.com/cat.jpg", str(chelsea)):  # never read nor fetched
         reply = post({**job_body(chelsea), "image": image})
         assert reply.status_code == 422 and "data URL" in reply.json()["detail"], image
+    for model in ("/etc", "../..", "wan2.1-i2v-14b-480p"):  # a server folder, or a model not here: not ours to load
+        reply = post(job_body(chelsea, model=model))
+        assert reply.status_code == 422 and f"model '{model}' is not one of" in reply.json()["detail"], reply.text
     reply = post(job_body(chelsea, num_frames=200))  # the model's own rule, checked before queueing
     assert reply.status_code == 422 and "at most 161" in reply.json()["detail"]
     reply = post(job_body(chelsea, loras=[{"name": "../../secret.safetensors"}]))
