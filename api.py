@@ -40,6 +40,7 @@ from studio.hosting import ANYONE, Hosting, public_model
 from studio.jobspec import JobIn, form_of
 from studio.metrics import CONTENT_TYPE
 from studio.store import ENDED, StoreError
+from studio.store import PHOTO_TYPES as STORE_PHOTO_TYPES
 
 log = logging.getLogger("api")
 
@@ -106,9 +107,6 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
                                            "'image' a file, 'loras' a JSON list"}}}, "required": True}})  # fmt: skip
     async def submit(request: Request, who: str | None = Depends(owner)):
         lang = language(request)
-        if int(request.headers.get("content-length") or 0) > limit + 1024**2:
-            raise refuse(413, note("api.photo_too_large", size_mb=_mb(int(request.headers["content-length"])),
-                                   limit_mb=max_upload_mb), lang)  # fmt: skip
         photo, suffix, fields = await _read_job(request, lang, refuse)
         try:
             job_in = JobIn.model_validate(fields)
@@ -169,6 +167,8 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         model = model_value(body.model, lang)
         if body.image:
             data, suffix = _data_url(body.image, lang, refuse)
+            if len(data) > limit:
+                raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(data)), limit_mb=max_upload_mb), lang)
             image = hosting._scratch(data, suffix)
         try:
             refined = studio.refine(body.prompt, str(image) if image else None, model, lang)
@@ -218,6 +218,41 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
 
 def add_api(app: FastAPI, hosting: Hosting, **kwargs) -> None:
     app.include_router(build_api(hosting, **kwargs))
+    # A body is counted as it streams in (a chunked one has no Content-Length to check first): the
+    # photo at its limit, as base64 (4/3), plus room for the other fields.
+    app.add_middleware(BodyLimit, limit=int(kwargs["max_upload_mb"] * 1024**2 * 4 / 3) + 1024**2,
+                       say=hosting.studio.say)  # fmt: skip
+
+
+class BodyLimit:
+    """Refuse (413) an API request whose body grows past `limit` bytes, before it is all read."""
+
+    def __init__(self, app, limit: int, say):
+        self.app, self.limit, self.say = app, limit, say
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        lang = "zh" if headers.get(b"accept-language", b"").lower().startswith(b"zh") else "en"
+        refusal = HTTPException(413, detail=self.say(note("api.body_too_large", limit_mb=_mb(self.limit)), lang))
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > self.limit:
+            return await JSONResponse({"detail": refusal.detail}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise refusal  # inside the route's read: FastAPI answers it as a 413
+            return message
+
+        return await self.app(scope, counted, send)
 
 
 async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, str, dict]:
@@ -232,7 +267,8 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, 
                     fields[key] = "(a file)"
                     continue
                 photo = await value.read()
-                suffix = PHOTO_TYPES.get(value.content_type or "", Path(value.filename or "").suffix or ".png")
+                suffix = PHOTO_TYPES.get(value.content_type or "", Path(value.filename or "").suffix.lower()[:6])
+                suffix = suffix if suffix in STORE_PHOTO_TYPES else ".png"
             elif key == "loras":
                 try:
                     fields[key] = json.loads(value)

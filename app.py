@@ -15,7 +15,6 @@ import logging
 import random
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
@@ -226,6 +225,13 @@ def build_demo(services: Services) -> gr.Blocks:
             log.info("%s refused: %s", what, error if not isinstance(error, ValidationError) else text)
         return user_error(text, studio.say(note("studio.title_error"), lang))
 
+    def shown(path: str) -> str:
+        """A video for this page: a copy in gradio's cache (cleaned after a day), which only the page
+        that asked for it is told about; gradio serves nothing from the output folder itself."""
+        from gradio.processing_utils import save_file_to_cache
+
+        return save_file_to_cache(path, demo.GRADIO_CACHE)
+
     def warn(text: str, lang: str) -> None:
         gr.Warning(text, title=studio.say(note("studio.title_warning"), lang))
 
@@ -427,8 +433,8 @@ def build_demo(services: Services) -> gr.Blocks:
                    camera: result.get("camera_motion", "static"), details: made["details"] if made else gr.update(),
                    last_refine: made["last"] if made else last,
                    params: result.get("params") if done else {"stopped": True}}  # fmt: skip
-            past = hosting.history(None if owner_of(request) == ANYONE else owner_of(request)) if done else past
-            out.update({video: result["params"]["output_path"] if done else None, history: past,
+            past = hosting.history(owner_of(request)) if done else past
+            out.update({video: shown(result["params"]["output_path"]) if done else None, history: past,
                         table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
             return out
 
@@ -452,17 +458,19 @@ def build_demo(services: Services) -> gr.Blocks:
         def stop(request: gr.Request) -> None:
             hosting.stop_session(request.session_hash or "api")
 
-        def history_choices(past: list[dict], request: gr.Request):
-            return gr.update(choices=studio.history_choices(past, language(request)),
-                             value=len(past) - 1 if past else None)  # fmt: skip
+        def history_choices(past: list[dict], request: gr.Request, keep=None):
+            """The pick list: the item picked before while it is still there, else the newest."""
+            choices = studio.history_choices(past, language(request))
+            keys = [key for _, key in choices]
+            return gr.update(choices=choices, value=keep if keep in keys else (keys[-1] if keys else None))
 
-        def load_from_history(past: list[dict], index, request: gr.Request):
+        def load_from_history(past: list[dict], key, request: gr.Request):
             try:
-                values = studio.from_history(past, index)
+                values = studio.from_history(past, key)
             except Exception as exc:  # noqa: BLE001
                 raise refusal(exc, language(request), "load") from None
-            item = past[int(index)]
-            return {video: item["output_path"], params: item, **{form[name]: v for name, v in values.items()}}
+            item = studio.history_item(past, key)
+            return {video: shown(item["output_path"]), params: item, **{form[name]: v for name, v in values.items()}}
 
         def run_batch(photos, prompts: str, request: gr.Request, *values):
             """Every photo with every prompt (one per line; none: the prompt box's words), each a job
@@ -489,27 +497,26 @@ def build_demo(services: Services) -> gr.Blocks:
             text = studio.say(note("studio.batch_queued", queued=queued, total=len(paths) * len(lines)), lang)
             return {batch_note: text + (f"\n\n{refused}" if refused else ""), **load_history(request)}
 
-        def refresh_history(past: list[dict], request: gr.Request):
-            """The timer's look at the store: new values only when a job of this person moved."""
-            now = load_history(request)
+        def refresh_history(past: list[dict], picked, request: gr.Request):
+            """The timer's look at the store: new values only when a job of this person moved; the
+            item picked stays picked."""
+            now = load_history(request, picked)
             return now if now[history] != past else {history: gr.skip(), table: gr.skip(), history_pick: gr.skip()}
 
-        def delete_from_history(past: list[dict], index, request: gr.Request):
-            lang, who = language(request), owner_of(request)
+        def delete_from_history(past: list[dict], key, request: gr.Request):
+            lang = language(request)
             try:
-                if index is None or not 0 <= int(index) < len(past):
-                    raise StudioError("studio.pick_a_video")
-                hosting.delete(past[int(index)]["job"], None if who == ANYONE else who)
+                item = studio.history_item(past, key)
+                hosting.delete(item["job"], owner_of(request))
             except Exception as exc:  # noqa: BLE001
                 raise refusal(exc, lang, "delete") from None
             return load_history(request)
 
-        def load_history(request: gr.Request):
-            """The history of whoever opened the page (everyone's when nobody signs in), across
-            restarts and browsers: it comes from the job store."""
-            who = owner_of(request)
-            past = hosting.history(None if who == ANYONE else who)
-            return {history: past, history_pick: history_choices(past, request),
+        def load_history(request: gr.Request, picked=None):
+            """The jobs of whoever opened the page (the signed-in user's; with no sign-in, those made
+            without one: not the API's token users'), across restarts and browsers, from the store."""
+            past = hosting.history(owner_of(request))
+            return {history: past, history_pick: history_choices(past, request, picked),
                     table: {"headers": studio.history_headers(language(request)), "data": studio.history_rows(past)}}
 
         # The API names /generate's values as they always were (its signature below); gradio reads them there.
@@ -556,7 +563,8 @@ def build_demo(services: Services) -> gr.Blocks:
                             api_name=False, queue=False)  # fmt: skip
         batch_button.click(run_batch, [batch_photos, batch_prompts, *form.values()],
                            [batch_note, history, table, history_pick], api_name=False)  # fmt: skip
-        gr.Timer(3.0).tick(refresh_history, [history], [history, table, history_pick], api_name=False, queue=False)
+        gr.Timer(3.0).tick(refresh_history, [history, history_pick], [history, table, history_pick], api_name=False,
+                           queue=False)  # fmt: skip
     demo.queue(default_concurrency_limit=1)
     return demo
 
@@ -582,6 +590,7 @@ class Server:
 def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
     """Start the job worker (it holds the store: a second server on the same output folder is
     refused), then serve the REST API and the page on the settings' host and port."""
+    import asyncio
     import threading
 
     import uvicorn
@@ -594,17 +603,27 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
     app = FastAPI(title="i2v studio API", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     add_api(app, hosting, tokens=settings.api_token_pairs(), page_has_users=settings.auth is not None,
             max_upload_mb=settings.max_upload_mb)  # fmt: skip
-    # Videos are served from the output folder as they are, never copied into gradio's cache (each
-    # was copied there and never deleted).
-    gr.set_static_paths([str(settings.output_dir)])
+    # gradio never serves the output folder (the job store, every user's photos and videos): the
+    # page shows a video through a copy in its cache (`shown`), the API through an owner's route.
     app = gr.mount_gradio_app(
         app, demo, path="/", server_name=settings.host, server_port=settings.port, auth=settings.auth_pairs(),
-        allowed_paths=[str(settings.output_dir)], i18n=I18N, footer_links=["api"], head=toast_titles(),
+        blocked_paths=[str(settings.output_dir)], i18n=I18N, footer_links=["api"], head=toast_titles(),
         show_error=True, ssr_mode=False,  # an unexpected failure still tells the person what broke
     )  # fmt: skip
-    if settings.auth is not None:
-        _own_files_only(app, hosting, settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"))
+    class Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # Ctrl-C or SIGTERM: no job starts from here on
+            hosting.worker.stop_soon()
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets=None) -> None:
+            # The running job is queued again here: uvicorn raises the signal once more after
+            # this, and the process ends then.
+            await super().shutdown(sockets)
+            await asyncio.to_thread(hosting.close)
+
+    # Open pages keep a heartbeat stream: a stop waits for them 5 s at most, not forever.
+    server = Uvicorn(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                    timeout_graceful_shutdown=5))  # fmt: skip
     if settings.share:
         threading.Timer(3.0, _share, (settings,)).start()
     if block:
@@ -616,31 +635,6 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
     while not server.started and thread.is_alive():
         threading.Event().wait(0.05)
     return Server(server, thread, hosting)
-
-
-def _own_files_only(app, hosting: Hosting, settings: Settings) -> None:
-    """With users (I2V_AUTH), a file of the output folder goes only to the user whose job made it:
-    gradio's file route serves any allowed path to anyone signed in, so it is checked here first."""
-    from urllib.parse import unquote
-
-    from fastapi.responses import JSONResponse
-    from starlette.routing import Mount
-
-    page = next(route.app for route in app.routes if isinstance(route, Mount))  # gradio's own app
-    root = settings.output_dir.resolve()
-
-    @app.middleware("http")
-    async def own_files_only(request, call_next):
-        path = request.url.path
-        if "/file=" in path:
-            target = Path(unquote(path.split("/file=", 1)[1])).resolve()
-            if target == root or root in target.parents:
-                cookie = request.cookies.get(f"access-token-{page.cookie_id}") or request.cookies.get(
-                    f"access-token-unsecure-{page.cookie_id}")  # fmt: skip
-                user = page.tokens.get(cookie)
-                if user is None or hosting.store.owner_of_file(target) != user:
-                    return JSONResponse({"detail": "Not Found"}, status_code=404)
-        return await call_next(request)
 
 
 def _share(settings: Settings) -> None:

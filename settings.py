@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from i2v.request import Strategy
 
 ROOT = Path(__file__).resolve().parent
+RESERVED_USER = "local"  # studio.hosting.ANYONE: who owns the jobs made without signing in
 
 
 class Settings(BaseSettings):
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
             user, _, password = pair.partition(":")
             if not user.strip() or not password:
                 raise ValueError("I2V_AUTH must be 'user:password' pairs separated by commas")
+            if user.strip() == RESERVED_USER:
+                raise ValueError(f"I2V_AUTH: the user name {RESERVED_USER!r} is reserved (the owner of jobs made without sign-in)")
         return value
 
     @field_validator("api_tokens")
@@ -78,6 +81,8 @@ class Settings(BaseSettings):
             user, _, token = pair.partition(":")
             if not user.strip() or len(token.strip()) < 16:
                 raise ValueError("I2V_API_TOKENS must be 'user:TOKEN' pairs separated by commas, each token 16 characters or more")
+            if user.strip() == RESERVED_USER:
+                raise ValueError(f"I2V_API_TOKENS: the user name {RESERVED_USER!r} is reserved (the owner of jobs made without sign-in)")
             users.append(user.strip())
         if len(set(users)) != len(users):
             raise ValueError("I2V_API_TOKENS names a user twice")

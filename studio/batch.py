@@ -132,7 +132,11 @@ class LocalRunner:
             if job.stage in ("denoising", "rendering") and job.total:
                 say(f"{job.stage} {job.step}/{job.total}")
 
-        job = hosting.wait(job.id, moved)
+        job_id = job.id
+        job = hosting.wait(job_id, moved)
+        if job is None:  # removed before it could be read (retention smaller than one video)
+            return {"job": job_id, "status": "failed", "output": None, "seconds": None,
+                    "error": "the job was removed (I2V_KEEP_GB / I2V_KEEP_DAYS) before its result was read"}  # fmt: skip
         return {"job": job.id, "status": job.status, "output": job.video, "seconds": job.seconds,
                 "error": job.error["text"] if job.error else None}  # fmt: skip
 
@@ -183,9 +187,11 @@ class ServerRunner:
         output = None
         if job["status"] == "done":
             self.videos.mkdir(parents=True, exist_ok=True)
-            output = self.videos / (job["result"]["video"].get("file") or f"{job['id']}.mp4")
+            name = Path(str(job["result"]["video"].get("file") or "")).name  # a name from the server: never a path
+            output = self.videos / (name if name.endswith(".mp4") and not name.startswith(".") else f"{job['id']}.mp4")
             partial = output.with_name(f".{output.name}.part")
-            with self.http.stream("GET", job["video_url"]) as reply, partial.open("wb") as out:
+            with self.http.stream("GET", f"/api/v1/jobs/{job['id']}/video") as reply, partial.open("wb") as out:
+                reply.raise_for_status()
                 for chunk in reply.iter_bytes():
                     out.write(chunk)
             os.replace(partial, output)

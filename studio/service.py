@@ -277,15 +277,22 @@ class Studio:
                  f"{item['width'] or '—'}x{item['height'] or '—'}", item["prompt"][:80]]
                 for i, item in enumerate(history)]  # fmt: skip
 
-    def history_choices(self, history: list[dict], language: str) -> list[tuple[str, int]]:
+    def history_choices(self, history: list[dict], language: str) -> list[tuple[str, str]]:
+        """The history's items as (label, key): the job's id, which stays its own as the list moves."""
         return [(self.say(note("studio.history_choice", index=i + 1, time=item["time"], family=item["family"],
-                               seed=item["seed"]), language), i) for i, item in enumerate(history)]  # fmt: skip
+                               seed=item["seed"]), language), history_key(item, i)) for i, item in enumerate(history)]  # fmt: skip
 
-    def from_history(self, history: list[dict], index) -> dict:
-        """The form values of a video of this session (its model, if still here, else the default)."""
-        if index is None or not 0 <= int(index) < len(history):
+    @staticmethod
+    def history_item(history: list[dict], key) -> dict:
+        """The item of the history with `key` (history_choices' values)."""
+        found = [item for i, item in enumerate(history) if key is not None and history_key(item, i) == str(key)]
+        if not found:
             raise StudioError("studio.pick_a_video")
-        item = history[int(index)]
+        return found[0]
+
+    def from_history(self, history: list[dict], key) -> dict:
+        """The form values of a video of the history (its model, if still here, else the default)."""
+        item = self.history_item(history, key)
         if item.get("status", "done") != "done":
             raise StudioError("store.no_video", job=item["job"], status=item["status"])
         model = item["model"] if item["model"] in [value for _, value in self._choices] else self.default_model()
@@ -370,6 +377,11 @@ class Studio:
             return self.say(stage, language)
         code = "studio.progress_eta" if update.eta is not None else "studio.progress"
         return self.say(note(code, stage=stage, step=update.step, total=update.total, eta=update.eta or 0), language)
+
+
+def history_key(item: dict, index: int) -> str:
+    """An item's key in the history: its job's id (an item made outside the store: its place)."""
+    return str(item.get("job", index))
 
 
 def _levers(form: dict) -> dict:

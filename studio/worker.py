@@ -52,14 +52,24 @@ class Worker:
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Shut down: a running job stops at its next step and is queued again (not "stopped": nobody
-        asked), or, past `timeout`, is found running at the next start and run again from there."""
+        """Shut down: a running job stops at its next step and is queued again, its attempt not
+        counted (nobody stopped it, and the process did not die). One that does not reach a step
+        within `timeout` (loading a model, say) is queued again the same way as the process ends."""
+        running = self.stop_soon()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                for job_id in running:
+                    self.store.requeue(job_id)
+
+    def stop_soon(self) -> list[str]:
+        """Start shutting down without waiting: no job starts any more, a running one stops at its
+        next step (and is queued again). Returns the ids of the jobs running now."""
         self._stopping.set()
         with self._lock:
             for flag in self._flags.values():
                 flag.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+            return list(self._flags)
 
     def cancel(self, job: Job) -> bool:
         """Stop `job`: a queued one at once, a running one at its next step. False when it had ended."""
@@ -75,21 +85,39 @@ class Worker:
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            with self._lock:
-                job = self.store.claim()
-                if job is not None:
-                    self._flags[job.id] = threading.Event()
-            if job is None:
-                self.store.wait(0.5)
-                continue
-            try:
-                self._run(job, self._flags[job.id])
-            except Exception:  # noqa: BLE001 - the loop must outlive any one job
-                log.exception("job %s: the worker failed around it", job.id)
-            finally:
+            job = None
+            try:  # the loop outlives any one job, and any trouble with the store (it says so, and waits)
                 with self._lock:
-                    self._flags.pop(job.id, None)
-            self._retain()
+                    job = self.store.claim()
+                    if job is not None:
+                        self._flags[job.id] = threading.Event()
+                if job is None:
+                    self.store.wait(0.5)
+                    continue
+                self._run(job, self._flags[job.id])
+                self._retain()
+            except Exception:  # noqa: BLE001
+                log.exception("the worker failed around job %s", job.id if job else "(none)")
+                self._fail(job)
+                self._stopping.wait(1.0)
+            finally:
+                if job is not None:
+                    with self._lock:
+                        self._flags.pop(job.id, None)
+
+    def _fail(self, job: Job | None) -> None:
+        """A job the worker could not finish (the store failed under it): failed, not left running."""
+        if job is None:
+            return
+        try:
+            if (self.store.get(job.id) or job).status == "running":
+                text = self.studio.say(note("store.internal_error"), job.language)
+                self.store.finish(job.id, "failed", error={"code": "store.internal_error", "text": text},
+                                  error_kind="internal")  # fmt: skip
+                if self.metrics:
+                    self.metrics.failures.labels("internal").inc()
+        except Exception:  # noqa: BLE001 - the store itself is failing: the next start finds it running
+            log.exception("could not mark job %s failed", job.id)
 
     def _retain(self) -> None:
         """Retention (I2V_KEEP_DAYS, I2V_KEEP_GB): the oldest finished jobs go, with their videos."""
@@ -119,7 +147,8 @@ class Worker:
                 text = studio.say(note("store.internal_error"), language)
             else:
                 log.info("job %s failed: %s", job.id, text)
-            code = exc.message.code if isinstance(exc, MessageError) else "invalid"
+            code = exc.message.code if isinstance(exc, MessageError) else "invalid" if kind == "bad_input" \
+                else "store.internal_error"  # fmt: skip
             self.store.finish(job.id, "failed", error={"code": code, "text": text}, error_kind=kind,
                               seconds=round(time.monotonic() - started, 2))  # fmt: skip
             if self.metrics:

@@ -31,6 +31,7 @@ class Server:
         self.out = out
         self.env = {**os.environ, "I2V_MODEL": model, "I2V_OUTPUT_DIR": str(out), "I2V_PORT": str(self.port),
                     "I2V_DEVICE": "cpu", "I2V_API_TOKENS": f"alice:{ALICE},bob:{BOB}", "I2V_QUEUE_SIZE": "3",
+                    "I2V_MAX_UPLOAD_MB": "1",
                     "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1",
                     **env}  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
@@ -143,6 +144,11 @@ def test_two_users_cannot_see_each_others_jobs_or_videos(server, chelsea):
     assert job["id"] not in [j["id"] for j in bobs["jobs"]] and all(j["owner"] == "bob" for j in bobs["jobs"])
     alices = httpx.get(f"{server.url}/api/v1/jobs?limit=1", headers=auth(ALICE), timeout=10).json()
     assert alices["jobs"][0]["id"] == job["id"] and alices["total"] >= 1 and alices["limit"] == 1
+    # gradio's file routes serve nothing of the output folder: not the videos, not the job store
+    (video,) = [p for p in server.out.glob("*.mp4") if p.name == alices["jobs"][0]["result"]["video"]["file"]]
+    for path in (video, server.out / ".jobs" / "jobs.sqlite3"):
+        for route in (f"/gradio_api/file={path}", f"/gradio_api/file/{path}", f"/file={path}"):
+            assert httpx.get(server.url + route, timeout=10).status_code in (403, 404), route
 
 
 def test_a_request_without_a_valid_token_is_a_401(server):
@@ -205,13 +211,38 @@ def test_a_full_queue_is_refused_and_metrics_count_what_happened(server, chelsea
         httpx.delete(f"{server.url}/api/v1/jobs/{job_id}", headers=auth(BOB), timeout=10)
     for job_id in ids:
         assert wait_for(server.url, BOB, job_id, timeout=60)["status"] == "stopped"
+    httpx.post(f"{server.url}/api/v1/refine", json={"prompt": "猫转头"}, headers=auth(BOB), timeout=60)
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'i2v_queue_depth 0.0' in metrics
     done = sum(j["status"] == "done" for who in (ALICE, BOB) for j in
                httpx.get(f"{server.url}/api/v1/jobs?limit=200", headers=auth(who), timeout=10).json()["jobs"])  # fmt: skip
     assert f'i2v_jobs{{status="done"}} {float(done)}' in metrics
     assert f'i2v_generation_seconds_count{{model="wan2.2-ti2v-5b"}} {float(done)}' in metrics
-    assert 'i2v_refine_seconds_count{source="offline"}' in metrics  # the multipart job refined first
+    assert 'i2v_refine_seconds_count{source="offline"}' in metrics
+    assert 'i2v_failures_total{kind="bad_input"}' in metrics
+
+
+def test_uploads_are_limited_as_they_stream_in(server, chelsea):
+    def chunks(megabytes: int):
+        yield b'{"image": "data:image/png;base64,'
+        for _ in range(megabytes):
+            yield b"A" * 1024**2
+        yield b'", "prompt": "x"}'
+
+    reply = httpx.post(f"{server.url}/api/v1/jobs", content=chunks(8), headers={**auth(ALICE), "content-type":
+                       "application/json"}, timeout=60)  # fmt: skip
+    assert reply.status_code == 413 and "1 MB" not in reply.json()["detail"] and "MB" in reply.json()["detail"]
+    big = job_body(chelsea)
+    big["image"] = "data:image/png;base64," + base64.b64encode(b"\0" * (1024**2 + 10)).decode()  # over 1 MB decoded
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=big, headers=auth(ALICE), timeout=60)
+    assert reply.status_code == 413 and "at most 1.0 MB" in reply.json()["detail"]
+    with chelsea.open("rb") as photo:  # an odd file name is not a file name on the server
+        reply = httpx.post(f"{server.url}/api/v1/jobs", headers=auth(ALICE), timeout=60,
+                           files={"image": ("x" * 300 + ".p" + "n" * 300, photo, "application/octet-stream")},
+                           data={"prompt": "a cat", "height": "64", "width": "64", "num_frames": "9",
+                                 "num_inference_steps": "2"})  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    assert wait_for(server.url, ALICE, reply.json()["id"])["status"] == "done"
 
 
 def test_models_plan_and_refine(server, chelsea):
@@ -258,6 +289,28 @@ def test_kill_9_mid_job_then_restart_loses_nothing_and_runs_nothing_twice(tiny_m
     assert {job["result"]["video"]["seed"] for job in jobs} == {0, 1, 2}
 
 
+def test_a_clean_stop_queues_the_running_job_again_without_counting_it(tiny_model, tmp_path, chelsea):
+    out = tmp_path / "outputs"
+    first = Server(tiny_model, out).start()
+    slow = job_body(chelsea, num_inference_steps=12, height=128, width=128, num_frames=17)
+    try:
+        job_id = httpx.post(f"{first.url}/api/v1/jobs", json=slow, headers=auth(ALICE), timeout=60).json()["id"]
+        wait_for(first.url, ALICE, job_id, until=("running",))
+        started = time.monotonic()
+        first.process.terminate()  # SIGTERM, as a service manager stops it
+        first.process.wait(60)
+        assert time.monotonic() - started < 30
+    finally:
+        first.stop()
+    second = Server(tiny_model, out)
+    second.start()
+    try:
+        job = wait_for(second.url, ALICE, job_id, timeout=300)
+    finally:
+        second.stop()
+    assert job["status"] == "done" and job["attempts"] == 1, job
+
+
 def test_a_second_server_on_the_same_store_is_refused(server, tiny_model):
     second = Server(tiny_model, server.out)
     with pytest.raises(RuntimeError, match="another process .* is running the jobs"):
@@ -277,10 +330,14 @@ def test_with_page_users_a_video_goes_only_to_its_owner(tiny_model, tmp_path, ch
             browsers[user] = httpx.Client(base_url=server.url, timeout=30)
             login = browsers[user].post("/login", data={"username": user, "password": f"{user}-password"})
             assert login.status_code == 200, login.text
-        for path in (video, video.with_suffix(".json"), photo):
-            assert browsers["alice"].get(f"/gradio_api/file={path}").status_code == 200, path
-            assert browsers["bob"].get(f"/gradio_api/file={path}").status_code == 404, path
-        assert httpx.get(f"{server.url}/gradio_api/file={video}", timeout=30).status_code in (401, 404)  # not signed in
+        # gradio serves nothing of the output folder, whoever asks and however the path is written:
+        # a video goes to its owner through the API (or to the page that made it, as a cached copy)
+        twice_encoded = f"{out}/x%252F..%252F..%252F../../{out.name}/{video.name}"
+        for path in (video, video.with_suffix(".json"), photo, out / ".jobs" / "jobs.sqlite3", twice_encoded):
+            for route in ("/gradio_api/file=", "/gradio_api/file/"):
+                for browser in browsers.values():
+                    assert browser.get(f"{route}{path}").status_code in (403, 404), (route, path)
+        assert httpx.get(server.url + "/api/v1/jobs/" + job["id"] + "/video", headers=auth(ALICE)).status_code == 200
         # the API still wants its token
         assert httpx.get(f"{server.url}/api/v1/jobs", timeout=10).status_code == 401
     finally:

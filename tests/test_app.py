@@ -202,17 +202,23 @@ def test_the_page_speaks_the_browsers_language(app_url, tiny_model, chelsea):
     assert "Camera" in english.predict("cat", handle_file(str(chelsea)), tiny_model, api_name="/refine")[3]
 
 
-def test_videos_are_not_copied_into_gradios_cache(app_url, tiny_model, chelsea, tmp_path):
-    # Every video was also copied into gradio's temp folder (and never deleted); now it is served
-    # from the output folder as it is. (This client downloads elsewhere: by default it would use
-    # the same temp folder.)
+def test_the_page_shows_a_video_through_one_cached_copy_never_the_output_folder(app_url, tiny_model, chelsea,
+                                                                                tmp_path):  # fmt: skip
+    # gradio serves nothing of the output folder (it holds every user's videos and the job store):
+    # the page gets one copy in gradio's cache, which gradio removes a day later (delete_cache).
+    import httpx
+
     url, out = app_url
     cache = Path(os.environ["GRADIO_TEMP_DIR"])
     before = set(cache.rglob("*.mp4"))
     client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
     video, params, *_ = call_generate(client, generate_args(chelsea, "cat", "a cat", tiny_model))
-    assert Path(params["output_path"]).parent == out and Path(video).is_file()
-    assert set(cache.rglob("*.mp4")) == before
+    original = Path(params["output_path"])
+    assert original.parent == out and Path(video).read_bytes() == original.read_bytes()
+    (copy,) = set(cache.rglob("*.mp4")) - before
+    assert copy.read_bytes() == original.read_bytes()
+    assert httpx.get(f"{url}gradio_api/file={original}", timeout=30).status_code == 403
+    assert httpx.get(f"{url}gradio_api/file={copy}", timeout=30).status_code == 200
 
 
 def test_a_bad_request_leaves_no_traceback_in_the_log(app_url, tiny_model, chelsea, capfd):

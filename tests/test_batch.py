@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_api import ALICE, Server
 
 from i2v.export import read_mp4
+from studio.store import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,15 @@ def batch(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
 def local_env(model: str, out: Path) -> dict:
     return {**os.environ, "I2V_MODEL": model, "I2V_OUTPUT_DIR": str(out), "I2V_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": "1"}  # fmt: skip
+
+
+def peek(out: Path, job_id: str):
+    """The job as the store holds it (read beside the batch's own connection, as WAL allows)."""
+    store = JobStore(out)
+    try:
+        return store.get(job_id)
+    finally:
+        store.close()
 
 
 def summary(path: Path) -> dict[int, dict]:
@@ -73,21 +84,24 @@ def test_a_batch_killed_mid_line_resumes_that_job_and_makes_each_video_once(tiny
     env, out = local_env(tiny_model, tmp_path / "out"), tmp_path / "out"
     run = batch([str(file)], env)
     summary_file = file.with_name("jobs.jsonl.summary.json")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # until line 1's job is submitted and running
-        if summary_file.exists() and summary(summary_file).get(1, {}).get("job"):
-            time.sleep(1.0)
+    deadline = time.monotonic() + 180
+    first_job = None
+    while time.monotonic() < deadline:  # until line 1's job is denoising
+        first_job = summary(summary_file).get(1, {}).get("job") if summary_file.exists() else None
+        if first_job and (found := peek(out, first_job)) and found.stage == "denoising":
             break
         time.sleep(0.1)
+    else:
+        pytest.fail("line 1's job never started denoising")
     run.send_signal(signal.SIGKILL)
     run.wait(30)
-    first_job = summary(summary_file)[1]["job"]
     again = batch([str(file)], env)
     _, stderr = again.communicate(timeout=400)
     assert again.returncode == 0, stderr
     rows = summary(summary_file)
     assert rows[1]["job"] == first_job  # the same job, waited for: not submitted twice
     assert [rows[n]["status"] for n in (1, 2)] == ["done", "done"]
+    assert peek(out, first_job).attempts == 2  # it was running when killed, and ran again
     assert len(list(out.glob("*.mp4"))) == 2
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
+from studio.store import JobStore
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -170,6 +172,11 @@ def test_a_batch_of_photos_and_prompts_is_queued_and_followed_in_the_history(bro
     page.locator("#batch-prompts textarea").blur()
     page.wait_for_timeout(1000)
     videos = len(list(out.glob("*.mp4")))
+    store = JobStore(out)  # the fixture's queue holds 2: wait for it to be empty
+    deadline = time.monotonic() + 120
+    while store.counts()["queued"] + store.counts()["running"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    store.close()
     page.locator("#batch-go").click()
     body_has(page, "Queued 2 of 2 jobs")
     # the history follows them (a timer reads the store) until both are done
