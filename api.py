@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -121,8 +122,9 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         try:
             job = hosting.submit(form, who or ANYONE, lang, photo=photo, suffix=suffix)
         except StoreError as exc:
-            raise HTTPException(503 if exc.message.code == "studio.queue_full" else 409,
-                                detail=studio.say(exc.message, lang)) from None  # fmt: skip
+            full = exc.message.code == "studio.queue_full"
+            raise HTTPException(503 if full else 409, detail=studio.say(exc.message, lang),
+                                headers={"Retry-After": "30"} if full else None) from None  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - ours become a 422 with words; a bug is logged
             text = studio.explain(exc, lang)
             if text is None:
@@ -132,7 +134,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         return JSONResponse(hosting.public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
     @router.get("/api/v1/jobs")
-    def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
+    def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=10**9),
                   who: str | None = Depends(owner)):  # fmt: skip
         jobs = store.list(who, limit=limit, offset=offset)
         return {"jobs": [hosting.public(job) for job in jobs], "total": store.count(who), "limit": limit,
@@ -169,7 +171,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
             data, suffix = _data_url(body.image, lang, refuse)
             if len(data) > limit:
                 raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(data)), limit_mb=max_upload_mb), lang)
-            image = hosting._scratch(data, suffix)
+            image = hosting.scratch(data, suffix)
         try:
             refined = studio.refine(body.prompt, str(image) if image else None, model, lang)
         except Exception as exc:  # noqa: BLE001
@@ -179,7 +181,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
             raise HTTPException(422, detail=text) from None
         finally:
             if image is not None:
-                image.unlink(missing_ok=True)
+                hosting.drop_scratch(image)
         return {"prompt": refined.prompt, "negative_prompt": refined.negative_prompt,
                 "camera_motion": refined.camera_motion, "details": refined.details, "warning": refined.warning}  # fmt: skip
 
@@ -187,13 +189,15 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     def models(who: str | None = Depends(owner)):
         return {"default": public_model(studio.default_model()),
                 "models": [{"id": public_model(value), "label": label, **studio.rules(value)}
-                           for label, value in studio.choices()]}  # fmt: skip
+                           for label, value in studio.choices()],
+                "loras": studio.lora_files()}  # fmt: skip
 
     @router.get("/api/v1/plan")
     def plan(request: Request, model: str | None = None, height: int | None = Query(None, ge=16, le=2160),
              width: int | None = Query(None, ge=16, le=3840), num_frames: int | None = Query(None, ge=1, le=1024),
              num_inference_steps: int | None = Query(None, ge=1, le=200),
-             memory_strategy: str = "auto", speed: str = "exact", who: str | None = Depends(owner)):  # fmt: skip
+             memory_strategy: Literal["auto", "none", "model", "group", "sequential"] = "auto",
+             speed: Literal["exact", "fast", "turbo"] = "exact", who: str | None = Depends(owner)):  # fmt: skip
         lang = language(request)
         model = model_value(model, lang)
         try:
@@ -218,6 +222,19 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
 
 def add_api(app: FastAPI, hosting: Hosting, **kwargs) -> None:
     app.include_router(build_api(hosting, **kwargs))
+    studio = hosting.studio
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        """A 422 per bad field: where it is, its kind, and the rule in words (the request's
+        language). The value is never echoed whole (a NaN could not even be written as JSON)."""
+        detail = []
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ())]
+            named = loc[1:] if loc[:1] in (["body"], ["query"], ["path"]) and len(loc) > 1 else loc
+            detail.append({"loc": loc, "type": error.get("type"),
+                           "msg": studio.field_error({**error, "loc": tuple(named)}, language(request))})  # fmt: skip
+        return JSONResponse({"detail": detail}, status_code=422)
     # A body is counted as it streams in (a chunked one has no Content-Length to check first): the
     # photo at its limit, as base64 (4/3), plus room for the other fields.
     app.add_middleware(BodyLimit, limit=int(kwargs["max_upload_mb"] * 1024**2 * 4 / 3) + 1024**2,

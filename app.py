@@ -668,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"settings: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.api_tokens is not None and settings.auth is None:
+        log.warning("I2V_API_TOKENS guard the REST API only: the page and its gradio API (/generate) stay open to "
+                    "anyone who can reach this port; set I2V_AUTH to require a login there too")  # fmt: skip
     if settings.public and settings.auth is None:
         log.warning("listening on %s without I2V_AUTH: anyone who can reach this port can use the GPU",
                     "a public share link" if settings.share else settings.host)  # fmt: skip

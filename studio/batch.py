@@ -77,28 +77,37 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the store held by a server, settings that do not validate
         print(f"i2v batch: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    failed = 0
     try:
-        for index, entry in enumerate(lines, start=1):
-            key = str(entry["line"])
-            before = summary.get(key, {})
-            tag = f"[{index}/{len(lines)}] line {entry['line']}"
-            if before.get("status") == "done" and before.get("output") and Path(before["output"]).is_file():
-                print(f"{tag}: done before, skipped", file=sys.stderr)
-                continue
-            if entry["error"]:
-                summary[key] = {"job": None, "status": "failed", "output": None, "seconds": None, "error": entry["error"]}
-            else:
-                job_id = before.get("job") if before.get("status") in ("queued", "running", "interrupted") else None
-                summary[key] = runner.run(entry, job_id, lambda row, key=key: _save(summary_path, {**summary, key: row}),
-                                          lambda text, tag=tag: print(f"{tag}: {text}", file=sys.stderr))  # fmt: skip
-            row = summary[key]
-            failed += row["status"] != "done"
-            print(f"{tag}: {row['status']}" + (f" in {row['seconds']} s -> {row['output']}" if row["status"] == "done"
-                                                else f": {row['error']}" if row.get("error") else ""), file=sys.stderr)  # fmt: skip
-            _save(summary_path, summary)
+        return _run(args, lines, summary, summary_path, runner)
+    except ServerGone as exc:
+        print(f"i2v batch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         runner.close()
+
+
+def _run(args, lines: list[dict], summary: dict, summary_path: Path, runner) -> int:
+    """Each line in turn: skipped when done before, waited for when its job is still in the queue,
+    else submitted; the summary is rewritten after each."""
+    failed = 0
+    for index, entry in enumerate(lines, start=1):
+        key = str(entry["line"])
+        before = summary.get(key, {})
+        tag = f"[{index}/{len(lines)}] line {entry['line']}"
+        if before.get("status") == "done" and before.get("output") and Path(before["output"]).is_file():
+            print(f"{tag}: done before, skipped", file=sys.stderr)
+            continue
+        if entry["error"]:
+            summary[key] = {"job": None, "status": "failed", "output": None, "seconds": None, "error": entry["error"]}
+        else:
+            job_id = before.get("job") if before.get("status") in ("queued", "running", "interrupted") else None
+            summary[key] = runner.run(entry, job_id, lambda row, key=key: _save(summary_path, {**summary, key: row}),
+                                      lambda text, tag=tag: print(f"{tag}: {text}", file=sys.stderr))  # fmt: skip
+        row = summary[key]
+        failed += row["status"] != "done"
+        print(f"{tag}: {row['status']}" + (f" in {row['seconds']} s -> {row['output']}" if row["status"] == "done"
+                                            else f": {row['error']}" if row.get("error") else ""), file=sys.stderr)  # fmt: skip
+        _save(summary_path, summary)
     print(json.dumps({"summary": str(summary_path), "lines": len(lines), "failed": failed}))
     return EXIT_FAILED if failed else 0
 
@@ -158,15 +167,20 @@ class ServerRunner:
             raise RuntimeError(f"{url}: {reply.status_code} {_detail(reply)}")
 
     def run(self, entry: dict, job_id: str | None, save, say) -> dict:
-        job = self.http.get(f"/api/v1/jobs/{job_id}").json() if job_id else None
-        if job is None or "id" not in job:
+        import httpx
+
+        job = self._poll(job_id, say) if job_id else None
+        if not job:  # a new line, or its job is gone from the server: submitted (again)
             body = entry["job"].model_dump(exclude_none=True)
             photo = entry["photo"]
             kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".bmp": "bmp", ".gif": "gif"}.get(
                 photo.suffix.lower(), "png")  # fmt: skip
             body["image"] = f"data:image/{kind};base64," + base64.b64encode(photo.read_bytes()).decode()
             while True:
-                reply = self.http.post("/api/v1/jobs", json=body)
+                try:
+                    reply = self.http.post("/api/v1/jobs", json=body)
+                except httpx.HTTPError as exc:
+                    raise ServerGone(f"could not send the job ({type(exc).__name__}); run again to resume") from None
                 if reply.status_code != 503:  # a full queue: wait for room
                     break
                 say("the server's queue is full; waiting")
@@ -183,24 +197,54 @@ class ServerRunner:
                 say(f"{progress['stage']} {progress['step']}/{progress['total']}")
             seen = state
             time.sleep(1.0)
-            job = self.http.get(f"/api/v1/jobs/{job['id']}").json()
+            job = self._poll(job["id"], say) or {"id": job["id"], "status": "failed",
+                                                 "error": {"text": "the job was deleted on the server"}}  # fmt: skip
         output = None
         if job["status"] == "done":
             self.videos.mkdir(parents=True, exist_ok=True)
             name = Path(str(job["result"]["video"].get("file") or "")).name  # a name from the server: never a path
             output = self.videos / (name if name.endswith(".mp4") and not name.startswith(".") else f"{job['id']}.mp4")
             partial = output.with_name(f".{output.name}.part")
-            with self.http.stream("GET", f"/api/v1/jobs/{job['id']}/video") as reply, partial.open("wb") as out:
-                reply.raise_for_status()
-                for chunk in reply.iter_bytes():
-                    out.write(chunk)
+            try:
+                with self.http.stream("GET", f"/api/v1/jobs/{job['id']}/video") as reply, partial.open("wb") as out:
+                    reply.raise_for_status()
+                    for chunk in reply.iter_bytes():
+                        out.write(chunk)
+            except httpx.HTTPError as exc:
+                partial.unlink(missing_ok=True)
+                raise ServerGone(f"could not download the video ({type(exc).__name__}); run again to resume") from None
             os.replace(partial, output)
         error = job.get("error") or {}
         return {"job": job["id"], "status": job["status"], "output": str(output) if output else None,
                 "seconds": job.get("seconds"), "error": error.get("text")}  # fmt: skip
 
+    def _poll(self, job_id: str, say, patience: float = 600.0) -> dict:
+        """The job as the server has it now; while the server does not answer (a restart), wait for
+        it up to `patience` seconds, then stop with one line (a later run resumes)."""
+        import httpx
+
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                reply = self.http.get(f"/api/v1/jobs/{job_id}")
+                if reply.status_code == 200:
+                    return reply.json()
+                if reply.status_code == 404:  # deleted on the server (by its owner, or retention)
+                    return {}
+                problem = f"{reply.status_code} {_detail(reply)}"
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+            if time.monotonic() > deadline:
+                raise ServerGone(f"the server did not answer for {patience:.0f} s ({problem}); run again to resume")
+            say(f"the server does not answer ({problem}); waiting for it")
+            time.sleep(5)
+
     def close(self) -> None:
         self.http.close()
+
+
+class ServerGone(Exception):
+    """The server stopped answering while a batch waited on it."""
 
 
 def _load(path: Path) -> dict:

@@ -73,7 +73,7 @@ class Hosting:
             suffix = photo.suffix or suffix
         checked_form = dict(form)
         if isinstance(photo, bytes):  # checked from a file of its own, as the worker will open it
-            checked_form["image"] = str(self._scratch(photo, suffix))
+            checked_form["image"] = str(self.scratch(photo, suffix))
         else:
             checked_form["image"] = str(photo)
         try:
@@ -83,17 +83,27 @@ class Hosting:
             raise
         finally:
             if isinstance(photo, bytes):
-                Path(checked_form["image"]).unlink(missing_ok=True)
+                self.drop_scratch(Path(checked_form["image"]))
         form = {**form, "last_refine": last_refine or {}}
         form.pop("image", None)
         return self.store.submit(owner, form, photo, suffix, session=session, language=language)
 
-    def _scratch(self, photo: bytes, suffix: str) -> Path:
+    def scratch(self, photo: bytes, suffix: str) -> Path:
+        """An uploaded photo as a file for a moment (to check it, or to refine with it), named by the
+        field it came in ("image"), which is what a message about it will name."""
         import secrets
 
-        path = self.store.root / f".check-{secrets.token_hex(6)}{suffix}"
+        folder = self.store.root / f".check-{secrets.token_hex(6)}"
+        folder.mkdir()
+        path = folder / f"image{suffix}"
         path.write_bytes(photo)
         return path
+
+    @staticmethod
+    def drop_scratch(path: Path) -> None:
+        import shutil
+
+        shutil.rmtree(path.parent, ignore_errors=True)
 
     # ------------------------------------------------------------------ following, stopping
     def wait(self, job_id: str, on_change: Callable[[Job], None] | None = None, timeout: float | None = None) -> Job:

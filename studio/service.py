@@ -215,7 +215,7 @@ class Studio:
         for lora in form.get("loras") or []:  # the API's list: {"name", "weight", "weight_2"}, names only
             name = str(lora.get("name") or "")
             if name not in present:
-                raise StudioError("studio.lora_unknown", name=Path(name).name)
+                raise StudioError("studio.lora_unknown", name=name[:100])  # the client's own words
             chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=lora.get("weight", 1.0),
                                      weight_2=lora.get("weight_2")))  # fmt: skip
         for slot, weight in LORA_SLOTS:
@@ -368,8 +368,13 @@ class Studio:
         if isinstance(error, MessageError):  # the engine's, the refiner's and ours
             return self.say(error.message, language)
         if isinstance(error, ValidationError):
-            return "; ".join(self.say(_invalid(e), language) for e in error.errors())
+            return "; ".join(self.field_error(e, language) for e in error.errors())
         return None
+
+    def field_error(self, error: dict, language: str) -> str:
+        """One pydantic error (a field of the form, or of an API request) as words: the knob, the
+        value, the rule."""
+        return self.say(_invalid(error), language)
 
     def progress_text(self, update: Progress, language: str) -> str:
         stage = note(f"studio.stage_{update.stage}")
@@ -415,6 +420,10 @@ def _invalid(error: dict) -> Message:
     knob = str(error["loc"][0]) if error["loc"] else "request"
     name = note(f"knob.{knob}") if knob in GenerationRequest.knobs() else knob
     value, ctx, kind = error.get("input"), error.get("ctx") or {}, error["type"]
+    if isinstance(value, str) and len(value) > 60:  # a value is named, not echoed whole
+        value = value[:60] + "…"
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        value = type(value).__name__
     if kind in ("greater_than_equal", "greater_than"):
         return note("studio.too_small", knob=name, value=value, limit=ctx.get("ge", ctx.get("gt")))
     if kind in ("less_than_equal", "less_than"):

@@ -263,7 +263,7 @@ class JobStore:
         with self._lock:
             self._db.execute(
                 "UPDATE jobs SET status=?, finished=?, result=?, video=?, error=?, error_kind=?, seconds=?, peak_gb=?, "
-                "eta=NULL WHERE id=?",
+                "stage=NULL, step=NULL, total=NULL, eta=NULL WHERE id=?",
                 (status, time.time(), json.dumps(result) if result is not None else None, video,
                  json.dumps(error) if error is not None else None, error_kind, seconds, peak_gb, job_id))  # fmt: skip
         self._notify()

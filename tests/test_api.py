@@ -6,6 +6,7 @@ after a restart every job ends done, none lost, none run twice."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -174,10 +175,24 @@ def test_bad_fields_are_422s_that_name_the_field_and_the_rule(server, chelsea):
     reply = post(job_body(chelsea, num_frames=200))  # the model's own rule, checked before queueing
     assert reply.status_code == 422 and "at most 161" in reply.json()["detail"]
     reply = post(job_body(chelsea, loras=[{"name": "../../secret.safetensors"}]))
-    assert reply.status_code == 422 and "secret.safetensors is not in the LoRA folder" in reply.json()["detail"]
+    assert reply.status_code == 422 and "../../secret.safetensors is not in the LoRA folder" in reply.json()["detail"]
     reply = httpx.post(f"{server.url}/api/v1/jobs", content=b"not json", headers={**auth(ALICE), "content-type":
                        "application/json"}, timeout=30)  # fmt: skip
     assert reply.status_code == 422
+    for number in (b"NaN", b"Infinity", b"1e400"):  # JSON's edges: a 422, never a 500 (nor a dropped connection)
+        body = json.dumps(job_body(chelsea)).replace('"height": 64', '"height": ' + number.decode()).encode()
+        reply = httpx.post(f"{server.url}/api/v1/jobs", content=body, headers={**auth(ALICE), "content-type":
+                           "application/json"}, timeout=30)  # fmt: skip
+        assert reply.status_code == 422 and reply.json()["detail"][0]["loc"][-1] == "height", reply.text
+    reply = post(job_body(chelsea, prompt="x" * 100_000))  # the value is named, not echoed
+    assert reply.status_code == 422 and len(reply.text) < 2000 and "4000" in reply.text
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea, height=5000), timeout=30,
+                       headers={**auth(ALICE), "Accept-Language": "zh-CN"})  # fmt: skip
+    assert "2160" in reply.json()["detail"][0]["msg"] and "高度" in reply.json()["detail"][0]["msg"]
+    reply = httpx.get(f"{server.url}/api/v1/jobs?offset=99999999999999999999", headers=auth(ALICE), timeout=30)
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"][-1] == "offset"
+    reply = httpx.get(f"{server.url}/api/v1/plan?speed=warp", headers=auth(ALICE), timeout=30)
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"][-1] == "speed"
 
 
 def test_cancel_a_running_and_a_queued_job_then_delete(server, chelsea):
@@ -205,6 +220,7 @@ def test_a_full_queue_is_refused_and_metrics_count_what_happened(server, chelsea
         ids.append(reply.json()["id"])
     reply = httpx.post(f"{server.url}/api/v1/jobs", json=slow, headers=auth(BOB), timeout=60)
     assert reply.status_code == 503 and "Queue is full" in reply.json()["detail"]
+    assert reply.headers["retry-after"] == "30"
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'i2v_queue_depth 3.0' in metrics and 'i2v_jobs{status="running"} 1.0' in metrics
     for job_id in reversed(ids):

@@ -78,3 +78,15 @@ def test_nothing_the_page_shows_needs_an_emoji_font():
     texts += [str(v) for table in app.I18N.translations.values() for v in table.values()]
     assert not [t for t in texts if emoji.search(t)]
     assert not emoji.search((REPO / "app.py").read_text(encoding="utf-8"))
+
+
+def test_every_knob_has_words_in_every_language():
+    # A refusal names its knob: a knob without words failed with a KeyError (a 500) instead.
+    import tomllib
+
+    from i2v.request import GenerationRequest
+    from messages import CATALOGUES, LANGUAGES
+
+    for language in LANGUAGES:
+        words = tomllib.loads((CATALOGUES / f"{language}.toml").read_text(encoding="utf-8"))
+        assert [knob for knob in GenerationRequest.knobs() if f"knob.{knob}" not in words] == [], language
