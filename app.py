@@ -326,6 +326,8 @@ def build_demo(services: Services) -> gr.Blocks:
                     generate_button = gr.Button(I18N("generate"), variant="primary", elem_id="generate")
                     stop_button = gr.Button(I18N("stop"), variant="stop", elem_id="stop")
                 params = gr.JSON(label=I18N("params"), elem_id="params")
+                thumbs = gr.Gallery(label=I18N("history"), columns=6, height=170, allow_preview=False,
+                                    elem_id="history-thumbs")  # fmt: skip
                 table = gr.Dataframe(headers=studio.history_headers("en"), value=[], label=I18N("history"),
                                      interactive=False, elem_id="history")  # fmt: skip
                 with gr.Row():
@@ -433,7 +435,7 @@ def build_demo(services: Services) -> gr.Blocks:
                    camera: result.get("camera_motion", "static"), details: made["details"] if made else gr.update(),
                    last_refine: made["last"] if made else last,
                    params: result.get("params") if done else {"stopped": True}}  # fmt: skip
-            past = hosting.history(owner_of(request)) if done else past
+            past = hosting.history(owner_of(request)) if done else past  # the pick list and pictures follow it
             out.update({video: shown(result["params"]["output_path"]) if done else None, history: past,
                         table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
             return out
@@ -501,7 +503,7 @@ def build_demo(services: Services) -> gr.Blocks:
             """The timer's look at the store: new values only when a job of this person moved; the
             item picked stays picked."""
             now = load_history(request, picked)
-            return now if now[history] != past else {history: gr.skip(), table: gr.skip(), history_pick: gr.skip()}
+            return now if now[history] != past else dict.fromkeys((history, table, history_pick, thumbs), gr.skip())
 
         def delete_from_history(past: list[dict], key, request: gr.Request):
             lang = language(request)
@@ -517,7 +519,29 @@ def build_demo(services: Services) -> gr.Blocks:
             without one: not the API's token users'), across restarts and browsers, from the store."""
             past = hosting.history(owner_of(request))
             return {history: past, history_pick: history_choices(past, request, picked),
-                    table: {"headers": studio.history_headers(language(request)), "data": studio.history_rows(past)}}
+                    table: {"headers": studio.history_headers(language(request)), "data": studio.history_rows(past)},
+                    thumbs: pictures(past)}  # fmt: skip
+
+        def pictures(past: list[dict]) -> list[tuple[str, str]]:
+            return [(shown(item["thumbnail"]), thumb_caption(item)) for item in pictured(past)]
+
+        def history_changed(past: list[dict], picked, request: gr.Request):
+            """After a Generate: the pick list and the pictures follow the new history."""
+            return {history_pick: history_choices(past, request, picked), thumbs: pictures(past)}
+
+        def pictured(past: list[dict]) -> list[dict]:
+            """The history's finished videos that have a picture, newest first (the gallery's order)."""
+            return [item for item in reversed(past) if item.get("thumbnail")]
+
+        def thumb_caption(item: dict) -> str:
+            return f"{item['time']} · {item['family']} · {item['seed']} · {item['prompt'][:40]}"
+
+        def pick_thumbnail(past: list[dict], evt: gr.SelectData):
+            """A click on a picture picks its video in the list below (play, load, delete)."""
+            shown_items = pictured(past)
+            if not 0 <= evt.index < len(shown_items):
+                return gr.skip()
+            return gr.update(value=shown_items[evt.index]["job"])
 
         # The API names /generate's values as they always were (its signature below); gradio reads them there.
         generate.__signature__ = inspect.Signature([
@@ -543,7 +567,9 @@ def build_demo(services: Services) -> gr.Blocks:
         for control in panel_inputs:
             control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
         demo.load(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
-        demo.load(load_history, None, [history, table, history_pick], api_name=False, queue=False)
+        history_views = [history, table, history_pick, thumbs]
+        demo.load(load_history, None, history_views, api_name=False, queue=False)
+        thumbs.select(pick_thumbnail, [history], [history_pick], api_name=False, queue=False)
         for button, kind in ((preset_button, "preset"), (plan_button, "plan"), (faster_button, "faster")):
             button.click(apply(kind), [actions, model, speed], panel_inputs, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
@@ -556,15 +582,13 @@ def build_demo(services: Services) -> gr.Blocks:
         # No cancels=[...]: gradio would cancel the task (red "Error" on every output) and free the
         # GPU slot while the engine still runs; the flag stops the engine, and the job returns calmly.
         stop_button.click(stop, None, None, api_name="stop", queue=False)
-        history.change(history_choices, [history], [history_pick], api_name=False, queue=False)
+        history.change(history_changed, [history, history_pick], [history_pick, thumbs], api_name=False, queue=False)
         load_button.click(load_from_history, [history, history_pick], [video, params, *form.values()],
                           api_name=False, queue=False)  # fmt: skip
-        delete_button.click(delete_from_history, [history, history_pick], [history, table, history_pick],
-                            api_name=False, queue=False)  # fmt: skip
-        batch_button.click(run_batch, [batch_photos, batch_prompts, *form.values()],
-                           [batch_note, history, table, history_pick], api_name=False)  # fmt: skip
-        gr.Timer(3.0).tick(refresh_history, [history, history_pick], [history, table, history_pick], api_name=False,
-                           queue=False)  # fmt: skip
+        delete_button.click(delete_from_history, [history, history_pick], history_views, api_name=False, queue=False)
+        batch_button.click(run_batch, [batch_photos, batch_prompts, *form.values()], [batch_note, *history_views],
+                           api_name=False)  # fmt: skip
+        gr.Timer(3.0).tick(refresh_history, [history, history_pick], history_views, api_name=False, queue=False)
     demo.queue(default_concurrency_limit=1)
     return demo
 

@@ -216,6 +216,19 @@ def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     return np.stack(frames), meta
 
 
+def first_frame(path: Path) -> np.ndarray:
+    """The video's first frame, (H, W, 3) uint8, decoding nothing more."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+        width, height = meta["size"]
+        return np.frombuffer(next(reader), np.uint8).reshape(height, width, 3).copy()
+    finally:
+        reader.close()
+
+
 def read_comment(path: Path) -> dict:
     """The JSON embedded as the MP4's comment tag."""
     out = subprocess.run(

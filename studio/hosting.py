@@ -141,7 +141,9 @@ class Hosting:
         for job in reversed(self.store.list(owner, limit=limit)):
             when = time.strftime("%m-%d %H:%M", time.localtime(job.finished or job.created))
             if job.status == "done" and job.result:
-                items.append({**job.result["params"], "job": job.id, "status": job.status, "time": when})
+                thumb = self.store.thumbnail(job.id)
+                items.append({**job.result["params"], "job": job.id, "status": job.status, "time": when,
+                              "thumbnail": str(thumb) if thumb.is_file() else None})  # fmt: skip
                 continue
             form = job.form
             items.append({"job": job.id, "status": job.status, "time": when, "family": form.get("model"),

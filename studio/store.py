@@ -283,12 +283,17 @@ class JobStore:
         self._notify()
         return bool(changed)
 
+    def thumbnail(self, job_id: str) -> Path:
+        """Where a finished job's thumbnail (its video's first frame, a small JPEG) is kept."""
+        return self.root / "thumbs" / f"{job_id}.jpg"
+
     def delete(self, job: Job) -> None:
-        """Remove an ended job's record, its photo, its video and the video's JSON."""
+        """Remove an ended job's record, its photo, its thumbnail, its video and the video's JSON."""
         assert job.status in ENDED
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
         shutil.rmtree(self.root / "inputs" / job.id, ignore_errors=True)
+        self.thumbnail(job.id).unlink(missing_ok=True)
         if job.video:
             video = Path(job.video)
             video.unlink(missing_ok=True)

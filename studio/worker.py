@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import threading
 import time
@@ -170,12 +171,32 @@ class Worker:
             log.info("job %s stopped", job.id)
             return
         model = outcome.result.family
+        self._thumbnail(job.id, outcome.result.path)
         self.store.finish(job.id, "done", result=result, video=str(outcome.result.path), seconds=seconds, peak_gb=peak)
         log.info("job %s done in %.1f s: %s", job.id, seconds, outcome.result.path.name)
         if self.metrics:
             self.metrics.generation_seconds.labels(model).observe(seconds)
             if peak is not None:
                 self.metrics.peak_gpu_gb.labels(model).observe(peak)
+
+    def _thumbnail(self, job_id: str, video) -> None:
+        """The history's picture of a finished video: its first frame, 256 pixels at most a side,
+        written whole under its final name. A video that cannot give one simply has none."""
+        from PIL import Image
+
+        from i2v.export import first_frame
+
+        path = self.store.thumbnail(job_id)
+        partial = path.with_name(f".{path.name}.part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            picture = Image.fromarray(first_frame(video))
+            picture.thumbnail((256, 256))
+            picture.save(partial, format="JPEG", quality=85)
+            os.replace(partial, path)
+        except Exception as exc:  # noqa: BLE001 - a thumbnail is a nicety: the video is what counts
+            partial.unlink(missing_ok=True)
+            log.warning("job %s: no thumbnail (%s)", job_id, exc)
 
     def _check_disk(self, job: Job) -> None:
         form = job.form

@@ -185,3 +185,18 @@ def test_a_batch_of_photos_and_prompts_is_queued_and_followed_in_the_history(bro
                            timeout=240_000)  # fmt: skip
     assert len(list(out.glob("*.mp4"))) == videos + 2
     page.close()
+
+
+def test_the_history_shows_a_picture_of_each_video_and_a_click_picks_it(browser, app_url):
+    url, out = app_url
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
+    page.goto(url)
+    # the earlier tests made videos: each has its first frame as a picture
+    page.wait_for_selector("#history-thumbs img", timeout=30_000)
+    pictures = page.locator("#history-thumbs img")
+    assert pictures.count() >= 1
+    first = page.locator("#history-pick input").input_value()
+    pictures.last.click()  # the oldest picture
+    page.wait_for_function("v => document.querySelector('#history-pick input').value !== v", arg=first,
+                           timeout=15_000)  # fmt: skip
+    page.close()
