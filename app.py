@@ -407,7 +407,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
             def on_change(job) -> None:  # waiting in the store's queue, then the worker's progress
                 ahead = hosting.store.position(job)
-                if job.status == "queued" and ahead is not None:
+                if job.status in ("queued", "interrupted") and ahead is not None:
                     progress(None, desc=studio.say(note("store.waiting", ahead=ahead) if ahead
                                                    else note("store.waiting_next"), lang))  # fmt: skip
                 elif job.stage:

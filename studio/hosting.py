@@ -128,7 +128,7 @@ class Hosting:
     def stop_session(self, session: str) -> bool:
         """Stop every job a browser tab started that has not ended."""
         stopped = False
-        for status in ("queued", "running"):
+        for status in ("queued", "interrupted", "running"):
             for job in self.store.list(status=status, session=session, limit=10**6):
                 stopped = self.worker.cancel(job) or stopped
         return stopped

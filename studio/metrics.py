@@ -24,7 +24,7 @@ class _StoreCollector:
         for status, n in counts.items():
             jobs.add_metric([status], n)
         yield jobs
-        yield GaugeMetricFamily("i2v_queue_depth", "Jobs waiting to run", value=counts["queued"])
+        yield GaugeMetricFamily("i2v_queue_depth", "Jobs waiting to run", value=counts["queued"] + counts["interrupted"])
 
 
 class Metrics:

@@ -27,6 +27,7 @@ from pathlib import Path
 from messages import MessageError, note
 
 STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted")
+WAITING = ("queued", "interrupted")  # an interrupted job waits to run again, in its old place
 ENDED = ("done", "failed", "stopped")
 MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fails instead of looping
 PHOTO_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -135,8 +136,9 @@ class JobStore:
         self._held = handle
 
     def recover(self) -> list[Job]:
-        """After a restart: each job that was running when its process died is queued again (its
-        attempts counted), or failed once it died that way MAX_ATTEMPTS times. Only the holder calls
+        """After a restart: each job that was running when its process died is "interrupted": it waits
+        to run again in its old place (its attempts counted), or fails once it died that way
+        MAX_ATTEMPTS times. Only the holder calls
         this. Returns the jobs it touched."""
         touched = []
         with self._lock:
@@ -148,7 +150,7 @@ class JobStore:
                         (time.time(), json.dumps({"code": "store.interrupted_twice", "text": str(
                             note("store.interrupted_twice", attempts=job.attempts))}), job.id))  # fmt: skip
                 else:
-                    self._db.execute("UPDATE jobs SET status='queued', stage=NULL, step=NULL, total=NULL, eta=NULL "
+                    self._db.execute("UPDATE jobs SET status='interrupted', stage=NULL, step=NULL, total=NULL, eta=NULL "
                                      "WHERE id=?", (job.id,))  # fmt: skip
                 touched.append(self.get(job.id))
         return touched
@@ -161,7 +163,7 @@ class JobStore:
         job_id = secrets.token_urlsafe(12)  # not guessable
         folder = self.root / "inputs" / job_id
         with self._lock:
-            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'interrupted')").fetchone()[0]
             if waiting >= self.queue_size:
                 raise StoreError("studio.queue_full", limit=self.queue_size)
             folder.mkdir(parents=True)
@@ -225,10 +227,11 @@ class JobStore:
 
     def position(self, job: Job) -> int | None:
         """How many jobs run before this one (0: it runs next); None once it is not queued."""
-        if job.status != "queued":
+        if job.status not in WAITING:
             return None
         with self._lock:
-            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND seq < ?",
+            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'interrupted', 'running') "
+                                     "AND seq < ?",
                                      (job.seq,)).fetchone()[0]  # fmt: skip
         return ahead
 
@@ -244,7 +247,8 @@ class JobStore:
     def claim(self) -> Job | None:
         """The oldest queued job, now running (its attempts counted), or None."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE status='queued' ORDER BY seq LIMIT 1").fetchone()
+            row = self._db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'interrupted') ORDER BY seq LIMIT 1"
+                                   ).fetchone()  # fmt: skip
             if row is None:
                 return None
             self._db.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?",
@@ -278,7 +282,8 @@ class JobStore:
     def stop_queued(self, job_id: str) -> bool:
         """Stop a job that has not started: True when it was still queued."""
         with self._lock:
-            changed = self._db.execute("UPDATE jobs SET status='stopped', finished=? WHERE id=? AND status='queued'",
+            changed = self._db.execute("UPDATE jobs SET status='stopped', finished=? WHERE id=? AND status IN "
+                                       "('queued', 'interrupted')",
                                        (time.time(), job_id)).rowcount  # fmt: skip
         self._notify()
         return bool(changed)
