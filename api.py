@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -85,12 +86,21 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         raise HTTPException(401, detail=studio.say(note("api.bad_token"), language(request)),
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
+    def model_ids() -> dict[str, str]:
+        """id -> the studio's value, for every model here: a family id, or a local folder by its
+        name ("folder:NAME" where a family here has that name already)."""
+        ids: dict[str, str] = {}
+        for _, value in studio.choices():
+            name = public_model(value)
+            ids[f"folder:{name}" if name in ids else name] = value
+        return ids
+
     def model_value(asked: str | None, lang: str) -> str:
         """The model a client names, as the studio knows it: one of GET /api/v1/models' ids (a
         server folder is never named by a client; the one the server runs is given by its name)."""
         if asked is None:
             return studio.default_model()
-        known = {public_model(value): value for _, value in studio.choices()}
+        known = model_ids()
         if asked not in known:
             raise refuse(422, note("studio.not_one_of", knob="model", value=asked, choices=", ".join(known)), lang)
         return known[asked]
@@ -113,14 +123,14 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
             job_in = JobIn.model_validate(fields)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
-        if photo is None:
-            photo, suffix = _data_url(job_in.image, lang, refuse)
+        if photo is None:  # decoded, checked and copied off the event loop: big photos take a moment
+            photo, suffix = await run_in_threadpool(_data_url, job_in.image, lang, refuse)
         if len(photo) > limit:
             raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(photo)), limit_mb=max_upload_mb), lang)
         form = form_of(job_in, studio.default_model())
         form["model"] = model_value(job_in.model, lang)
         try:
-            job = hosting.submit(form, who or ANYONE, lang, photo=photo, suffix=suffix)
+            job = await run_in_threadpool(hosting.submit, form, who or ANYONE, lang, photo=photo, suffix=suffix)
         except StoreError as exc:
             full = exc.message.code == "studio.queue_full"
             raise HTTPException(503 if full else 409, detail=studio.say(exc.message, lang),
@@ -187,9 +197,9 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
 
     @router.get("/api/v1/models")
     def models(who: str | None = Depends(owner)):
-        return {"default": public_model(studio.default_model()),
-                "models": [{"id": public_model(value), "label": label, **studio.rules(value)}
-                           for label, value in studio.choices()],
+        ids = {value: name for name, value in model_ids().items()}
+        return {"default": ids.get(studio.default_model(), public_model(studio.default_model())),
+                "models": [{"id": ids[value], "label": label, **studio.rules(value)} for label, value in studio.choices()],
                 "loras": studio.lora_files()}  # fmt: skip
 
     @router.get("/api/v1/plan")

@@ -9,6 +9,7 @@ refiner, the studio and its job store once, and serves the page with the REST AP
 from __future__ import annotations
 
 import argparse
+import asyncio
 import inspect
 import json
 import logging
@@ -26,7 +27,7 @@ from messages import DEFAULT, LANGUAGES, language_of, note, render
 from settings import Settings
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
-from studio.store import StoreError
+from studio.store import ENDED, StoreError
 
 log = logging.getLogger("app")
 
@@ -392,7 +393,9 @@ def build_demo(services: Services) -> gr.Blocks:
 
         generate_inputs = [*form.values(), history, last_refine]
 
-        def generate(request: gr.Request, progress=gr.Progress(), *values):  # noqa: B008 - gradio's own idiom
+        async def generate(request: gr.Request, progress=gr.Progress(), *values):  # noqa: B008 - gradio's own idiom
+            """Queue the job in the store and follow it: async, so that a page waiting for its video
+            holds no thread (gradio's and the API's share one pool)."""
             lang = language(request)
             data = dict(zip(form, values))
             past, last = values[len(form)], values[len(form) + 1]
@@ -414,13 +417,16 @@ def build_demo(services: Services) -> gr.Blocks:
                     on_progress(Progress(job.stage, job.step or 0, job.total or 0, 0.0, job.eta))
 
             try:
-                job = hosting.submit(data, owner_of(request), lang, session=request.session_hash or "api",
-                                     last_refine=last)  # fmt: skip
+                job = await asyncio.to_thread(hosting.submit, data, owner_of(request), lang,
+                                              session=request.session_hash or "api", last_refine=last)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
                 raise refusal(exc, lang, "generate") from None
-            job = hosting.wait(job.id, on_change)
+            job = await hosting.follow(job.id, on_change)
             if job is None:  # deleted by its owner from another client while it waited
                 raise user_error(studio.say(note("studio.stopped"), lang), studio.say(note("studio.title_error"), lang))
+            if job.status not in ENDED:  # the server is stopping: the job stays queued for its next start
+                inform(studio.say(note("store.server_stopping"), lang), lang)
+                return {params: {"stopped": True, "job": job.id, "status": "queued"}}
             if job.status == "failed":
                 log.info("job %s failed: %s", job.id, job.error["text"])
                 raise user_error(job.error["text"], studio.say(note("studio.title_error"), lang))
@@ -436,7 +442,8 @@ def build_demo(services: Services) -> gr.Blocks:
                    last_refine: made["last"] if made else last,
                    params: result.get("params") if done else {"stopped": True}}  # fmt: skip
             past = hosting.history(owner_of(request)) if done else past  # the pick list and pictures follow it
-            out.update({video: shown(result["params"]["output_path"]) if done else None, history: past,
+            out.update({video: await asyncio.to_thread(shown, result["params"]["output_path"]) if done else None,
+                        history: past,
                         table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
             return out
 
@@ -502,8 +509,9 @@ def build_demo(services: Services) -> gr.Blocks:
         def refresh_history(past: list[dict], picked, request: gr.Request):
             """The timer's look at the store: new values only when a job of this person moved; the
             item picked stays picked."""
-            now = load_history(request, picked)
-            return now if now[history] != past else dict.fromkeys((history, table, history_pick, thumbs), gr.skip())
+            if hosting.history(owner_of(request)) == past:  # the cheap look first: no pictures to copy
+                return dict.fromkeys((history, table, history_pick, thumbs), gr.skip())
+            return load_history(request, picked)
 
         def delete_from_history(past: list[dict], key, request: gr.Request):
             lang = language(request)
@@ -523,11 +531,18 @@ def build_demo(services: Services) -> gr.Blocks:
                     thumbs: pictures(past)}  # fmt: skip
 
         def pictures(past: list[dict]) -> list[tuple[str, str]]:
-            return [(shown(item["thumbnail"]), thumb_caption(item)) for item in pictured(past)]
+            shown_items = []
+            for item in pictured(past):
+                try:
+                    shown_items.append((shown(item["thumbnail"]), thumb_caption(item)))
+                except OSError:  # removed meanwhile (another tab, the API, retention): no picture
+                    continue
+            return shown_items
 
-        def history_changed(past: list[dict], picked, request: gr.Request):
-            """After a Generate: the pick list and the pictures follow the new history."""
-            return {history_pick: history_choices(past, request, picked), thumbs: pictures(past)}
+        def history_changed(past: list[dict], request: gr.Request):
+            """After a Generate: the pick list and the pictures follow the new history, the new video
+            picked."""
+            return {history_pick: history_choices(past, request), thumbs: pictures(past)}
 
         def pictured(past: list[dict]) -> list[dict]:
             """The history's finished videos that have a picture, newest first (the gallery's order)."""
@@ -582,7 +597,7 @@ def build_demo(services: Services) -> gr.Blocks:
         # No cancels=[...]: gradio would cancel the task (red "Error" on every output) and free the
         # GPU slot while the engine still runs; the flag stops the engine, and the job returns calmly.
         stop_button.click(stop, None, None, api_name="stop", queue=False)
-        history.change(history_changed, [history, history_pick], [history_pick, thumbs], api_name=False, queue=False)
+        history.change(history_changed, [history], [history_pick, thumbs], api_name=False, queue=False)
         load_button.click(load_from_history, [history, history_pick], [video, params, *form.values()],
                           api_name=False, queue=False)  # fmt: skip
         delete_button.click(delete_from_history, [history, history_pick], history_views, api_name=False, queue=False)
@@ -612,8 +627,9 @@ class Server:
 
 
 def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
-    """Start the job worker (it holds the store: a second server on the same output folder is
-    refused), then serve the REST API and the page on the settings' host and port."""
+    """Hold the job store (a second server on the same output folder is refused), serve the REST API
+    and the page on the settings' host and port, and run jobs once the port is ours (a port taken
+    by something else must not cost a queued job an attempt)."""
     import asyncio
     import threading
 
@@ -623,7 +639,7 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
     from api import add_api
 
     settings, hosting = services.settings, services.hosting
-    hosting.start()
+    hosting.hold()
     app = FastAPI(title="i2v studio API", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     add_api(app, hosting, tokens=settings.api_token_pairs(), page_has_users=settings.auth is not None,
             max_upload_mb=settings.max_upload_mb)  # fmt: skip
@@ -635,6 +651,11 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
         show_error=True, ssr_mode=False,  # an unexpected failure still tells the person what broke
     )  # fmt: skip
     class Uvicorn(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)  # exits the process when the port cannot be had
+            if self.started and not self.should_exit:
+                hosting.begin()
+
         def handle_exit(self, sig, frame) -> None:  # Ctrl-C or SIGTERM: no job starts from here on
             hosting.worker.stop_soon()
             super().handle_exit(sig, frame)
@@ -651,13 +672,18 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
     if settings.share:
         threading.Timer(3.0, _share, (settings,)).start()
     if block:
-        server.run()
-        hosting.close()
+        try:
+            server.run()
+        finally:
+            hosting.close()
         return Server(server, None, hosting)
     thread = threading.Thread(target=server.run, name="server", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
         threading.Event().wait(0.05)
+    if not server.started:
+        hosting.close()
+        raise OSError(f"could not serve on {settings.host}:{settings.port}")
     return Server(server, thread, hosting)
 
 
@@ -712,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has stopped: it stopped calmly
+        return 130
     return 0
 
 

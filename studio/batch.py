@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -45,7 +46,8 @@ def read_lines(path: Path) -> list[dict]:
     for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip() or text.lstrip().startswith("#"):
             continue
-        entry = {"line": number, "job": None, "photo": None, "error": None}
+        entry = {"line": number, "job": None, "photo": None, "error": None,
+                 "fingerprint": hashlib.sha256(text.strip().encode()).hexdigest()[:16]}  # fmt: skip
         try:
             data = json.loads(text)
             if not isinstance(data, dict):
@@ -90,19 +92,29 @@ def _run(args, lines: list[dict], summary: dict, summary_path: Path, runner) -> 
     """Each line in turn: skipped when done before, waited for when its job is still in the queue,
     else submitted; the summary is rewritten after each."""
     failed = 0
+    # A line is known by its text (and, for the same text twice, which time it is): one moved by an
+    # edit of the file is still done, and a new line above it is not mistaken for it.
+    previous = {row.get("fingerprint"): row for row in summary.values() if row.get("fingerprint")}
+    summary.clear()
+    seen: dict[str, int] = {}
     for index, entry in enumerate(lines, start=1):
-        key = str(entry["line"])
-        before = summary.get(key, {})
+        seen[entry["fingerprint"]] = seen.get(entry["fingerprint"], 0) + 1
+        key, fingerprint = str(entry["line"]), f"{entry['fingerprint']}.{seen[entry['fingerprint']]}"
+        before = previous.get(fingerprint, {})
         tag = f"[{index}/{len(lines)}] line {entry['line']}"
         if before.get("status") == "done" and before.get("output") and Path(before["output"]).is_file():
             print(f"{tag}: done before, skipped", file=sys.stderr)
+            summary[key] = before
+            _save(summary_path, summary)
             continue
         if entry["error"]:
             summary[key] = {"job": None, "status": "failed", "output": None, "seconds": None, "error": entry["error"]}
         else:
             job_id = before.get("job") if before.get("status") in ("queued", "running", "interrupted") else None
-            summary[key] = runner.run(entry, job_id, lambda row, key=key: _save(summary_path, {**summary, key: row}),
-                                      lambda text, tag=tag: print(f"{tag}: {text}", file=sys.stderr))  # fmt: skip
+            summary[key] = runner.run(
+                entry, job_id, lambda row, key=key: _save(summary_path, {**summary, key: {**row, "fingerprint": fingerprint}}),
+                lambda text, tag=tag: print(f"{tag}: {text}", file=sys.stderr))  # fmt: skip
+        summary[key]["fingerprint"] = fingerprint
         row = summary[key]
         failed += row["status"] != "done"
         print(f"{tag}: {row['status']}" + (f" in {row['seconds']} s -> {row['output']}" if row["status"] == "done"
@@ -231,6 +243,8 @@ class ServerRunner:
                     return reply.json()
                 if reply.status_code == 404:  # deleted on the server (by its owner, or retention)
                     return {}
+                if 400 <= reply.status_code < 500:  # a wrong token, say: waiting would not mend it
+                    raise ServerGone(f"{reply.status_code} {_detail(reply)}")
                 problem = f"{reply.status_code} {_detail(reply)}"
             except httpx.HTTPError as exc:
                 problem = type(exc).__name__
@@ -257,7 +271,7 @@ def _load(path: Path) -> dict:
 
 def _save(path: Path, summary: dict) -> None:
     """The summary, written whole to a partial file and renamed into place."""
-    rows = [{"line": int(key), **row} for key, row in sorted(summary.items(), key=lambda item: int(item[0]))]
+    rows = [{**row, "line": int(key)} for key, row in sorted(summary.items(), key=lambda item: int(item[0]))]
     partial = path.with_name(f".{path.name}.part")
     partial.write_text(json.dumps({"lines": rows}, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(partial, path)

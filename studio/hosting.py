@@ -58,6 +58,13 @@ class Hosting:
     def start(self) -> None:
         self.worker.start()
 
+    def hold(self) -> None:
+        """Hold the store (refused when another process holds it); `begin` then runs its jobs."""
+        self.worker.hold()
+
+    def begin(self) -> None:
+        self.worker.begin()
+
     def close(self) -> None:
         self.worker.close()
 
@@ -112,7 +119,7 @@ class Hosting:
         seen = None
         while True:
             job = self.store.get(job_id)
-            if job is None or job.status in ENDED:
+            if job is None or job.status in ENDED or self.worker.stopping:  # a shutdown: it stays queued
                 return job
             state = (job.status, job.stage, job.step, self.store.position(job))
             if on_change is not None and state != seen:
@@ -121,6 +128,22 @@ class Hosting:
             if deadline is not None and time.monotonic() > deadline:
                 return job
             self.store.wait(0.25)
+
+    async def follow(self, job_id: str, on_change: Callable[[Job], None] | None = None) -> Job | None:
+        """`wait`, for an event loop: polls the store without holding a thread while the job waits
+        and runs. Returns when it ends, or when the server stops (it stays queued then)."""
+        import asyncio
+
+        seen = None
+        while True:
+            job = self.store.get(job_id)
+            if job is None or job.status in ENDED or self.worker.stopping:
+                return job
+            state = (job.status, job.stage, job.step, self.store.position(job))
+            if on_change is not None and state != seen:
+                on_change(job)
+                seen = state
+            await asyncio.sleep(0.25)
 
     def stop(self, job: Job) -> bool:
         return self.worker.cancel(job)

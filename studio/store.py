@@ -29,6 +29,7 @@ from messages import MessageError, note
 STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted")
 WAITING = ("queued", "interrupted")  # an interrupted job waits to run again, in its old place
 ENDED = ("done", "failed", "stopped")
+RETENTION_GRACE_S = 600  # retention never removes a job that ended less than this long ago
 MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fails instead of looping
 PHOTO_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -306,10 +307,12 @@ class JobStore:
         self._notify()
 
     def remove_old(self, keep_days: float | None, keep_gb: float | None) -> list[str]:
-        """Retention: remove ended jobs older than `keep_days`, then the oldest ended ones until their
-        videos take at most `keep_gb`. Returns the ids removed."""
+        """Retention: remove ended jobs older than `keep_days`, then the oldest ended ones until all
+        videos take at most `keep_gb`. A job that ended in the last RETENTION_GRACE_S seconds stays
+        (its page or batch is still reading it). Returns the ids removed."""
         removed = []
         ended = [job for job in reversed(self.list(limit=10**9)) if job.status in ENDED]  # oldest first
+        recent = time.time() - RETENTION_GRACE_S
         if keep_days is not None:
             cutoff = time.time() - keep_days * 86400
             for job in [job for job in ended if (job.finished or job.created) < cutoff]:
@@ -320,7 +323,7 @@ class JobStore:
             sizes = {job.id: _size(job.video) for job in ended}
             total = sum(sizes.values())
             for job in ended:
-                if total <= keep_gb * 1024**3:
+                if total <= keep_gb * 1024**3 or (job.finished or job.created) >= recent:
                     break
                 self.delete(job)
                 removed.append(job.id)

@@ -35,11 +35,21 @@ class Worker:
         self._flags: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._asked: set[str] = set()  # jobs a person stopped (not the shutdown)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Hold the store (refused when another process holds it), queue again what a dead process
-        left running, and start taking jobs."""
+        """Hold the store, then start taking jobs."""
+        self.hold()
+        self.begin()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def hold(self) -> None:
+        """Hold the store (refused when another process holds it) and mark what a dead process left
+        running as interrupted. Takes no job yet: a server begins once it listens."""
         self.store.hold()
         for job in self.store.recover():
             if job.status == "failed":
@@ -49,6 +59,9 @@ class Worker:
             else:
                 log.warning("job %s was interrupted (attempt %d): queued again", job.id, job.attempts)
         self._retain()
+
+    def begin(self) -> None:
+        """Start taking jobs, in order, in a thread of its own."""
         self._thread = threading.Thread(target=self._loop, name="gpu-worker", daemon=True)
         self._thread.start()
 
@@ -56,10 +69,12 @@ class Worker:
         """Shut down: a running job stops at its next step and is queued again, its attempt not
         counted (nobody stopped it, and the process did not die). One that does not reach a step
         within `timeout` (loading a model, say) is queued again the same way as the process ends."""
-        running = self.stop_soon()
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
+                with self._lock:
+                    running = [job_id for job_id in self._flags if job_id not in self._asked]
                 for job_id in running:
                     self.store.requeue(job_id)
 
@@ -78,6 +93,8 @@ class Worker:
             if self.store.stop_queued(job.id):
                 return True
             flag = self._flags.get(job.id)
+            if flag is not None:
+                self._asked.add(job.id)
         if flag is None:
             return False
         flag.set()
@@ -89,6 +106,8 @@ class Worker:
             job = None
             try:  # the loop outlives any one job, and any trouble with the store (it says so, and waits)
                 with self._lock:
+                    if self._stopping.is_set():  # shut down between the loop's test and here
+                        break
                     job = self.store.claim()
                     if job is not None:
                         self._flags[job.id] = threading.Event()
@@ -105,6 +124,7 @@ class Worker:
                 if job is not None:
                     with self._lock:
                         self._flags.pop(job.id, None)
+                        self._asked.discard(job.id)
 
     def _fail(self, job: Job | None) -> None:
         """A job the worker could not finish (the store failed under it): failed, not left running."""
@@ -163,7 +183,7 @@ class Worker:
             "refined": dataclasses.asdict(outcome.refined) if outcome.refined else None,
         }  # fmt: skip
         if outcome.result is None:
-            if self._stopping.is_set():  # the server is shutting down, nobody stopped it: run it again next start
+            if self._stopping.is_set() and job.id not in self._asked:  # the shutdown stopped it, not a person
                 self.store.requeue(job.id)
                 log.info("job %s stopped by the shutdown: queued again", job.id)
                 return

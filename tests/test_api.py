@@ -327,6 +327,43 @@ def test_a_clean_stop_queues_the_running_job_again_without_counting_it(tiny_mode
     assert job["status"] == "done" and job["attempts"] == 1, job
 
 
+def test_ctrl_c_while_a_page_waits_on_its_job_stops_the_server_and_keeps_the_job(tiny_model, tmp_path, chelsea):
+    # A page's Generate waits on the store; Ctrl-C must still end the process, and the job it
+    # waited on stays queued for the next start.
+    from gradio_client import Client
+    from test_app import generate_args
+
+    from studio.store import JobStore
+
+    out = tmp_path / "outputs"
+    first = Server(tiny_model, out).start()
+    try:
+        page = Client(first.url + "/", verbose=False)
+        args = generate_args(chelsea, "cat", "a cat", str(Path(tiny_model)), steps=12)
+        args.update(height=128, width=128, num_frames=17)
+        page.submit(*args.values(), api_name="/generate")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the page's job denoises
+            store = JobStore(out)
+            found = [job for job in store.list() if job.status == "running" and job.stage == "denoising"]
+            store.close()
+            if found:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the page's job never started denoising")
+        started = time.monotonic()
+        first.process.send_signal(signal.SIGINT)
+        first.process.wait(60)
+        assert time.monotonic() - started < 30
+    finally:
+        first.stop()
+    store = JobStore(out)
+    (job,) = store.list()
+    store.close()
+    assert job.status == "queued" and job.attempts == 0, (job.status, job.attempts)
+
+
 def test_a_second_server_on_the_same_store_is_refused(server, tiny_model):
     second = Server(tiny_model, server.out)
     with pytest.raises(RuntimeError, match="another process .* is running the jobs"):

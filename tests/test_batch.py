@@ -76,6 +76,14 @@ def test_a_local_batch_runs_every_line_says_what_failed_and_resumes(tiny_model, 
     _, stderr = again.communicate(timeout=300)
     assert "line 1: done before, skipped" in stderr and "line 3: done before, skipped" in stderr
     assert sorted(out.glob("*.mp4")) == videos  # nothing made twice
+    # a line added at the top: it runs; the others, moved down a line, are still done
+    file.write_text(json.dumps(job(4)) + "\n" + file.read_text(encoding="utf-8"), encoding="utf-8")
+    third = batch([str(file)], env)
+    _, stderr = third.communicate(timeout=300)
+    rows = summary(file.with_name("jobs.jsonl.summary.json"))
+    assert [rows[n]["status"] for n in (1, 2, 3, 4)] == ["done", "done", "failed", "done"], stderr
+    assert "line 2: done before, skipped" in stderr and "line 4: done before, skipped" in stderr
+    assert len(sorted(out.glob("*.mp4"))) == len(videos) + 1
 
 
 def test_a_batch_killed_mid_line_resumes_that_job_and_makes_each_video_once(tiny_model, tmp_path, chelsea):

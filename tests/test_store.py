@@ -74,8 +74,10 @@ def test_delete_and_retention_remove_files_with_their_records(store, chelsea, tm
         videos.append((job, video))
     old, _ = videos[0]
     store._db.execute("UPDATE jobs SET finished=? WHERE id=?", (time.time() - 3 * 86400, old.id))
+    store._db.execute("UPDATE jobs SET finished=? WHERE id=?", (time.time() - 3600, videos[1][0].id))
     assert store.remove_old(keep_days=2, keep_gb=None) == [old.id]
     assert not videos[0][1].exists() and not videos[0][1].with_suffix(".json").exists()
     assert not (store.root / "inputs" / old.id).exists()
     assert store.remove_old(keep_days=None, keep_gb=3.5 / 1024**2) == [videos[1][0].id]  # 2 + 3 KB > 3.5 KB
     assert videos[2][1].exists() and store.count() == 1
+    assert store.remove_old(keep_days=None, keep_gb=0.5 / 1024**2) == []  # the newest just ended: it stays
