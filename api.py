@@ -41,8 +41,8 @@ from studio import Studio
 from studio.hosting import ANYONE, Hosting, public_model
 from studio.jobspec import JobIn, form_of
 from studio.metrics import CONTENT_TYPE
-from studio.store import ENDED, StoreError
 from studio.store import PHOTO_TYPES as STORE_PHOTO_TYPES
+from studio.store import StoreError
 
 log = logging.getLogger("api")
 
@@ -165,10 +165,8 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     @router.delete("/api/v1/jobs/{job_id}")
     def delete_job(job_id: str, request: Request, who: str | None = Depends(owner)):
         job = own_job(job_id, who, language(request))
-        if job.status in ENDED:
-            store.delete(job)
+        if not hosting.delete(job.id, job.owner):
             return Response(status_code=204)
-        hosting.stop(job)
         return JSONResponse(hosting.public(store.get(job.id)), status_code=202)
 
     # ------------------------------------------------------------------ the rest

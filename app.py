@@ -517,10 +517,11 @@ def build_demo(services: Services) -> gr.Blocks:
             lang = language(request)
             try:
                 item = studio.history_item(past, key)
-                hosting.delete(item["job"], owner_of(request))
+                if hosting.delete(item["job"], owner_of(request)):  # queued or running: stopped, from any tab
+                    inform(studio.say(note("store.stopping"), lang), lang)
             except Exception as exc:  # noqa: BLE001
                 raise refusal(exc, lang, "delete") from None
-            return load_history(request)
+            return load_history(request, key)
 
         def load_history(request: gr.Request, picked=None):
             """The jobs of whoever opened the page (the signed-in user's; with no sign-in, those made

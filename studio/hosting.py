@@ -174,15 +174,17 @@ class Hosting:
                           "prompt": form.get("prompt") or form.get("words") or ""})  # fmt: skip
         return items
 
-    def delete(self, job_id: str, owner: str | None) -> None:
-        """Delete an ended job of `owner` (anyone's with None) with its files; a job still queued or
-        running is refused: stop it first."""
+    def delete(self, job_id: str, owner: str | None) -> bool:
+        """What DELETE means, from any client of the job's owner (anyone's with None): a job still
+        queued or running is stopped (True), an ended one is deleted with its files (False)."""
         job = self.store.get(job_id, owner=owner)
         if job is None:
             raise StudioError("store.no_such_job", job=job_id[:40])
         if job.status not in ENDED:
-            raise StudioError("store.still_running", job=job.id, status=job.status)
+            self.worker.cancel(job)
+            return True
         self.store.delete(job)
+        return False
 
     def public(self, job: Job) -> dict:
         """The job as a client sees it: no path on this machine, the video as a URL of the API."""
