@@ -276,7 +276,7 @@ def test_kill_9_mid_job_then_restart_loses_nothing_and_runs_nothing_twice(tiny_m
     out = tmp_path / "outputs"
     first = Server(tiny_model, out).start()
     try:
-        slow = job_body(chelsea, num_inference_steps=12, height=128, width=128, num_frames=17)
+        slow = job_body(chelsea, num_inference_steps=30, height=128, width=128, num_frames=17)
         ids = [httpx.post(f"{first.url}/api/v1/jobs", json=job_body(chelsea, seed=i, **{k: slow[k] for k in
                ("num_inference_steps", "height", "width", "num_frames")}), headers=auth(ALICE), timeout=60).json()["id"]
                for i in range(3)]  # fmt: skip
@@ -308,7 +308,7 @@ def test_kill_9_mid_job_then_restart_loses_nothing_and_runs_nothing_twice(tiny_m
 def test_a_clean_stop_queues_the_running_job_again_without_counting_it(tiny_model, tmp_path, chelsea):
     out = tmp_path / "outputs"
     first = Server(tiny_model, out).start()
-    slow = job_body(chelsea, num_inference_steps=12, height=128, width=128, num_frames=17)
+    slow = job_body(chelsea, num_inference_steps=30, height=128, width=128, num_frames=17)
     try:
         job_id = httpx.post(f"{first.url}/api/v1/jobs", json=slow, headers=auth(ALICE), timeout=60).json()["id"]
         wait_for(first.url, ALICE, job_id, until=("running",))
@@ -339,8 +339,8 @@ def test_ctrl_c_while_a_page_waits_on_its_job_stops_the_server_and_keeps_the_job
     first = Server(tiny_model, out).start()
     try:
         page = Client(first.url + "/", verbose=False)
-        args = generate_args(chelsea, "cat", "a cat", str(Path(tiny_model)), steps=12)
-        args.update(height=128, width=128, num_frames=17)
+        args = generate_args(chelsea, "cat", "a cat", str(Path(tiny_model)), steps=200)  # stopped long before its end
+        args.update(height=256, width=256, num_frames=65)
         page.submit(*args.values(), api_name="/generate")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the page's job denoises

@@ -87,7 +87,7 @@ def test_a_local_batch_runs_every_line_says_what_failed_and_resumes(tiny_model, 
 
 
 def test_a_batch_killed_mid_line_resumes_that_job_and_makes_each_video_once(tiny_model, tmp_path, chelsea):
-    slow = dict(num_inference_steps=12, height=128, width=128, num_frames=17)
+    slow = dict(num_inference_steps=30, height=128, width=128, num_frames=17)
     file = write_batch(tmp_path / "b", chelsea, [job(1, **slow), job(2, **slow)])
     env, out = local_env(tiny_model, tmp_path / "out"), tmp_path / "out"
     run = batch([str(file)], env)
