@@ -41,13 +41,10 @@ from studio import Studio
 from studio.hosting import ANYONE, Hosting, public_model
 from studio.jobspec import JobIn, form_of
 from studio.metrics import CONTENT_TYPE
-from studio.store import PHOTO_TYPES as STORE_PHOTO_TYPES
-from studio.store import StoreError
+from studio.store import StoreError, photo_suffix
 
 log = logging.getLogger("api")
 
-PHOTO_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/bmp": ".bmp",
-               "image/gif": ".gif"}  # fmt: skip
 
 
 class RefineIn(BaseModel):
@@ -292,8 +289,7 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, 
                     fields[key] = "(a file)"
                     continue
                 photo = await value.read()
-                suffix = PHOTO_TYPES.get(value.content_type or "", Path(value.filename or "").suffix.lower()[:6])
-                suffix = suffix if suffix in STORE_PHOTO_TYPES else ".png"
+                suffix = photo_suffix(Path(value.filename or "").suffix, value.content_type)
             elif key == "loras":
                 try:
                     fields[key] = json.loads(value)
@@ -326,7 +322,7 @@ def _data_url(value: str | None, lang: str, refuse) -> tuple[bytes, str]:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise refuse(422, note("api.photo_bad_base64"), lang) from None
-    return raw, PHOTO_TYPES.get(head[5:].split(";")[0], ".png")
+    return raw, photo_suffix(media_type=head[5:].split(";")[0])
 
 
 def _mb(size: int) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .jobspec import JobIn, form_of
-from .store import ENDED
+from .store import ENDED, media_type
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
@@ -185,9 +185,7 @@ class ServerRunner:
         if not job:  # a new line, or its job is gone from the server: submitted (again)
             body = entry["job"].model_dump(exclude_none=True)
             photo = entry["photo"]
-            kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".bmp": "bmp", ".gif": "gif"}.get(
-                photo.suffix.lower(), "png")  # fmt: skip
-            body["image"] = f"data:image/{kind};base64," + base64.b64encode(photo.read_bytes()).decode()
+            body["image"] = f"data:{media_type(photo.suffix)};base64," + base64.b64encode(photo.read_bytes()).decode()
             while True:
                 try:
                     reply = self.http.post("/api/v1/jobs", json=body)

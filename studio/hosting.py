@@ -17,7 +17,7 @@ from messages import MessageError
 
 from .metrics import Metrics
 from .service import Studio, StudioError
-from .store import ENDED, Job, JobStore
+from .store import ENDED, Job, JobStore, photo_suffix
 from .worker import Worker
 
 ANYONE = "local"  # the owner of every job when nobody signs in
@@ -102,7 +102,7 @@ class Hosting:
 
         folder = self.store.root / f".check-{secrets.token_hex(6)}"
         folder.mkdir()
-        path = folder / f"image{suffix}"
+        path = folder / f"image{photo_suffix(suffix)}"
         path.write_bytes(photo)
         return path
 

@@ -31,7 +31,22 @@ WAITING = ("queued", "interrupted")  # an interrupted job waits to run again, in
 ENDED = ("done", "failed", "stopped")
 RETENTION_GRACE_S = 600  # retention never removes a job that ended less than this long ago
 MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fails instead of looping
-PHOTO_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/bmp": ".bmp",
+               "image/gif": ".gif"}  # a photo's media type -> the suffix its file takes here  # fmt: skip
+
+
+def photo_suffix(suffix: str | None = None, media_type: str | None = None) -> str:
+    """The suffix a photo's file takes in the store: from its media type, else its own suffix when
+    it is a photo's, else ".png" (the photo is read by its content, never trusted by its name)."""
+    if media_type in MEDIA_TYPES:
+        return MEDIA_TYPES[media_type]
+    suffix = (suffix or "").lower()
+    return ".jpg" if suffix == ".jpeg" else suffix if suffix in MEDIA_TYPES.values() else ".png"
+
+
+def media_type(suffix: str) -> str:
+    """The media type a photo's file is sent with (its data URL)."""
+    return {value: key for key, value in MEDIA_TYPES.items()}[photo_suffix(suffix)]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -160,7 +175,7 @@ class JobStore:
     def submit(self, owner: str, form: dict, photo: Path | bytes, suffix: str = ".png", *, session: str | None = None,
                language: str = "en") -> Job:  # fmt: skip
         """Queue a job: its photo is copied into the store first. Refused when the queue is full."""
-        suffix = suffix.lower() if suffix.lower() in PHOTO_TYPES else ".png"
+        suffix = photo_suffix(suffix)
         job_id = secrets.token_urlsafe(12)  # not guessable
         folder = self.root / "inputs" / job_id
         with self._lock:
