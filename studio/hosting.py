@@ -113,46 +113,43 @@ class Hosting:
         shutil.rmtree(path.parent, ignore_errors=True)
 
     # ------------------------------------------------------------------ following, stopping
-    def wait(self, job_id: str, on_change: Callable[[Job], None] | None = None, timeout: float | None = None) -> Job:
-        """Wait for the job to end, calling `on_change` with it as it moves."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, job_id: str, on_change: Callable[[Job], None] | None = None) -> Job | None:
+        """Wait for the job to end, calling `on_change` with it as it moves. Returns when it ends,
+        or when the server stops (it stays queued then)."""
         seen = None
         while True:
-            job = self.store.get(job_id)
-            if job is None or job.status in ENDED or self.worker.stopping:  # a shutdown: it stays queued
-                return job
-            state = (job.status, job.stage, job.step, self.store.position(job))
-            if on_change is not None and state != seen:
-                on_change(job)
-                seen = state
-            if deadline is not None and time.monotonic() > deadline:
+            job, seen = self._look(job_id, on_change, seen)
+            if job is None or job.status in ENDED or self.worker.stopping:
                 return job
             self.store.wait(0.25)
 
     async def follow(self, job_id: str, on_change: Callable[[Job], None] | None = None) -> Job | None:
-        """`wait`, for an event loop: polls the store without holding a thread while the job waits
-        and runs. Returns when it ends, or when the server stops (it stays queued then)."""
+        """`wait`, for an event loop: polls the store without holding a thread."""
         import asyncio
 
         seen = None
         while True:
-            job = self.store.get(job_id)
+            job, seen = self._look(job_id, on_change, seen)
             if job is None or job.status in ENDED or self.worker.stopping:
                 return job
-            state = (job.status, job.stage, job.step, self.store.position(job))
-            if on_change is not None and state != seen:
-                on_change(job)
-                seen = state
             await asyncio.sleep(0.25)
 
-    def stop(self, job: Job) -> bool:
-        return self.worker.cancel(job)
+    def _look(self, job_id: str, on_change, seen) -> tuple[Job | None, tuple | None]:
+        """The job now, with `on_change` told when it moved since `seen` (its status, stage, step or
+        place in the queue)."""
+        job = self.store.get(job_id)
+        if job is None or job.status in ENDED:
+            return job, seen
+        state = (job.status, job.stage, job.step, self.store.position(job))
+        if on_change is not None and state != seen:
+            on_change(job)
+        return job, state
 
     def stop_session(self, session: str) -> bool:
         """Stop every job a browser tab started that has not ended."""
         stopped = False
-        for status in ("queued", "interrupted", "running"):
-            for job in self.store.list(status=status, session=session, limit=10**6):
+        for job in self.store.list(session=session, limit=10**6):
+            if job.status not in ENDED:
                 stopped = self.worker.cancel(job) or stopped
         return stopped
 
@@ -190,9 +187,9 @@ class Hosting:
         """The job as a client sees it: no path on this machine, the video as a URL of the API."""
         result = None
         if job.result:
+            # the video's metadata names a model folder by its name already (VideoResult.metadata)
             params = {key: value for key, value in (job.result.get("params") or {}).items()
                       if key not in ("output_path", "metadata_file")}  # fmt: skip
-            params["model"] = public_model(params.get("model"))
             result = {**{k: v for k, v in job.result.items() if k not in ("params", "refined")},
                       "refined_details": (job.result.get("refined") or {}).get("details"), "video": params}  # fmt: skip
         return {

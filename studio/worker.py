@@ -78,14 +78,13 @@ class Worker:
                 for job_id in running:
                     self.store.requeue(job_id)
 
-    def stop_soon(self) -> list[str]:
+    def stop_soon(self) -> None:
         """Start shutting down without waiting: no job starts any more, a running one stops at its
-        next step (and is queued again). Returns the ids of the jobs running now."""
+        next step (and is queued again)."""
         self._stopping.set()
         with self._lock:
             for flag in self._flags.values():
                 flag.set()
-            return list(self._flags)
 
     def cancel(self, job: Job) -> bool:
         """Stop `job`: a queued one at once, a running one at its next step. False when it had ended."""
