@@ -26,7 +26,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 from pathlib import Path
 from typing import Literal
 
@@ -42,9 +41,6 @@ from studio.hosting import ANYONE, Hosting, public_model
 from studio.jobspec import JobIn, form_of
 from studio.metrics import CONTENT_TYPE
 from studio.store import StoreError, photo_suffix
-
-log = logging.getLogger("api")
-
 
 
 class RefineIn(BaseModel):
@@ -68,6 +64,14 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
 
     def refuse(status: int, message: Message, lang: str) -> HTTPException:
         return HTTPException(status, detail=studio.say(message, lang))
+
+    def unprocessable(exc: Exception, lang: str) -> HTTPException:
+        """Our error (one the studio has words for) as a 422; anything else is raised again, as it
+        is: called inside the `except` that caught it."""
+        text = studio.explain(exc, lang)
+        if text is None:
+            raise  # noqa: PLE0704 - the exception being handled by the caller
+        return HTTPException(422, detail=text)
 
     def owner(request: Request) -> str | None:
         """Who asks: a token's user; ANYONE without tokens (None: list everyone's jobs)."""
@@ -132,12 +136,8 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
             full = exc.message.code == "studio.queue_full"
             raise HTTPException(503 if full else 409, detail=studio.say(exc.message, lang),
                                 headers={"Retry-After": "30"} if full else None) from None  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - ours become a 422 with words; a bug is logged
-            text = studio.explain(exc, lang)
-            if text is None:
-                log.exception("submitting a job failed")
-                raise
-            raise HTTPException(422, detail=text) from None
+        except Exception as exc:  # noqa: BLE001 - ours become a 422 with words; a bug stays a bug (a 500, logged)
+            raise unprocessable(exc, lang) from None
         return JSONResponse(hosting.public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
     @router.get("/api/v1/jobs")
@@ -180,10 +180,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         try:
             refined = studio.refine(body.prompt, str(image) if image else None, model, lang)
         except Exception as exc:  # noqa: BLE001
-            text = studio.explain(exc, lang)
-            if text is None:
-                raise
-            raise HTTPException(422, detail=text) from None
+            raise unprocessable(exc, lang) from None
         finally:
             if image is not None:
                 hosting.drop_scratch(image)
@@ -212,10 +209,7 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
                     "memory_strategy": memory_strategy, "speed": speed, "guidance_scale": rules["guidance"]}  # fmt: skip
             text, actions = studio.panel(form, lang)
         except Exception as exc:  # noqa: BLE001
-            text = studio.explain(exc, lang)
-            if text is None:
-                raise
-            raise HTTPException(422, detail=text) from None
+            raise unprocessable(exc, lang) from None
         return {"model": public_model(model), "plan": text, "actions": actions}
 
     @router.get("/metrics", include_in_schema=False)
