@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from i2v import speed  # noqa: E402
@@ -36,16 +37,13 @@ VARIANTS = {  # name: (layers, floor, zero-padded prompt)
 
 
 def transformer(layers: int, device: str):
-    from diffusers import WanTransformer3DModel
+    """Wan 2.1 I2V 14B's transformer as bench/measure_memory.py builds it, `layers` blocks deep."""
+    from measure_memory import wan_transformer
 
     torch.manual_seed(0)
     with torch.device(device):
-        model = WanTransformer3DModel(
-            patch_size=(1, 2, 2), attention_head_dim=128, cross_attn_norm=True, eps=1e-6, freq_dim=256,
-            qk_norm="rms_norm_across_heads", text_dim=4096, rope_max_seq_len=1024, num_attention_heads=40,
-            num_layers=layers, ffn_dim=13824, in_channels=36, out_channels=16, image_dim=1280,
-            added_kv_proj_dim=5120,
-        ).to(torch.bfloat16)  # fmt: skip
+        model = wan_transformer(num_attention_heads=40, num_layers=layers, ffn_dim=13824, in_channels=36,
+                                out_channels=16, image_dim=1280, added_kv_proj_dim=5120).to(torch.bfloat16)  # fmt: skip
     return model.eval().requires_grad_(False)
 
 
