@@ -19,7 +19,7 @@ from messages import Message, note
 from .errors import InvalidInput
 from .families import Family, ModelSource, resolve
 from .images import open_photo
-from .request import MAX_SEED, GenerationRequest, LeverReport
+from .request import MAX_LONG_SIDE, MAX_SEED, MAX_SHORT_SIDE, GenerationRequest, LeverReport, Segment
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class CheckedRequest:
     source: ModelSource
     photo: Image.Image
     last_photo: Image.Image | None = None
+    keyframe_photos: tuple[tuple[int, Image.Image], ...] = ()  # (frame index, photo), in frame order
+    total_frames: int | None = None  # a long video's frames before interpolation (the last segment trimmed to it)
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
     levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
     explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`)
@@ -45,6 +47,9 @@ class CheckedRequest:
         """The same request with `knobs` changed and `notes` said."""
         return replace(self, knobs=self.knobs.model_copy(update=knobs),
                        adjustments=(*self.adjustments, *notes))  # fmt: skip
+
+
+MAX_OUTPUT_GB = 6.0  # a finished video is held in memory as 8-bit frames before it is written
 
 
 def check(request: GenerationRequest) -> CheckedRequest:
@@ -75,7 +80,12 @@ def check(request: GenerationRequest) -> CheckedRequest:
     asked = request.height is not None or request.width is not None
     height, width = family.fit_size(request.height or family.height, request.width or family.width, asked, source,
                                     notes)  # fmt: skip
-    num_frames = family.round_frames(request.num_frames or family.num_frames, notes)
+    fps = request.fps or family.fps
+    wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
+    per_call = request.num_frames or family.num_frames
+    if wanted is not None and request.num_frames is None and (wanted < per_call or family.long_video):
+        per_call = min(wanted, family.max_frames_for(source))  # one call makes it (or as much as one call can)
+    num_frames = family.round_frames(per_call, notes)
     maximum = family.max_frames_for(source)
     if num_frames > maximum:
         raise InvalidInput("request.too_many_frames", num_frames=num_frames, model=family.id, maximum=maximum)
@@ -83,6 +93,31 @@ def check(request: GenerationRequest) -> CheckedRequest:
         raise InvalidInput("request.too_few_frames", num_frames=num_frames, model=family.id, minimum=family.min_frames)
     if request.last_image is not None and not family.end_frame:
         raise InvalidInput("request.no_end_frame", model=family.id)
+    if request.loop and not family.end_frame:
+        raise InvalidInput("request.no_loop", model=family.id)
+    if request.loop and request.last_image is not None:
+        raise InvalidInput("request.loop_and_last_image")
+    if request.keyframes and not family.keyframes:
+        raise InvalidInput("request.no_keyframes", model=family.id)
+    segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    if request.keyframes and len(segments) > 1:
+        raise InvalidInput("request.keyframes_one_segment", segments=len(segments))
+    for keyframe in request.keyframes:
+        if keyframe.frame >= num_frames:
+            raise InvalidInput("request.keyframe_beyond", frame=keyframe.frame, num_frames=num_frames)
+    frames_made = total_frames or num_frames
+    final_fps = fps * request.interpolate
+    if final_fps > 60:
+        raise InvalidInput("request.interpolate_fps", fps=fps, factor=request.interpolate, final=final_fps)
+    final_frames = (frames_made - 1) * request.interpolate + 1
+    final_w, final_h = width * request.upscale, height * request.upscale
+    if max(final_w, final_h) > MAX_LONG_SIDE or min(final_w, final_h) > MAX_SHORT_SIDE:
+        raise InvalidInput("request.upscale_too_big", width=width, height=height, factor=request.upscale,
+                           final_width=final_w, final_height=final_h)  # fmt: skip
+    size_gb = final_frames * final_w * final_h * 3 / 1e9
+    if size_gb > MAX_OUTPUT_GB:
+        raise InvalidInput("request.video_too_big", num_frames=final_frames, width=final_w, height=final_h,
+                           size_gb=size_gb, limit_gb=MAX_OUTPUT_GB)  # fmt: skip
 
     prompt, negative = request.prompt, request.negative_prompt
     if not family.text_prompt:
@@ -101,18 +136,63 @@ def check(request: GenerationRequest) -> CheckedRequest:
     if request.last_image is not None:
         last_photo, last_notes = open_photo(request.last_image)
         photo_notes += last_notes
+    keyframe_photos = []
+    for keyframe in sorted(request.keyframes, key=lambda k: k.frame):
+        opened, keyframe_notes = open_photo(keyframe.image)
+        keyframe_photos.append((keyframe.frame, opened))
+        photo_notes += keyframe_notes
+    seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    if family.text_prompt or family.preview:
+        segments = [Segment(prompt=segment.prompt if segment.prompt.strip() else prompt,
+                            seed=segment.seed if segment.seed is not None else (seed + index) % (MAX_SEED + 1))
+                    for index, segment in enumerate(segments)]  # fmt: skip
+    else:  # a model without a text prompt: the segments' seeds only
+        segments = [Segment(prompt="", seed=s.seed if s.seed is not None else (seed + i) % (MAX_SEED + 1))
+                    for i, s in enumerate(segments)]  # fmt: skip
+    if request.segments and (family.text_prompt or family.preview):
+        prompt = segments[0].prompt  # the video's prompt is its first segment's
     knobs = request.model_copy(update=dict(
         model=source.name, prompt=prompt, negative_prompt=negative, height=height, width=width, num_frames=num_frames,
-        fps=request.fps or family.fps,
+        fps=fps, segments=segments if len(segments) > 1 else [], duration=request.duration,
         # A family without a pipeline (the camera engine) has no steps and no guidance: None.
         num_inference_steps=(request.num_inference_steps or steps) if family.pipeline else None,
         guidance_scale=(request.guidance_scale if request.guidance_scale is not None else guidance)
         if family.pipeline else None,
-        seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
+        seed=seed,
         memory_strategy=request.memory_strategy if family.pipeline else "none", vae_tiling=vae_tiling,
         **asked_levers(request),
     ))  # fmt: skip
     for said in notes + photo_notes:
         log.info("%s", said)
     explicit = frozenset(name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None)
-    return CheckedRequest(knobs, source, photo, last_photo, tuple(notes + photo_notes), explicit=explicit)
+    return CheckedRequest(knobs, source, photo, last_photo, tuple(keyframe_photos), total_frames,
+                          tuple(notes + photo_notes), explicit=explicit)  # fmt: skip
+
+
+def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: int | None, fps: int,
+              notes: list[Message]) -> tuple[list[Segment], int | None]:  # fmt: skip
+    """The segments a request makes, and the frames of the whole video when it is more than one call.
+    Each segment after the first starts on the last frame of the one before, which it does not
+    repeat: n segments of f frames make f + (n - 1)(f - 1) frames. A duration asks for as many
+    segments as cover it (the last trimmed to it); with one prompt, every segment continues it."""
+    given = list(request.segments)
+    if given and request.prompt.strip() and request.prompt.strip() != given[0].prompt.strip():
+        raise InvalidInput("request.prompt_and_segments")
+    if wanted is None or wanted <= num_frames:
+        if wanted is not None and not given:
+            return [Segment(prompt=request.prompt, seed=request.seed)], None
+        if len(given) <= 1:
+            return given or [Segment(prompt=request.prompt, seed=request.seed)], None
+        return given, num_frames + (len(given) - 1) * (num_frames - 1)
+    if num_frames < 2:
+        raise InvalidInput("request.segment_too_short", num_frames=num_frames)
+    count = 1 + -(-(wanted - num_frames) // (num_frames - 1))
+    if given and len(given) != count:
+        raise InvalidInput("request.duration_segments", duration=request.duration, fps=fps, count=count,
+                           num_frames=num_frames, given=len(given))  # fmt: skip
+    if count > 32:
+        raise InvalidInput("request.too_many_segments", duration=request.duration, count=count, num_frames=num_frames,
+                           fps=fps)  # fmt: skip
+    notes.append(note("request.segments_for_duration", duration=request.duration, count=count, num_frames=num_frames,
+                      total=wanted, model=model))  # fmt: skip
+    return given or [Segment(prompt=request.prompt, seed=None) for _ in range(count)], wanted

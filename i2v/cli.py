@@ -84,13 +84,13 @@ def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict 
         if optional:  # int | None: the family's default when left out
             kind = next(a for a in get_args(kind) if a is not type(None))
         if get_origin(kind) is Literal:
-            kind, choices = str, list(get_args(kind))
+            choices = list(get_args(kind))
+            kind = type(choices[0])  # str, or int (--interpolate 2)
         default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
         if get_origin(kind) is list:  # repeatable: --lora A --lora B
-            from .lora import parse
-
+            parse, metavar = _ITEM_PARSERS[name]
             parser.add_argument(*flags, dest=name, action="append", type=_bad_input_as_usage(parse), default=None,
-                                metavar="SPEC", help=field.description + " (repeatable)")  # fmt: skip
+                                metavar=metavar, help=field.description + " (repeatable)")  # fmt: skip
         elif kind is bool and optional:  # --compile / --no-compile; left out: from another knob
             parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                 help=field.description)  # fmt: skip
@@ -99,6 +99,32 @@ def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict 
         else:
             parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default,
                                 required=field.is_required(), help=field.description)  # fmt: skip
+
+
+def _lora(text: str):
+    from .lora import parse
+
+    return parse(text)
+
+
+def _keyframe(text: str):
+    """--keyframe PATH@FRAME."""
+    from .request import Keyframe
+
+    path, at, frame = text.rpartition("@")
+    if not at or not path or not frame.strip().isdigit():
+        raise InvalidInput("cli.keyframe_spec", value=text)
+    return Keyframe(image=Path(path).expanduser(), frame=int(frame))
+
+
+def _segment(text: str):
+    from .request import Segment
+
+    return Segment(prompt=text)
+
+
+# How one value of a repeatable flag is read, and how --help names it.
+_ITEM_PARSERS = {"loras": (_lora, "SPEC"), "segments": (_segment, "PROMPT"), "keyframes": (_keyframe, "PATH@FRAME")}
 
 
 def _bad_input_as_usage(parse):
@@ -205,7 +231,8 @@ def _generate(args) -> int:
 
     try:
         values = {name: getattr(args, name) for name in GenerationRequest.knobs()}
-        values["loras"] = values["loras"] or []
+        for name in _ITEM_PARSERS:
+            values[name] = values[name] or []
         request = GenerationRequest(**values)
     except ValidationError as exc:
         raise InvalidInput("request.invalid", details=_one_line(exc)) from None
@@ -214,17 +241,20 @@ def _generate(args) -> int:
 
     out, out_file = _output(args.out)
     engine = VideoEngine(out if out_file is None else out.parent, device=args.device, runs_once=True,
-                         lora_dir=os.environ.get("I2V_LORA_DIR") or None)  # fmt: skip
+                         lora_dir=os.environ.get("I2V_LORA_DIR") or None,
+                         upscaler_dir=os.environ.get("I2V_UPSCALER_DIR") or None)  # fmt: skip
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
 
     def on_progress(progress) -> None:
         if progress.stage in ("loading", "encoding"):
             return
-        bar = bars.get(progress.stage)
+        key = f"{progress.stage} {progress.segment}"
+        bar = bars.get(key)
         if bar is None:
-            unit = "frame" if progress.stage == "rendering" else "step"
-            bar = bars[progress.stage] = tqdm(total=progress.total, desc=progress.stage, unit=unit, file=sys.stderr)
+            unit = "step" if progress.stage == "denoising" else "frame"
+            desc = progress.stage if progress.segments == 1 else f"segment {progress.segment}/{progress.segments}"
+            bar = bars[key] = tqdm(total=progress.total, desc=desc, unit=unit, file=sys.stderr)
         bar.update(progress.step - bar.n)
 
     try:
@@ -243,6 +273,8 @@ def _generate(args) -> int:
             f"  {result.label}: {result.width}x{result.height}, {result.num_frames} frames at {result.fps} fps, "
             f"seed {result.seed}, {result.seconds:.1f}s"
         )
+        for number, segment in enumerate(result.segments, 1):
+            print(f"  segment {number}: seed {segment.seed}: {segment.prompt}")
         for lora in result.loras:
             print(f"  LoRA {lora.name} x{lora.weight:g}" + (f" / x{lora.weight_2:g}" if lora.weight_2 is not None else ""))
         for lever in result.levers:

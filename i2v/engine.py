@@ -36,8 +36,9 @@ class VideoEngine:
 
     def __init__(self, output_dir: str | Path, device: str | None = None, offload: Strategy = "none",
                  lora_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 runs_once: bool = False):  # fmt: skip
-        """`lora_dir`: the folder LoRAs (and turbo's LoRA files) are looked up in; `cache_dir`: where
+                 runs_once: bool = False, upscaler_dir: str | Path | None = None):  # fmt: skip
+        """`lora_dir`: the folder LoRAs (and turbo's LoRA files) are looked up in; `upscaler_dir`: the
+        folder of image-upscaler weights (ESRGAN family, through spandrel); `cache_dir`: where
         compiled kernels are kept between starts (never the output folder, which the page serves);
         `runs_once`: a single run (the command line), for which `speed` fast does not compile."""
         import torch
@@ -46,6 +47,7 @@ class VideoEngine:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.offload: Strategy = offload  # the strategy when "auto" cannot decide (on a CPU, say)
         self.lora_dir = Path(lora_dir) if lora_dir else None
+        self.upscaler_dir = Path(upscaler_dir) if upscaler_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir else None  # None: torch's own (/tmp/torchinductor_USER)
         self.runs_once = runs_once
         self._pipe = None
@@ -65,7 +67,8 @@ class VideoEngine:
         cancel: CancelFlag | None = None,
         out_path: str | Path | None = None,
     ) -> VideoResult:
-        """Make the video for `request`. Cancel stops at the next step and leaves no file behind."""
+        """Make the video for `request`. Cancel stops at the next step and leaves no file behind
+        (a long video asked to keep its finished segments keeps those)."""
         with self._lock:
             started = time.monotonic()
             # 1. Check inputs
@@ -73,13 +76,111 @@ class VideoEngine:
             # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU),
             #    then which speed levers can work here
             checked = self.choose_levers(self.choose_strategy(checked))
-            # 3. Render the frames; out of GPU memory, one rung down the downgrade plan, once
-            frames, checked = self._render_with_retry(checked, on_progress, cancel)
-            if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is written
-                raise Cancelled("run.cancelled")
-            # 4. Export
+            # 3. Render each segment, from the last frame of the one before; out of GPU memory, one
+            #    rung down the downgrade plan, once
+            frames, checked = self.render_segments(checked, on_progress, cancel)
+            # 4. Interpolate and upscale
+            frames, checked, post = self.finish(frames, checked, on_progress, cancel)
+            # 5. Export
             report(on_progress, "encoding", time.monotonic() - started)
-            return self.export(frames, checked, time.monotonic() - started, out_path)
+            return self.export(frames, checked, time.monotonic() - started, out_path, **post)
+
+    def render_segments(self, checked: CheckedRequest, on_progress: OnProgress | None = None,
+                        cancel: CancelFlag | None = None) -> tuple[np.ndarray, CheckedRequest]:  # fmt: skip
+        """The frames of every segment, joined (i2v/chain.py): segment k+1 renders from segment k's
+        last frame, held to the first segment's colour, without repeating the join. Only the last
+        segment ends on the end photo. Returns the video's uint8 frames and the request as it ran."""
+        from dataclasses import replace
+
+        from PIL import Image
+
+        from .chain import Colour, as_uint8, hold_colour, join
+
+        segments = checked.knobs.segments or [None]
+        count = len(segments)
+        whole = dict(prompt=checked.knobs.prompt, seed=checked.knobs.seed, segments=checked.knobs.segments)
+        first_photo, last_photo = checked.photo, checked.last_photo
+        end_photo = first_photo if checked.knobs.loop else last_photo
+        parts: list[np.ndarray] = []
+        reference: Colour | None = None
+        photo = first_photo
+        for index, segment in enumerate(segments):
+            part = checked if segment is None else checked.with_(prompt=segment.prompt, seed=segment.seed)
+            part = replace(part, photo=photo, last_photo=end_photo if index == count - 1 else None)
+            try:
+                frames, ran = self._render_with_retry(part, _segment_progress(on_progress, index + 1, count), cancel,
+                                                      continuing=index > 0)  # fmt: skip
+            except Cancelled:
+                if not (checked.knobs.keep_segments and parts):
+                    raise
+                said = note("chain.stopped_kept", done=len(parts), segments=count)
+                log.info("%s", said)
+                checked = checked.with_(said)
+                break
+            if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is kept of it
+                raise Cancelled("run.cancelled")
+            # The request as it ran (a retry may have stepped it down), still the whole video's
+            checked = replace(ran.with_(**whole), photo=first_photo, last_photo=last_photo)
+            frames = as_uint8(frames)
+            if index == 0:
+                reference = Colour.of(frames)
+            else:
+                frames = self._same_size(frames, parts[0], index + 1)
+                frames, shift = hold_colour(frames, reference)
+                if abs(shift) >= 1.0:
+                    said = note("chain.colour_held", segment=index + 1, shift=shift)
+                    log.info("%s", said)
+                    checked = checked.with_(said)
+            parts.append(frames)
+            photo = Image.fromarray(frames[-1])
+        video = join(parts)
+        if checked.total_frames is not None and len(parts) == count:
+            video = video[: checked.total_frames]
+        return video, checked
+
+    @staticmethod
+    def _same_size(frames: np.ndarray, like: np.ndarray, segment: int) -> np.ndarray:
+        """A segment made smaller after running out of memory, scaled to the video's size."""
+        if frames.shape[1:] == like.shape[1:]:
+            return frames
+        from PIL import Image
+
+        height, width = like.shape[1:3]
+        log.warning("%s", note("chain.resized", segment=segment, width=frames.shape[2], height=frames.shape[1],
+                               to_width=width, to_height=height))  # fmt: skip
+        return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.LANCZOS))
+                         for f in frames])  # fmt: skip
+
+    def finish(self, frames: np.ndarray, checked: CheckedRequest, on_progress: OnProgress | None = None,
+               cancel: CancelFlag | None = None) -> tuple[np.ndarray, CheckedRequest, dict]:  # fmt: skip
+        """Interpolate and upscale the rendered frames as the request asks. Returns the frames, the
+        request with what was done said, and the result's fields for it (interpolation, upscaler)."""
+        knobs, post = checked.knobs, {}
+        started = time.monotonic()
+        if knobs.interpolate > 1 and len(frames) > 1:
+            from .interpolate import interpolate
+
+            watch = StepWatch("interpolating", len(frames) - 1, on_progress, cancel)
+            before = len(frames)
+            frames = interpolate(frames, knobs.interpolate, on_frame=watch.step)
+            post["interpolation"] = "optical_flow"
+            checked = checked.with_(note("post.interpolated", factor=knobs.interpolate, method="optical flow",
+                                         before=before, after=len(frames), fps=knobs.fps * knobs.interpolate))  # fmt: skip
+        if knobs.upscale > 1:
+            from .upscale import find_upscaler, upscale
+
+            model_file = find_upscaler(self.upscaler_dir, knobs.upscale)
+            watch = StepWatch("upscaling", len(frames), on_progress, cancel)
+            frames, used = upscale(frames, knobs.upscale, model_file, device=self.device, on_frame=watch.step)
+            post["upscaler"] = used
+            said = [note("post.upscaled", factor=knobs.upscale, upscaler=used, width=frames.shape[2],
+                         height=frames.shape[1])]  # fmt: skip
+            if model_file is None:
+                said.append(note("post.lanczos_only"))
+            checked = checked.with_(*said)
+        if post:
+            log.info("post-processing took %.1fs", time.monotonic() - started)
+        return frames, checked, post
 
     def choose_strategy(self, checked: CheckedRequest) -> CheckedRequest:
         """For memory_strategy "auto": on a GPU, the fastest strategy that the memory planner says fits
@@ -120,44 +221,50 @@ class VideoEngine:
         return replace(checked.with_(**used), levers=tuple(reports))
 
     def render(self, checked: CheckedRequest, on_progress: OnProgress | None = None,
-               cancel: CancelFlag | None = None) -> np.ndarray:  # fmt: skip
-        """The frames of a checked request, (T, H, W, 3), uint8 or floats in [0, 1]. Cancel raises
-        Cancelled at the next step; out of GPU memory raises OutOfMemory (the pipeline is kept)."""
+               cancel: CancelFlag | None = None, continuing: bool = False) -> np.ndarray:  # fmt: skip
+        """The frames of one call for a checked request, (T, H, W, 3), uint8 or floats in [0, 1].
+        `continuing`: the photo is the last frame of the segment before. Cancel raises Cancelled at
+        the next step; out of GPU memory raises OutOfMemory (the pipeline is kept)."""
         family, knobs = checked.family, checked.knobs
         if not family.pipeline:  # the camera engine: the family renders itself
             watch = StepWatch("rendering", knobs.num_frames, on_progress, cancel)
             watch.check_cancel()
-            return family.render(knobs, checked.photo, on_frame=watch.step)
+            return family.render(knobs, checked.photo, on_frame=watch.step, continuing=continuing)
         return self._run_pipeline(checked, on_progress, cancel)
 
     def export(self, frames: np.ndarray, checked: CheckedRequest, seconds: float,
-               out_path: str | Path | None = None) -> VideoResult:  # fmt: skip
+               out_path: str | Path | None = None, **post) -> VideoResult:  # fmt: skip
         """Write `frames` as the MP4 of `checked` (at `out_path`, or a new unique name in the output
-        folder) with its JSON beside it, and say how it was made."""
+        folder) with its JSON beside it, and say how it was made: the file's frames, fps and size,
+        each segment's prompt and seed, and `post` (interpolation, upscaler) as `finish` gave it."""
         knobs, family = checked.knobs, checked.family
         path = Path(out_path) if out_path else unique_video_path(self.output_dir, knobs.model, knobs.seed)
+        file = dict(num_frames=len(frames), height=frames.shape[1], width=frames.shape[2],
+                    fps=knobs.fps * (knobs.interpolate if post.get("interpolation") else 1),
+                    segment_frames=knobs.num_frames)  # fmt: skip
         result = VideoResult(
-            **knobs.model_dump(), path=path, metadata_path=path.with_suffix(".json"), family=family.id,
+            **{**knobs.model_dump(), **file}, **post, path=path, metadata_path=path.with_suffix(".json"), family=family.id,
             engine=family.engine, label=family.label, preview=family.preview, seconds=round(seconds, 3),
             device=self.device if family.pipeline else "cpu", adjustments=list(checked.adjustments),
             levers=list(checked.levers),
         )  # fmt: skip
-        write_mp4(frames, path, knobs.fps, _metadata(result))
-        log.info("wrote %s (%d frames, %dx%d, %.1fs)", path, len(frames), knobs.width, knobs.height, result.seconds)
+        write_mp4(frames, path, result.fps, _metadata(result))
+        log.info("wrote %s (%d frames, %dx%d, %.1fs)", path, len(frames), result.width, result.height, result.seconds)
         return result
 
-    def _render_with_retry(self, checked: CheckedRequest, on_progress, cancel) -> tuple[np.ndarray, CheckedRequest]:
+    def _render_with_retry(self, checked: CheckedRequest, on_progress, cancel,
+                           continuing: bool = False) -> tuple[np.ndarray, CheckedRequest]:  # fmt: skip
         """`render`, and once more one rung down the downgrade plan when the GPU ran out of memory.
         The retry happens outside the except block: no traceback keeps the first run's tensors alive."""
         failure: Message | None = None
         try:
-            return self.render(checked, on_progress, cancel), checked
+            return self.render(checked, on_progress, cancel, continuing), checked
         except OutOfMemory as exc:
             failure = exc.message
         checked, change = self._step_down(checked, failure)
         checked = self._levers_after_step_down(checked)
         try:
-            return self.render(checked, on_progress, cancel), checked
+            return self.render(checked, on_progress, cancel, continuing), checked
         except OutOfMemory as exc:
             failure = exc.message
         self.unload()  # nothing stays behind for the next job
@@ -218,8 +325,12 @@ class VideoEngine:
             report(on_progress, "compiling")
         watch = StepWatch("denoising", knobs.num_inference_steps, on_progress, cancel)
         watch.check_cancel()
-        last = fit(checked.last_photo, knobs.width, knobs.height, knobs.fit) if checked.last_photo else None
-        kwargs = family.call_kwargs(pipe, knobs, fit(checked.photo, knobs.width, knobs.height, knobs.fit), last)
+        def fitted(photo):
+            return fit(photo, knobs.width, knobs.height, knobs.fit)
+
+        last = fitted(checked.last_photo) if checked.last_photo else None
+        keyframes = [(frame, fitted(photo)) for frame, photo in checked.keyframe_photos]
+        kwargs = family.call_kwargs(pipe, knobs, fitted(checked.photo), last, keyframes)
         restore = family.watch_steps(pipe, kwargs, watch)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         out_of_memory = False
@@ -269,7 +380,7 @@ class VideoEngine:
         dtype = getattr(torch, family.dtype) if self.device.startswith("cuda") else torch.float32
         log.info("loading %s from %s (%s on %s)", family.id, source.location, dtype, self.device)
         try:
-            pipe = family.pipeline_class().from_pretrained(source.location, dtype=dtype)
+            pipe = family.load_pipeline(source.location, dtype)
         except OSError as exc:
             if source.local:
                 raise ModelNotAvailable("model.folder_load_failed", folder=source.location, detail=str(exc)) from None
@@ -363,6 +474,15 @@ def _off_the_gpu(pipe) -> None:
         pipe.to("cpu")
     except Exception as exc:  # noqa: BLE001 - best effort on a pipeline that is being thrown away
         log.warning("could not move a failed pipeline off the GPU: %s", exc)
+
+
+def _segment_progress(on_progress: OnProgress | None, segment: int, segments: int) -> OnProgress | None:
+    """`on_progress` with each report saying which segment it is about."""
+    if on_progress is None or segments == 1:
+        return on_progress
+    from dataclasses import replace
+
+    return lambda progress: on_progress(replace(progress, segment=segment, segments=segments))
 
 
 def _metadata(result: VideoResult) -> dict:

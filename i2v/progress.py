@@ -17,18 +17,22 @@ from .errors import Cancelled
 
 # "refining": a caller's stage before the engine's (the studio refines a prompt first).
 # "compiling": the first run after a compile, whose first step holds the warm-up (minutes).
-Stage = Literal["refining", "loading", "compiling", "denoising", "rendering", "encoding"]
+# "interpolating" and "upscaling" count frames after the model's work.
+Stage = Literal["refining", "loading", "compiling", "denoising", "rendering", "interpolating", "upscaling", "encoding"]
 
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report: `step` of `total` done in `stage`, with seconds elapsed and left."""
+    """One progress report: `step` of `total` done in `stage`, with seconds elapsed and left; a long
+    video's reports say which of its segments is being made (`segment` of `segments`)."""
 
     stage: Stage
     step: int
     total: int
     elapsed: float
     eta: float | None
+    segment: int = 1
+    segments: int = 1
 
 
 class CancelFlag(Protocol):

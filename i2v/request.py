@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from messages import Message
 
@@ -68,6 +68,34 @@ class LoraChoice(BaseModel):
         return self.source.split("::", 1)[-1].replace("\\", "/").rsplit("/", 1)[-1]
 
 
+class Segment(BaseModel):
+    """One part of a long video: what happens in it, and its seed (left out: the video's seed plus
+    the segment's index). It starts from the previous segment's last frame."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(max_length=4000, description="what happens in this segment")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="this segment's seed")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        return {"prompt": value} if isinstance(value, str) else value  # --segment "PROMPT", or ["...", ...] in JSON
+
+
+class Keyframe(BaseModel):
+    """A photo the video passes through at a chosen frame (families that take keyframes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: Path = Field(description="the photo")
+    frame: int = Field(ge=0, le=1023, description="the frame index it stands at (0: the first frame)")
+
+
+Factor = Literal[1, 2, 4]
+MAX_LONG_SIDE, MAX_SHORT_SIDE = 3840, 2160  # an upscaled video is at most 4K UHD, either way round
+
+
 def _flag(flag: str) -> dict:
     return {"flag": flag}
 
@@ -114,6 +142,21 @@ class GenerationRequest(BaseModel):
     step_cache: StepCache | None = Field(None, description="reuse the denoiser's work between steps: none, "
                                          "first_block or taylorseer; left out: from speed")  # fmt: skip
 
+    segments: list[Segment] = Field(default_factory=list, max_length=32,
+                                    description="a long video: one prompt per segment, in order, each starting from "
+                                    "the last frame of the one before; left out: one segment of `prompt`",
+                                    json_schema_extra=_flag("--segment"))  # fmt: skip
+    duration: float | None = Field(None, gt=0, le=600, description="seconds of video: as many segments as that takes "
+                                   "(with one prompt, each segment continues it)")  # fmt: skip
+    keep_segments: bool = Field(False, description="a stopped long video keeps its finished segments as a video")
+    loop: bool = Field(False, description="end on the first photo, so the video loops (models that take an end frame)")
+    keyframes: list[Keyframe] = Field(default_factory=list, max_length=16,
+                                      description="photos at chosen frames (models that take keyframes)",
+                                      json_schema_extra=_flag("--keyframe"))  # fmt: skip
+    interpolate: Factor = Field(1, description="make 2 or 4 times the frames between the model's, at 2 or 4 times "
+                                "the fps: the same duration, smoother motion")  # fmt: skip
+    upscale: Factor = Field(1, description="2 or 4 times the width and height (at most 3840x2160)")
+
     @classmethod
     def knobs(cls) -> list[str]:
         """The names of every knob, in order."""
@@ -131,7 +174,16 @@ class LeverReport(BaseModel):
 
 class VideoResult(GenerationRequest):
     """A finished video: the request as it ran (every default filled in, every rule applied: the
-    knobs above hold the values used) and what came of it."""
+    knobs above hold the values used) and what came of it. `num_frames`, `fps`, `width` and `height`
+    are the file's, after chaining, interpolation and upscaling; `segments` lists each segment's
+    prompt and seed, and `segment_frames` the frames the model made for each."""
+
+    num_frames: int = Field(ge=1)
+    height: int = Field(ge=16, le=MAX_LONG_SIDE)
+    width: int = Field(ge=16, le=MAX_LONG_SIDE)
+    segment_frames: int | None = Field(None, description="frames the model made for each segment")
+    interpolation: Literal["optical_flow", "rife"] | None = Field(None, description="how frames were interpolated")
+    upscaler: str | None = Field(None, description="what upscaled the video: an upscaler file's name, or lanczos")
 
     path: Path
     metadata_path: Path

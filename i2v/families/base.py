@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -55,6 +55,11 @@ class Family(BaseModel):
     num_inference_steps: int | None = None  # None for a family without a pipeline
     guidance_scale: float | None = None
     end_frame: bool = False
+    keyframes: bool = Field(False, description="the pipeline takes photos at chosen frame indices")
+    long_video: bool = Field(False, description="one call makes a long clip (next-section prediction, diffusion "
+                             "forcing): long requests are steered here")  # fmt: skip
+    chains_well: bool = Field(True, description="segments started from the last frame hold together; false: a long "
+                              "request is advised to use a long-video family")  # fmt: skip
     text_prompt: bool = True
     vae_tiling: bool = True
     preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
@@ -76,6 +81,11 @@ class Family(BaseModel):
         import diffusers
 
         return getattr(diffusers, self.pipeline)
+
+    def load_pipeline(self, location: str, dtype):
+        """The pipeline from a hub id or a `save_pretrained` folder. A room whose published weights
+        are spread over several repositories (FramePack, say) assembles them here."""
+        return self.pipeline_class().from_pretrained(location, dtype=dtype)
 
     # ------------------------------------------------------------------ sizes and frames
     def fit_size(self, height: int, width: int, asked: bool, source: ModelSource, notes: list[Message]) -> tuple[int, int]:
@@ -102,9 +112,11 @@ class Family(BaseModel):
         return self.max_frames
 
     # ------------------------------------------------------------------ the pipeline call
-    def call_kwargs(self, pipe, knobs: GenerationRequest, photo: Image.Image, last_photo: Image.Image | None) -> dict:
+    def call_kwargs(self, pipe, knobs: GenerationRequest, photo: Image.Image, last_photo: Image.Image | None,
+                    keyframes: Sequence[tuple[int, Image.Image]] = ()) -> dict:  # fmt: skip
         """The keyword arguments of one pipeline call, in diffusers' names, for `knobs` (every default
-        filled in) and the photo already fitted to the video's size."""
+        filled in) and the photos already fitted to the video's size: the first, the last (or None), and
+        (frame index, photo) keyframes for families that take them (`keyframes` true)."""
         import torch
 
         params = inspect.signature(pipe.__call__).parameters
@@ -158,8 +170,10 @@ class Family(BaseModel):
         raise NotImplementedError(f"family {self.id!r} has no tiny model")
 
     # ------------------------------------------------------------------ families that render themselves
-    def render(self, knobs: GenerationRequest, photo: Image.Image, on_frame: Callable[[int], None]):
-        """(frames, height, width, 3) uint8 frames, for a family without a pipeline (the camera engine)."""
+    def render(self, knobs: GenerationRequest, photo: Image.Image, on_frame: Callable[[int], None],
+               continuing: bool = False):  # fmt: skip
+        """(frames, height, width, 3) uint8 frames, for a family without a pipeline (the camera engine).
+        `continuing`: the photo is the last frame of the segment before, and the first frame is it."""
         raise NotImplementedError(f"family {self.id!r} renders through its diffusers pipeline")
 
 

@@ -85,12 +85,23 @@ def render(
     seed: int,
     fit_mode: str = "crop",
     on_frame: Callable[[int], None] | None = None,
+    continuing: bool = False,
 ) -> np.ndarray:
-    """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`."""
-    canvas_w, canvas_h = round(width * MARGIN), round(height * MARGIN)
-    canvas = fit(photo, canvas_w, canvas_h, fit_mode)
+    """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`. `continuing`: `photo` is
+    the last frame of a segment before (already the video's size): the move goes on from it, its first
+    frame is that frame exactly, and the margin beyond its edges is the frame mirrored."""
+    moves = views(motion, num_frames, seed)
+    if continuing:
+        pad_x, pad_y = round(width * (MARGIN - 1) / 2), round(height * (MARGIN - 1) / 2)
+        pixels = np.asarray(fit(photo, width, height, fit_mode))
+        canvas = Image.fromarray(np.pad(pixels, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="symmetric"))
+        start = moves[0]
+        moves = [View(dx=v.dx - start.dx, dy=v.dy - start.dy, scale=v.scale / start.scale, angle=v.angle - start.angle)
+                 for v in moves]  # fmt: skip
+    else:
+        canvas = fit(photo, round(width * MARGIN), round(height * MARGIN), fit_mode)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for index, view in enumerate(views(motion, num_frames, seed)):
+    for index, view in enumerate(moves):
         frames[index] = np.asarray(_look(canvas, view, width, height))
         if on_frame is not None:
             on_frame(index + 1)
@@ -112,6 +123,6 @@ def _look(canvas: Image.Image, view: View, width: int, height: int) -> Image.Ima
 class Camera(Family):
     """The camera engine as a family: no pipeline, no weights, no GPU; a preview of the photo moving."""
 
-    def render(self, knobs, photo: Image.Image, on_frame: Callable[[int], None]) -> np.ndarray:
+    def render(self, knobs, photo: Image.Image, on_frame: Callable[[int], None], continuing: bool = False) -> np.ndarray:
         return render(photo, knobs.camera_motion, knobs.width, knobs.height, knobs.num_frames, knobs.seed, knobs.fit,
-                      on_frame=on_frame)  # fmt: skip
+                      on_frame=on_frame, continuing=continuing)  # fmt: skip

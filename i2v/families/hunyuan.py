@@ -39,8 +39,8 @@ class HunyuanVideo15(Family):
         bucket_h, bucket_w = get_closest_ratio(height, width, ratios, buckets)[0]
         return int(bucket_h), int(bucket_w)
 
-    def call_kwargs(self, pipe, knobs, photo, last_photo) -> dict:
-        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo)
+    def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
+        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         pipe.guider.guidance_scale = kwargs.pop("guidance_scale")  # this pipeline takes it through its guider
         return kwargs
 

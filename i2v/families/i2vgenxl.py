@@ -11,8 +11,8 @@ from .base import Family
 class I2VGenXL(Family):
     step_hook = "scheduler"
 
-    def call_kwargs(self, pipe, knobs, photo, last_photo) -> dict:
-        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo)
+    def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
+        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         kwargs.update(target_fps=knobs.fps, clip_skip=None)
         return kwargs
 

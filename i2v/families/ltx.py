@@ -7,8 +7,8 @@ from .base import Family
 
 
 class LTX(Family):
-    def call_kwargs(self, pipe, knobs, photo, last_photo) -> dict:
-        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo)
+    def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
+        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         kwargs["frame_rate"] = knobs.fps
         return kwargs
 

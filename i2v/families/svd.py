@@ -8,8 +8,8 @@ from .base import Family
 
 
 class SVD(Family):
-    def call_kwargs(self, pipe, knobs, photo, last_photo) -> dict:
-        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo)
+    def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
+        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         guidance = kwargs.pop("guidance_scale")
         kwargs.update(max_guidance_scale=guidance, min_guidance_scale=min(1.0, guidance), fps=knobs.fps,
                       decode_chunk_size=8)  # fmt: skip

@@ -72,8 +72,8 @@ class Wan21(Wan):
 class Wan22A14B(Wan):
     """Wan 2.2 I2V A14B: a high-noise and a low-noise expert (`transformer_2`), boundary_ratio 0.9."""
 
-    def call_kwargs(self, pipe, knobs, photo, last_photo) -> dict:
-        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo)
+    def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
+        kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         kwargs["guidance_scale_2"] = knobs.guidance_scale  # the low-noise expert's, the same
         return kwargs
 

@@ -1,0 +1,191 @@
+"""Long videos by segments: chaining, seamless joins, colour held, durations, end frames and loops,
+stopping a chain; through the engine on the camera engine and tiny models, decoded back."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from i2v.chain import Colour, hold_colour, join
+from i2v.engine import VideoEngine
+from i2v.errors import Cancelled, InvalidInput
+from i2v.export import read_mp4
+from i2v.families import get_family
+from i2v.images import fit
+from i2v.request import GenerationRequest
+
+SMALL = dict(height=64, width=96, num_frames=9, fps=8, seed=11)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return VideoEngine(tmp_path / "outputs", device="cpu")
+
+
+def frame_steps(frames: np.ndarray) -> np.ndarray:
+    """The mean absolute change from each frame to the next."""
+    return np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))
+
+
+@pytest.mark.parametrize("motion", ["zoom_in", "pan_left", "orbit_right"])
+def test_camera_chain_joins_without_a_repeat_or_a_jump(engine, chelsea, motion):
+    segments = ["a cat looks up", "the cat turns its head", "the cat settles down"]
+    frames, checked = engine.render_segments(
+        engine.choose_levers(engine.choose_strategy(_checked(chelsea, segments=segments, camera_motion=motion))))
+    assert len(frames) == 9 + 8 + 8  # each later segment drops its first frame: the frame it started on
+    steps = frame_steps(frames)
+    joins = [steps[8], steps[16]]  # from a segment's last frame to the next segment's first new frame
+    inside = np.concatenate([steps[:8], steps[9:16], steps[17:]])
+    for change in joins:
+        assert change > 0.05, "a join repeats a frame"
+        assert change < 0.6 * inside.max(), f"a join jumps: {change:.1f} vs {inside.max():.1f} inside a segment"
+
+
+def test_camera_chain_written_with_every_segment_in_its_metadata(engine, chelsea):
+    segments = ["a cat looks up", "the cat turns its head", "the cat settles down"]
+    result = engine.generate(GenerationRequest(image=chelsea, segments=segments, camera_motion="zoom_in", **SMALL))
+    frames, meta = read_mp4(result.path)
+    assert len(frames) == result.num_frames == 25 and result.segment_frames == 9
+    assert (result.width, result.height, result.fps) == (96, 64, 8) and meta["fps"] == 8
+    assert [(s.prompt, s.seed) for s in result.segments] == [(p, 11 + i) for i, p in enumerate(segments)]
+    assert result.prompt == segments[0]
+    data = json.loads(result.metadata_path.read_text())
+    assert [s["prompt"] for s in data["segments"]] == segments and data["num_frames"] == 25
+
+
+def test_segment_seeds_given_and_repeatable(engine, chelsea):
+    segments = [{"prompt": "one", "seed": 5}, {"prompt": "two", "seed": 99}]
+    first = engine.generate(GenerationRequest(image=chelsea, segments=segments, camera_motion="handheld", **SMALL))
+    again = engine.generate(GenerationRequest(image=chelsea, segments=segments, camera_motion="handheld", **SMALL))
+    assert [s.seed for s in first.segments] == [5, 99]
+    assert np.array_equal(read_mp4(first.path)[0], read_mp4(again.path)[0])
+
+
+def test_the_next_segment_starts_from_the_last_frame_made(engine, tiny_models, chelsea, monkeypatch):
+    """Segment k+1's pipeline receives segment k's last decoded frame as its photo (a spy on the
+    family's call arguments and on the engine's renders, the real pipeline underneath)."""
+    family = type(get_family("wan2.1-i2v-14b-480p"))
+    photos, made = [], []
+    call_kwargs, render = family.call_kwargs, VideoEngine.render
+
+    def spy_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()):
+        photos.append(np.asarray(photo).copy())
+        return call_kwargs(self, pipe, knobs, photo, last_photo, keyframes)
+
+    def spy_render(self, *args, **kwargs):
+        frames = render(self, *args, **kwargs)
+        made.append(frames)
+        return frames
+
+    monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
+    monkeypatch.setattr(VideoEngine, "render", spy_render)
+    request = GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), segments=["a", "b", "c"],
+                                height=32, width=32, num_frames=5, fps=8, num_inference_steps=2, seed=3)  # fmt: skip
+    result = engine.generate(request)
+    from i2v.chain import as_uint8
+
+    assert len(photos) == len(made) == 3
+    assert np.array_equal(photos[1], as_uint8(made[0])[-1])  # exactly the frame segment 1 ended on
+    video = read_mp4(result.path)[0]
+    assert len(video) == result.num_frames == 5 + 4 + 4
+    # The third starts from the second's last frame as the video shows it (held to the first's colour).
+    assert np.abs(photos[2].astype(int) - video[8].astype(int)).mean() < 4  # H.264 loses a little
+
+
+def test_duration_makes_the_segments_it_needs_and_trims_the_last(engine, chelsea):
+    result = engine.generate(GenerationRequest(image=chelsea, prompt="a cat", duration=3.0, camera_motion="pan_right",
+                                               **SMALL))  # fmt: skip
+    # 3 s at 8 fps = 24 frames: segments of 9 frames add 8 each: 9, 17, 25 -> 3 segments, trimmed to 24
+    assert len(result.segments) == 3 and all(s.prompt == "a cat" for s in result.segments)
+    assert result.num_frames == 24 == len(read_mp4(result.path)[0])
+    assert any("3 s: 3 segments of 9 frames" in str(a) for a in result.adjustments)
+
+
+def test_a_short_duration_is_one_call(engine, chelsea):
+    result = engine.generate(GenerationRequest(image=chelsea, duration=0.5, **{**SMALL, "num_frames": None}))
+    assert result.segments == [] and result.num_frames == 4  # 0.5 s at 8 fps; the camera takes any count
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    (dict(segments=["a", "b"], prompt="other"), "give its prompt as the first segment"),
+    (dict(segments=["a", "b"], duration=5.0), "takes 5 segments of 9 frames, but 2 segment prompts were given"),
+    (dict(duration=600.0), "32 at most"),
+    (dict(interpolate=4, fps=16), "64 fps: interpolation goes up to 60 fps"),
+    (dict(upscale=4, height=720, width=1280), "1280x720 x 4 is 5120x2880: upscaling goes up to 3840x2160"),
+    (dict(duration=60.0, num_frames=241, height=1080, width=1920, interpolate=2, fps=30), "GB in memory"),
+    (dict(loop=True), "cannot end on a given frame, so it cannot loop"),
+])  # fmt: skip
+def test_long_requests_that_cannot_run_are_refused_first(engine, chelsea, tmp_path, fields, words):
+    with pytest.raises(InvalidInput, match=words):
+        engine.generate(GenerationRequest(image=chelsea, **{**SMALL, **fields}))
+    assert not list((tmp_path / "outputs").glob("*.mp4"))
+
+
+def test_loop_ends_the_last_segment_on_the_first_photo(engine, tiny_models, chelsea, monkeypatch):
+    family = type(get_family("wan2.2-i2v-a14b"))
+    lasts = []
+    call_kwargs = family.call_kwargs
+
+    def spy_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()):
+        lasts.append(None if last_photo is None else np.asarray(last_photo).copy())
+        return call_kwargs(self, pipe, knobs, photo, last_photo, keyframes)
+
+    monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
+    request = GenerationRequest(image=chelsea, model=str(tiny_models["wan2.2-i2v-a14b"]), segments=["a", "b"], loop=True,
+                                height=32, width=32, num_frames=5, fps=8, num_inference_steps=2, seed=3)  # fmt: skip
+    result = engine.generate(request)
+    assert result.loop and result.num_frames == 9
+    assert lasts[0] is None  # only the last segment ends on the first photo
+    assert np.array_equal(lasts[1], np.asarray(fit(Image.open(chelsea).convert("RGB"), 32, 32)))
+    with pytest.raises(InvalidInput, match="leave out the end photo, or loop"):
+        engine.generate(request.model_copy(update={"last_image": chelsea}))
+
+
+def test_stop_mid_chain_keeps_nothing_unless_asked(engine, chelsea, tmp_path):
+    def stop_at_segment_two(cancel):
+        def on_progress(progress):
+            if progress.segment == 2 and progress.step >= 3:
+                cancel.set()
+        return on_progress
+
+    request = GenerationRequest(image=chelsea, segments=["a", "b", "c"], **SMALL)
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        engine.generate(request, on_progress=stop_at_segment_two(cancel), cancel=cancel)
+    assert not [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+
+    cancel = threading.Event()
+    kept = engine.generate(request.model_copy(update={"keep_segments": True}), on_progress=stop_at_segment_two(cancel),
+                           cancel=cancel)  # fmt: skip
+    assert kept.num_frames == 9 == len(read_mp4(kept.path)[0])
+    assert any("stopped after 1 of 3 segments" in str(a) for a in kept.adjustments)
+
+
+def test_progress_covers_the_whole_chain(engine, chelsea):
+    seen = []
+    engine.generate(GenerationRequest(image=chelsea, segments=["a", "b"], **SMALL), on_progress=seen.append)
+    rendering = [(p.segment, p.segments, p.step) for p in seen if p.stage == "rendering"]
+    assert rendering[0] == (1, 2, 1) and rendering[-1] == (2, 2, 9)
+
+
+def test_hold_colour_undoes_drift_without_a_jump_at_the_join():
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, size=(1, 16, 16, 3)).astype(np.float64)
+    first = np.repeat(base, 5, axis=0).astype(np.uint8)
+    drift = np.linspace(0, 30, 5)[:, None, None, None]  # the next segment gets brighter as it goes
+    second = np.clip(base + drift, 0, 255).astype(np.uint8)
+    held, shift = hold_colour(second, Colour.of(first))
+    assert np.array_equal(held[0], second[0])  # the join is untouched
+    assert abs(held[-1].mean() - first.mean()) < abs(second[-1].mean() - first.mean()) / 2
+    assert shift < -5
+    assert len(join([first, held])) == 9
+
+
+def _checked(photo, **fields):
+    from i2v.checks import check
+
+    return check(GenerationRequest(image=photo, **{**SMALL, **fields}))
