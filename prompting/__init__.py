@@ -1,14 +1,16 @@
-"""The prompt refiner: a short prompt in any language -> a structured English video prompt.
+"""The prompt refiner: a short prompt in any language -> a structured English video prompt, or a
+storyboard of prompts for the segments of a long video.
 
 It talks to any OpenAI-compatible endpoint (or, without one, refines offline with rules), and
 never imports torch, gradio or the video engine.
 """
 
 from .client import Endpoint
-from .errors import RefinerError, UnknownFamily
+from .errors import InvalidStoryboard, RefinerError, UnknownFamily
 from .refiner import PromptRefiner
-from .rules import refine_offline
-from .schema import CAMERA_MOTIONS, MOTION_TAGS, RefinedPrompt, Suggestions
+from .rules import refine_offline, storyboard_offline
+from .schema import CAMERA_MOTIONS, MAX_SEGMENTS, MIN_SEGMENTS, MOTION_TAGS, RefinedPrompt, Storyboard, Suggestions
 
-__all__ = ["CAMERA_MOTIONS", "MOTION_TAGS", "Endpoint", "PromptRefiner", "RefinedPrompt", "RefinerError", "Suggestions",
-           "UnknownFamily", "refine_offline"]  # fmt: skip
+__all__ = ["CAMERA_MOTIONS", "MAX_SEGMENTS", "MIN_SEGMENTS", "MOTION_TAGS", "Endpoint", "InvalidStoryboard",
+           "PromptRefiner", "RefinedPrompt", "RefinerError", "Storyboard", "Suggestions", "UnknownFamily",
+           "refine_offline", "storyboard_offline"]  # fmt: skip

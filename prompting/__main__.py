@@ -1,4 +1,5 @@
-"""`python -m prompting TEXT`: refine one prompt and print the result.
+"""`python -m prompting TEXT`: refine one prompt and print the result; with `--segments N`, print a
+storyboard of N prompts for a long video instead (`--seconds` each).
 
 The endpoint comes from the flags, else from OPENAI_BASE_URL, OPENAI_API_KEY and I2V_LLM_MODEL;
 with none, the offline refiner answers. Exit 2 for bad input.
@@ -12,9 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from .config import styles
 from .client import Endpoint
+from .config import styles
+from .errors import InvalidStoryboard
 from .refiner import PromptRefiner
+from .schema import MAX_SEGMENTS, MIN_SEGMENTS, Storyboard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision", action="store_true", default=os.environ.get("I2V_LLM_VISION", "") in ("1", "true"),
                         help="the model can see images: send the photo")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole refinement")
+    parser.add_argument("--segments", type=int, default=None,
+                        help=f"write a storyboard: one prompt for each of N ({MIN_SEGMENTS}-{MAX_SEGMENTS}) segments")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long each storyboard segment lasts (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -45,7 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         print("error: an LLM endpoint needs both --base-url (OPENAI_BASE_URL) and --model (I2V_LLM_MODEL)",
               file=sys.stderr)  # fmt: skip
         return 2
-    result = PromptRefiner(endpoint, timeout_s=args.timeout).refine(args.text, args.family, args.image)
+    refiner = PromptRefiner(endpoint, timeout_s=args.timeout)
+    if args.segments is not None:
+        try:
+            board = refiner.storyboard(args.text, args.segments, args.seconds, args.family, args.image)
+        except InvalidStoryboard as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return _print_storyboard(board, args.json)
+    result = refiner.refine(args.text, args.family, args.image)
     if args.json:
         print(result.model_dump_json())
         return 0
@@ -57,6 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  negative: {result.negative_prompt or '-'}")
     print(f"  source: {result.source}{' (' + result.model + ')' if result.model else ''}, {result.seconds:.1f}s")
     for warning in result.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def _print_storyboard(board: Storyboard, as_json: bool) -> int:
+    if as_json:
+        print(board.model_dump_json())
+        return 0
+    for number, prompt in enumerate(board.segments, 1):
+        start = (number - 1) * board.seconds_each
+        print(f"{number}. [{start:g}-{start + board.seconds_each:g} s] {prompt}")
+    if not board.translated:
+        print(f"  not translated: the prompts are still in {board.prompt_language} (no LLM wrote them)")
+    print(f"  negative: {board.negative_prompt or '-'}")
+    print(f"  source: {board.source}{' (' + board.model + ')' if board.model else ''}, {board.seconds:.1f}s")
+    for warning in board.warnings:
         print(f"  warning: {warning}")
     return 0
 

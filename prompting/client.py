@@ -2,8 +2,10 @@
 
 Servers differ, so a completion asks for `json_schema` structured output first, then `json_object`
 (the schema then lives in the system prompt), then plain text, and the client remembers which one
-this endpoint took (per client: no state is shared between clients). Within one deadline it retries
-connection errors, 429 (honouring Retry-After) and 5xx, at most twice, and never a 401 or 403.
+this endpoint took (per client: no state is shared between clients). What a reply must look like
+(the schema, its name, its token limit) is the client's default or a `Reply` given per request.
+Within one deadline it retries connection errors, 429 (honouring Retry-After) and 5xx, at most
+twice, and never a 401 or 403.
 Every failure is an EndpointFailed whose words hold no secret: the API key stays inside the openai
 client. This module knows nothing about prompts, video models or what the reply means.
 """
@@ -35,11 +37,23 @@ class Endpoint:
     vision: bool = False
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What one request asks for: a JSON object following `schema` (called `name`), at most
+    `max_tokens` long, within `timeout_s` (the budget a timeout message names)."""
+
+    name: str
+    schema: dict
+    max_tokens: int
+    timeout_s: float
+
+
 class ChatClient:
     """Chat completions from one endpoint, in the first reply format it accepts."""
 
     def __init__(self, endpoint: Endpoint, timeout_s: float, max_tokens: int, schema: dict):
         self.endpoint, self.timeout_s, self.max_tokens, self.schema = endpoint, timeout_s, max_tokens, schema
+        self.reply = Reply("refined_prompt", schema, max_tokens, timeout_s)  # unless a request says otherwise
         self._openai = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key or "not-needed",  # local servers take any key
@@ -54,15 +68,19 @@ class ChatClient:
         """The reply format that worked last (None before the first reply)."""
         return self._mode
 
-    def complete(self, messages: list[dict], deadline: float, mode: str | None = None) -> tuple[str, str]:
+    def complete(
+        self, messages: list[dict], deadline: float, mode: str | None = None, reply: Reply | None = None
+    ) -> tuple[str, str]:
         """The reply's text and the format it came in. With `mode`, that format only (a repair keeps
-        the format of the reply it repairs); else the one that worked last, then the others."""
+        the format of the reply it repairs); else the one that worked last, then the others. `reply`
+        says what to ask for (the client's default: a refined prompt)."""
+        reply = reply or self.reply
         with self._lock:
             known = self._mode
         modes = [mode] if mode else ([known, *(m for m in MODES if m != known)] if known else list(MODES))
         for tried in modes:
             try:
-                content = self._once(messages, tried, deadline)
+                content = self._once(messages, tried, deadline, reply)
             except FormatRefused:
                 log.info("refiner: %s refused response_format %s", self.endpoint.base_url, tried)
                 if mode:
@@ -73,12 +91,12 @@ class ChatClient:
             return content, tried
         raise EndpointFailed("refiner.no_format")
 
-    def _once(self, messages: list[dict], mode: str, deadline: float) -> str:
+    def _once(self, messages: list[dict], mode: str, deadline: float, reply: Reply) -> str:
         """One chat completion in `mode`, retried on connection errors, 429 and 5xx while time is left."""
         response_format = {
             "json_schema": {
                 "type": "json_schema",
-                "json_schema": {"name": "refined_prompt", "schema": self.schema, "strict": False},
+                "json_schema": {"name": reply.name, "schema": reply.schema, "strict": False},
             },
             "json_object": {"type": "json_object"},
             "text": None,
@@ -88,12 +106,12 @@ class ChatClient:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
-                raise EndpointFailed("refiner.timeout", seconds=self.timeout_s)
+                raise EndpointFailed("refiner.timeout", seconds=reply.timeout_s)
             try:
                 response = self._openai.with_options(timeout=remaining).chat.completions.create(
                     model=self.endpoint.model,
                     messages=messages,
-                    max_tokens=self.max_tokens,
+                    max_tokens=reply.max_tokens,
                     temperature=0.3,
                     **extra,
                 )
@@ -105,7 +123,7 @@ class ChatClient:
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise EndpointFailed("refiner.bad_key", status=exc.status_code) from None
             except openai.APITimeoutError:
-                raise EndpointFailed("refiner.timeout", seconds=self.timeout_s) from None
+                raise EndpointFailed("refiner.timeout", seconds=reply.timeout_s) from None
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 attempt += 1
                 failure = _failure(exc)

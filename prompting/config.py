@@ -1,16 +1,18 @@
 """The refiner's data: configs/refiner.toml, the system prompts in configs/prompts/, and the offline
-refiner's word tables in configs/refiner_words.toml."""
+refiner's word tables in configs/refiner_words.toml; and the checks of a caller's choices against it
+(a family it knows, a storyboard's size)."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import UnknownFamily
-from .schema import CAMERA_MOTIONS, MOTION_TAGS
+from .errors import InvalidStoryboard, UnknownFamily
+from .schema import CAMERA_MOTIONS, MAX_SECONDS_EACH, MAX_SEGMENTS, MIN_SEGMENTS, MOTION_TAGS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -22,6 +24,14 @@ class Defaults(BaseModel):
     max_input_chars: int = Field(ge=10)
     max_tokens: int = Field(ge=50)
     family: str
+
+
+class StoryboardDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_file: str
+    reply_tokens_per_segment: int = Field(ge=50)
+    reply_tokens_extra: int = Field(ge=0)
 
 
 class FamilyStyle(BaseModel):
@@ -45,6 +55,11 @@ def defaults() -> Defaults:
 
 
 @cache
+def storyboard_defaults() -> StoryboardDefaults:
+    return StoryboardDefaults(**_config()["storyboard"])
+
+
+@cache
 def styles() -> dict[str, FamilyStyle]:
     return {fid: FamilyStyle(id=fid, **entry) for fid, entry in _config()["families"].items()}
 
@@ -54,6 +69,19 @@ def style(family: str) -> FamilyStyle:
     if family not in known:
         raise UnknownFamily("refiner.unknown_family", family=family, known=", ".join(known))
     return known[family]
+
+
+def check_storyboard(segments: int, seconds_each: float) -> None:
+    """Refuse a storyboard the video cannot be made of: 2 to 32 segments of more than 0 and at most 60 s."""
+    if isinstance(segments, bool) or not isinstance(segments, int):
+        raise TypeError(f"segments must be an int, not {type(segments).__name__}")
+    if segments < MIN_SEGMENTS:
+        raise InvalidStoryboard("storyboard.too_few", segments=segments, low=MIN_SEGMENTS)
+    if segments > MAX_SEGMENTS:
+        raise InvalidStoryboard("storyboard.too_many", segments=segments, high=MAX_SEGMENTS)
+    number = isinstance(seconds_each, (int, float)) and not isinstance(seconds_each, bool)
+    if not (number and math.isfinite(seconds_each) and 0 < seconds_each <= MAX_SECONDS_EACH):
+        raise InvalidStoryboard("storyboard.bad_seconds", seconds=str(seconds_each), limit=MAX_SECONDS_EACH)
 
 
 def _read_prompt(name: str) -> str:
@@ -73,3 +101,11 @@ def system_prompt(family: str) -> str:
     reply = _read_prompt("_format.md")
     reply = reply.replace("{camera_motions}", ", ".join(CAMERA_MOTIONS)).replace("{motion_tags}", ", ".join(MOTION_TAGS))
     return f"{body}\n\n{reply.replace('{{', '{').replace('}}', '}')}"
+
+
+@cache
+def storyboard_prompt(family: str) -> str:
+    """The system prompt for a storyboard written for `family` (its word budget per segment)."""
+    chosen = style(family)
+    body = _read_prompt(storyboard_defaults().prompt_file).replace("{word_budget}", str(chosen.word_budget))
+    return body.replace("{{", "{").replace("}}", "}")

@@ -1,7 +1,7 @@
 """The refiner's errors. Each is a message id and its parameters (see the `messages` package): `str()`
 gives the English words; the studio renders them in the page's language. The refiner itself turns
 every failure of an endpoint into an offline refinement whose warnings say why; what reaches a
-caller is a caller's mistake (an unknown family)."""
+caller is a caller's mistake (an unknown family, a storyboard of too many segments)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ class RefinerError(MessageError):
 
 class UnknownFamily(RefinerError):
     """The refiner has no phrasing for this model family."""
+
+
+class InvalidStoryboard(RefinerError):
+    """A storyboard the video cannot be made of: too few or too many segments, or a bad length."""
 
 
 class EndpointFailed(RefinerError):

@@ -4,7 +4,8 @@ It finds camera and motion words and subjects in Chinese and English (word table
 configs/refiner_words.toml), keeps the person's own words, adds the family's camera phrasing and
 quality words and a default negative prompt, and says plainly in `warnings` that no LLM refined the
 prompt (and, for non-English input, that it was not translated: `prompt_language` says which
-language the prompt is still in). It knows nothing about LLMs or HTTP.
+language the prompt is still in). A storyboard for a long video is that prompt for the first segment
+and the same prompt behind continuation phrasing for each later one. It knows nothing about LLMs or HTTP.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from functools import cache
 
 from messages import Message, note
 
-from .config import CONFIG_DIR, style
-from .schema import RefinedPrompt
+from .config import CONFIG_DIR, check_storyboard, defaults, style
+from .schema import RefinedPrompt, Storyboard
 from .text import language
 
 # The word tables are data: configs/refiner_words.toml.
-TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity")
+TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity", "storyboard")
 _AVOID = re.compile(r"(?:不要|别|避免|无|no|without|avoid|don't|do not)\s*(\S+)", re.IGNORECASE)
 
 
@@ -141,3 +142,42 @@ def refine_offline(text: str, family: str, has_image: bool = False, reason: Mess
 def _sentence(phrase: str) -> str:
     phrase = phrase.strip().rstrip(".")
     return f"{phrase[:1].upper()}{phrase[1:]}." if phrase else ""
+
+
+def storyboard_offline(
+    text: str, segments: int, seconds_each: float, family: str | None = None, has_image: bool = False,
+    reason: Message | None = None,
+) -> Storyboard:
+    """A storyboard of `segments` prompts from rules alone: segment 1 is `refine_offline(text)`'s
+    prompt, each later one that prompt after a sentence that continues the shot (`continuation`).
+    Deterministic. Refuses 1 or more than 32 segments (InvalidStoryboard); `reason` says why no LLM
+    was used."""
+    check_storyboard(segments, seconds_each)
+    base = refine_offline(text, family or defaults().family, has_image, reason)
+    later = [f"{continuation(i, segments, base.subjects)} {base.prompt}" for i in range(2, segments + 1)]
+    prompts = [base.prompt, *later]
+    # The storyboard's own note replaces the single prompt's "no LLM refined this prompt".
+    warnings = [note("offline.storyboard") if w.code == "offline.no_llm" else w for w in base.warnings]
+    return Storyboard(
+        segments=prompts,
+        negative_prompt=base.negative_prompt,
+        seconds_each=seconds_each,
+        original=base.original,
+        language=base.language,
+        prompt_language=base.prompt_language,
+        family=base.family,
+        source="offline",
+        model=None,
+        warnings=warnings,
+    )
+
+
+def continuation(index: int, segments: int, names: list[str]) -> str:
+    """The sentence that opens segment `index` (2..segments) of a storyboard: it continues the shot
+    with the same subjects (`names`), at a stage that progresses toward rest in the last segment."""
+    table = words()["storyboard"]
+    stages = table["stages"]
+    stage = table["last"] if index == segments else stages[min(index - 2, len(stages) - 1)]
+    named = names[:3] or [table["no_subject"]]
+    who = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"{table['lead']}, {stage}, {table['keep'].format(subjects=who)}."

@@ -1,17 +1,18 @@
-"""RefinedPrompt: what the refiner gives back, whether an LLM or the offline rules wrote it.
+"""RefinedPrompt and Storyboard: what the refiner gives back, whether an LLM or the offline rules wrote it.
 
 `LLMReply` is the part an LLM fills in (and the JSON schema it is asked to follow); RefinedPrompt
-adds where it came from and what went wrong. Every field is bounded, so nothing an LLM writes can
-push a value out of range: suggestions are advisory and the caller clamps them again into its
-preset's bounds with `Suggestions.clamped`.
+adds where it came from and what went wrong (`Provenance`). A Storyboard is one prompt per segment of
+a long video, with the same provenance; `StoryboardReply` is its LLM part. Every field is bounded, so
+nothing an LLM writes can push a value out of range: suggestions are advisory and the caller clamps
+them again into its preset's bounds with `Suggestions.clamped`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from messages import Message
 
@@ -40,6 +41,14 @@ MotionTag = Literal["slow_motion", "fast_motion", "loop", "subtle", "dynamic", "
 MOTION_TAGS: tuple[str, ...] = MotionTag.__args__  # type: ignore[attr-defined]
 
 Source = Literal["llm", "offline"]
+
+# A long video's segments. i2v/request.py bounds GenerationRequest.segments the same way (neither
+# package imports the other); tests/test_storyboard.py keeps them equal. One segment is no storyboard:
+# that is a single refined prompt.
+MIN_SEGMENTS, MAX_SEGMENTS = 2, 32
+MAX_SECONDS_EACH = 60.0  # a segment is one run of the video model: 2-10 s in practice
+PROMPT_CHARS = 3000  # the longest prompt anything here holds: a refined prompt, a storyboard's segment
+SegmentPrompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_CHARS)]
 
 
 def _token(value: object) -> object:
@@ -73,7 +82,7 @@ class LLMReply(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(min_length=1, max_length=3000)
+    prompt: str = Field(min_length=1, max_length=PROMPT_CHARS)
     negative_prompt: str = Field("", max_length=1000)
     camera_motion: CameraMotion = "static"
     motion_tags: list[MotionTag] = Field(default_factory=list, max_length=7)
@@ -136,17 +145,15 @@ def reply_json_schema() -> dict:
     }
 
 
-class RefinedPrompt(LLMReply):
-    """A refined, previewable video prompt and where it came from."""
-
-    model_config = ConfigDict(extra="forbid")
+class Provenance(BaseModel):
+    """Where a refiner's result came from and what went wrong: RefinedPrompt and Storyboard both carry it."""
 
     original: str = Field(description="the person's words, as given")
     language: str = Field(description="language of the input: en, zh, ja, ko, other, or empty")
     prompt_language: str = Field(
-        "en", description="language of `prompt`: 'en' once translated; the offline refiner keeps the person's words"
+        "en", description="language of the prompts: 'en' once translated; the offline refiner keeps the person's words"
     )
-    family: str = Field(description="the model family the prompt was written for")
+    family: str = Field(description="the model family the prompts were written for")
     source: Source
     model: str | None = Field(None, description="the LLM that wrote it; None for the offline refiner")
     warnings: list[Message] = Field(default_factory=list, description="why a fallback happened, what was cut")
@@ -154,5 +161,58 @@ class RefinedPrompt(LLMReply):
 
     @property
     def translated(self) -> bool:
-        """Whether `prompt` is in English, as the video models want it."""
+        """Whether the prompts are in English, as the video models want them."""
         return self.prompt_language in ("en", "")
+
+
+class RefinedPrompt(Provenance, LLMReply):
+    """A refined, previewable video prompt and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoryboardReply(BaseModel):
+    """The JSON object the LLM is asked for when it writes a storyboard. How many segments it holds is
+    checked by the refiner, which asked for a number: too many are cut, too few are padded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    segments: list[SegmentPrompt] = Field(min_length=1, max_length=MAX_SEGMENTS)
+    negative_prompt: str = Field("", max_length=1000)
+
+
+def storyboard_json_schema(segments: int) -> dict:
+    """A flat JSON schema for StoryboardReply with exactly `segments` prompts: servers with grammars
+    (llama-server) then cannot give another count."""
+    return {
+        "type": "object",
+        "properties": {
+            "segments": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 800},  # as a refined prompt's
+                "minItems": segments,
+                "maxItems": segments,
+            },
+            "negative_prompt": {"type": "string", "maxLength": 200},
+        },
+        "required": ["segments", "negative_prompt"],
+        "additionalProperties": False,
+    }
+
+
+class Storyboard(Provenance, StoryboardReply):
+    """One English video prompt per segment of a long video, in order: the first sets the scene and
+    starts the action, each later one continues from where the one before ended. The person previews
+    and edits them before anything is rendered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[SegmentPrompt] = Field(min_length=MIN_SEGMENTS, max_length=MAX_SEGMENTS,
+                                          description="one prompt per segment, in order")  # fmt: skip
+    negative_prompt: str = Field("", max_length=1000, description="what to avoid, in every segment")
+    seconds_each: float = Field(gt=0, le=MAX_SECONDS_EACH, description="how long each segment lasts")
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video the storyboard describes."""
+        return len(self.segments) * self.seconds_each
