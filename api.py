@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from messages import Message, note
 from studio import Studio
 from studio.hosting import ANYONE, Hosting, public_model
-from studio.jobspec import JobIn, form_of
+from studio.jobspec import JobIn, form_of, photos_of
 from studio.metrics import CONTENT_TYPE
 from studio.store import StoreError, photo_suffix
 
@@ -119,19 +119,26 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
                                            "'image' a file, 'loras' a JSON list"}}}, "required": True}})  # fmt: skip
     async def submit(request: Request, who: str | None = Depends(owner)):
         lang = language(request)
-        photo, suffix, fields = await _read_job(request, lang, refuse)
+        files, fields = await _read_job(request, lang, refuse)
+        photo, suffix = files.get("image", (None, ".png"))
         try:
             job_in = JobIn.model_validate(fields)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
         if photo is None:  # decoded, checked and copied off the event loop: big photos take a moment
             photo, suffix = await run_in_threadpool(_data_url, job_in.image, lang, refuse)
-        if len(photo) > limit:
-            raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(photo)), limit_mb=max_upload_mb), lang)
+        others = {name: files[name] for name in files if name != "image"}
+        for name, value in photos_of(job_in).items():
+            if name not in others:
+                others[name] = await run_in_threadpool(_data_url, value, lang, refuse, name)
+        for data, _ in [(photo, suffix), *others.values()]:
+            if len(data) > limit:
+                raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(data)), limit_mb=max_upload_mb), lang)
         form = form_of(job_in, studio.default_model())
         form["model"] = model_value(job_in.model, lang)
         try:
-            job = await run_in_threadpool(hosting.submit, form, who or ANYONE, lang, photo=photo, suffix=suffix)
+            job = await run_in_threadpool(hosting.submit, form, who or ANYONE, lang, photo=photo, suffix=suffix,
+                                          others=others)  # fmt: skip
         except StoreError as exc:
             full = exc.message.code == "studio.queue_full"
             raise HTTPException(503 if full else 409, detail=studio.say(exc.message, lang),
@@ -271,30 +278,38 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
-async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, str, dict]:
-    """The job's fields, and the photo when it came as a file of a multipart form."""
+async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tuple[bytes, str]], dict]:
+    """The job's fields, and the photos that came as files of a multipart form, by the store's names:
+    "image", "last_image", and "keyframe_N" for a file field named keyframe_FRAME (its frame goes
+    into the fields' keyframes)."""
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         form = await request.form()
-        photo, suffix, fields = None, ".png", {}
+        files, fields, keyframes = {}, {}, []
         for key, value in form.multi_items():
             if hasattr(value, "read"):  # an uploaded file
-                if key != "image":
+                frame = key.removeprefix("keyframe_")
+                if key not in ("image", "last_image") and not (key.startswith("keyframe_") and frame.isdigit()):
                     fields[key] = "(a file)"
                     continue
-                photo = await value.read()
-                suffix = photo_suffix(Path(value.filename or "").suffix, value.content_type)
-            elif key == "loras":
+                name = key if not key.startswith("keyframe_") else f"keyframe_{len(keyframes)}"
+                if name.startswith("keyframe_"):
+                    keyframes.append({"image": "(a file)", "frame": int(frame)})
+                data = await value.read()
+                files[name] = (data, photo_suffix(Path(value.filename or "").suffix, value.content_type))
+            elif key in ("loras", "segments"):
                 try:
                     fields[key] = json.loads(value)
                 except json.JSONDecodeError:
                     fields[key] = value  # the model's validation names it
             else:
                 fields[key] = value
-        if photo is None:
+        if "image" not in files:
             raise refuse(422, note("api.photo_missing"), lang)
         fields.pop("image", None)
-        return photo, suffix, fields
+        if keyframes:
+            fields["keyframes"] = keyframes
+        return files, fields
     try:
         fields = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -303,19 +318,20 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[bytes | None, 
     if not isinstance(fields, dict):
         raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "msg": "the body must be a JSON object",
                                        "input": None}])  # fmt: skip
-    return None, ".png", fields
+    return {}, fields
 
 
-def _data_url(value: str | None, lang: str, refuse) -> tuple[bytes, str]:
+def _data_url(value: str | None, lang: str, refuse, field: str = "image") -> tuple[bytes, str]:
+    """A photo sent as a data URL in the field `field`: its bytes and its file's suffix."""
     if not value:
         raise refuse(422, note("api.photo_missing"), lang)
     head, _, data = value.partition(",")
     if not head.startswith("data:") or ";base64" not in head:
-        raise refuse(422, note("api.photo_not_data_url"), lang)
+        raise refuse(422, note("api.photo_not_data_url", field=field), lang)
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise refuse(422, note("api.photo_bad_base64"), lang) from None
+        raise refuse(422, note("api.photo_bad_base64", field=field), lang) from None
     return raw, photo_suffix(media_type=head[5:].split(";")[0])
 
 

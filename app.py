@@ -78,6 +78,15 @@ I18N = gr.I18n(
         "batch_photos": "Photos",
         "batch_prompts": "Prompts, one per line (empty: the prompt above); each photo gets each prompt",
         "batch_go": "Queue them all",
+        "longer": "Longer and smoother: segments, end photo, loop, interpolation, upscaling",
+        "last_image": "End photo (models that take one)",
+        "loop": "Loop: end on the first photo",
+        "duration": "Duration in seconds (0: one segment, or one per prompt below)",
+        "segments": "Segments: one prompt per line, each continuing from the last frame of the one before",
+        "storyboard": "Write a storyboard for the duration",
+        "keep_segments": "Keep finished segments when stopped",
+        "interpolate": "Frame interpolation (same duration, x fps)",
+        "upscale": "Upscale (at most 3840x2160)",
         "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
         "camera moves: a motion preview, not a generated video. Add weights to the Hugging Face cache, or start "
         "with `--model /path/to/model`.",
@@ -128,6 +137,15 @@ I18N = gr.I18n(
         "batch_photos": "照片",
         "batch_prompts": "提示词，每行一条（留空：用上面的提示词）；每张照片配每条提示词",
         "batch_go": "全部排队",
+        "longer": "更长更流畅：分段、结束照片、循环、插帧、放大",
+        "last_image": "结束照片（支持的模型）",
+        "loop": "循环：以第一张照片结束",
+        "duration": "时长（秒；0：一段，或下面每行一段）",
+        "segments": "分段：每行一条提示词，每段从上一段的最后一帧继续",
+        "storyboard": "按时长写分镜",
+        "keep_segments": "停止时保留已完成的片段",
+        "interpolate": "插帧（时长不变，帧率 ×）",
+        "upscale": "放大（最高 3840x2160）",
         "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
         "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
         "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
@@ -313,6 +331,21 @@ def build_demo(services: Services) -> gr.Blocks:
                         step_cache = gr.Dropdown(list(LEVER_CHOICES["step_cache"]), value="auto",
                                                  label=I18N("step_cache"), elem_id="step-cache")  # fmt: skip
                     auto_refine = gr.Checkbox(value=settings.auto_refine, label=I18N("auto_refine"), elem_id="auto")
+                with gr.Accordion(I18N("longer"), open=False, elem_id="longer"):
+                    with gr.Row():
+                        duration = gr.Number(value=0, minimum=0, maximum=600, label=I18N("duration"),
+                                             elem_id="duration")  # fmt: skip
+                        storyboard_button = gr.Button(I18N("storyboard"), size="sm", elem_id="storyboard")
+                    segments = gr.Textbox(lines=4, label=I18N("segments"), elem_id="segments",
+                                          placeholder="a cat looks up\nthe cat turns its head to the window")  # fmt: skip
+                    keep_segments = gr.Checkbox(value=False, label=I18N("keep_segments"), elem_id="keep-segments")
+                    last_image = unopened(gr.Image(label=I18N("last_image"), type="filepath", image_mode=None,
+                                                   sources=["upload", "clipboard"], height=160, elem_id="last-photo"))  # fmt: skip
+                    loop = gr.Checkbox(value=False, label=I18N("loop"), elem_id="loop")
+                    with gr.Row():
+                        interpolate = gr.Radio(["x1", "x2", "x4"], value="x1", label=I18N("interpolate"),
+                                               elem_id="interpolate")  # fmt: skip
+                        upscale = gr.Radio(["x1", "x2", "x4"], value="x1", label=I18N("upscale"), elem_id="upscale")
                 with gr.Accordion(I18N("batch"), open=False):  # several photos x prompts, with the form's settings
                     batch_photos = gr.File(file_count="multiple", file_types=["image"], label=I18N("batch_photos"),
                                            elem_id="batch-photos")  # fmt: skip
@@ -343,7 +376,9 @@ def build_demo(services: Services) -> gr.Blocks:
                     model=model, height=height, width=width, num_frames=frames, fps=fps, num_inference_steps=steps,
                     guidance_scale=guidance, seed=seed, auto_refine=auto_refine, memory_strategy=strategy,
                     vae_tiling=tiling, speed=speed, lora_1=lora_1, lora_weight_1=lora_weight_1, lora_2=lora_2,
-                    lora_weight_2=lora_weight_2, quantize=quantize, compile=compile_, step_cache=step_cache)  # fmt: skip
+                    lora_weight_2=lora_weight_2, quantize=quantize, compile=compile_, step_cache=step_cache,
+                    last_image=last_image, loop=loop, duration=duration, segments=segments, keep_segments=keep_segments,
+                    interpolate=interpolate, upscale=upscale)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
         # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
         sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")
@@ -358,6 +393,16 @@ def build_demo(services: Services) -> gr.Blocks:
                 warn(result.warning, lang)
             return {refined: result.prompt, negative: result.negative_prompt, camera: result.camera_motion,
                     details: result.details, last_refine: result.last}  # fmt: skip
+
+        def storyboard(request: gr.Request, *values):
+            lang = language(request)
+            try:
+                board = studio.storyboard(dict(zip(form, values)), lang)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, lang, "storyboard") from None
+            if board.warning:
+                warn(board.warning, lang)
+            return {segments: "\n".join(board.segments), negative: board.negative_prompt, details: board.details}
 
         def use_my_words(text: str):
             return {refined: text or "", last_refine: {"for": text or "", "text": text or ""}}
@@ -568,6 +613,13 @@ def build_demo(services: Services) -> gr.Blocks:
         refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
                             api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
         mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
+        storyboard.__signature__ = inspect.Signature([
+            list(inspect.signature(storyboard).parameters.values())[0],
+            *(inspect.Parameter(API_NAMES.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+              for name in form),
+        ])  # fmt: skip
+        storyboard_button.click(storyboard, list(form.values()), [segments, negative, details], api_name="storyboard",
+                                concurrency_id="llm", concurrency_limit=4)  # fmt: skip
         def on_speed_change(chosen: str, current_model: str, current_steps, current_guidance, request: gr.Request):
             """Turbo shows its distilled steps and guidance; leaving turbo gives the family's back."""
             try:

@@ -34,6 +34,16 @@ class Progress:
     segment: int = 1
     segments: int = 1
 
+    def whole(self) -> Progress:
+        """A long video's report as steps of the whole chain (segment 2 of 3, step 5 of 30: step 35
+        of 90), its time left counting the segments still to come as long as this one."""
+        if self.segments == 1:
+            return self
+        left = self.segments - self.segment
+        eta = None if self.eta is None else self.eta + left * (self.elapsed + self.eta)
+        return Progress(self.stage, (self.segment - 1) * self.total + self.step, self.segments * self.total,
+                        self.elapsed, eta, self.segment, self.segments)  # fmt: skip
+
 
 class CancelFlag(Protocol):
     def is_set(self) -> bool: ...

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .jobspec import JobIn, form_of
+from .jobspec import JobIn, form_of, photos_of
 from .store import ENDED, media_type
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -46,7 +46,7 @@ def read_lines(path: Path) -> list[dict]:
     for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip() or text.lstrip().startswith("#"):
             continue
-        entry = {"line": number, "job": None, "photo": None, "error": None,
+        entry = {"line": number, "job": None, "photo": None, "others": {}, "error": None,
                  "fingerprint": hashlib.sha256(text.strip().encode()).hexdigest()[:16]}  # fmt: skip
         try:
             data = json.loads(text)
@@ -59,10 +59,19 @@ def read_lines(path: Path) -> list[dict]:
             if not entry["photo"].is_file():
                 raise ValueError(f"photo {image} is not there")
             entry["job"] = JobIn.model_validate(data)
+            entry["others"] = {}
+            for name, other in photos_of(entry["job"]).items():  # the end photo, keyframes: beside the file too
+                entry["others"][name] = (path.parent / other).resolve()
+                if not entry["others"][name].is_file():
+                    raise ValueError(f"photo {other} is not there")
         except (ValueError, ValidationError) as exc:
             entry["error"] = _one_line(exc)
         lines.append(entry)
     return lines
+
+
+def _as_data_url(photo: Path) -> str:
+    return f"data:{media_type(photo.suffix)};base64," + base64.b64encode(photo.read_bytes()).decode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,8 +151,9 @@ class LocalRunner:
         job = hosting.store.get(job_id) if job_id else None
         if job is None:
             try:
+                others = {name: (other, other.suffix) for name, other in entry["others"].items()}
                 job = hosting.submit(form_of(entry["job"], hosting.studio.default_model()), ANYONE, "en",
-                                     photo=entry["photo"])  # fmt: skip
+                                     photo=entry["photo"], others=others)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - a bad value of this line, said, and the batch goes on
                 return {"job": None, "status": "failed", "output": None, "seconds": None,
                         "error": hosting.studio.explain(exc, "en") or _one_line(exc)}  # fmt: skip
@@ -185,7 +195,11 @@ class ServerRunner:
         if not job:  # a new line, or its job is gone from the server: submitted (again)
             body = entry["job"].model_dump(exclude_none=True)
             photo = entry["photo"]
-            body["image"] = f"data:{media_type(photo.suffix)};base64," + base64.b64encode(photo.read_bytes()).decode()
+            body["image"] = _as_data_url(photo)
+            if "last_image" in entry["others"]:
+                body["last_image"] = _as_data_url(entry["others"]["last_image"])
+            for index, keyframe in enumerate(body.get("keyframes") or []):
+                keyframe["image"] = _as_data_url(entry["others"][f"keyframe_{index}"])
             while True:
                 try:
                     reply = self.http.post("/api/v1/jobs", json=body)

@@ -17,7 +17,7 @@ from messages import MessageError
 
 from .metrics import Metrics
 from .service import Studio, StudioError
-from .store import ENDED, Job, JobStore, photo_suffix
+from .store import ENDED, Job, JobStore, other_photos, photo_suffix, with_photo
 from .worker import Worker
 
 ANYONE = "local"  # the owner of every job when nobody signs in
@@ -71,39 +71,48 @@ class Hosting:
 
     # ------------------------------------------------------------------ submitting
     def submit(self, form: dict, owner: str, language: str, *, photo: Path | bytes | None = None, suffix: str = ".png",
-               session: str | None = None, last_refine: dict | None = None) -> Job:  # fmt: skip
-        """Check the form as a request, then queue it with its photo copied into the store. Raises
-        the studio's errors (a missing photo, a bad value, a full queue) before anything is queued."""
+               session: str | None = None, last_refine: dict | None = None,
+               others: dict[str, tuple[bytes, str]] | None = None) -> Job:  # fmt: skip
+        """Check the form as a request, then queue it with its photos copied into the store. The end
+        photo and keyframes are paths in the form (the page, batch), or uploaded bytes in `others`
+        (the API), named as `other_photos` names them. Raises the studio's errors (a missing photo, a
+        bad value, a full queue) before anything is queued."""
         photo = photo if photo is not None else (Path(form["image"]) if form.get("image") else None)
         if photo is None:
             raise StudioError("studio.no_photo")
         if isinstance(photo, Path):
             suffix = photo.suffix or suffix
-        checked_form = dict(form)
-        if isinstance(photo, bytes):  # checked from a file of its own, as the worker will open it
-            checked_form["image"] = str(self.scratch(photo, suffix))
-        else:
-            checked_form["image"] = str(photo)
+        files: dict[str, tuple[Path | bytes, str]] = {name: (Path(path), Path(path).suffix)
+                                                      for name, path in other_photos(form).items()}  # fmt: skip
+        files.update(others or {})
+        checked_form, scratches = dict(form), []
         try:
+            # Checked from files of their own, as the worker will open them
+            for name, (data, data_suffix) in {"image": (photo, suffix), **files}.items():
+                if isinstance(data, bytes):
+                    data = self.scratch(data, data_suffix, name)
+                    scratches.append(data)
+                checked_form = ({**checked_form, "image": str(data)} if name == "image"
+                                else with_photo(checked_form, name, str(data)))  # fmt: skip
             check(self.studio.request(checked_form))
         except (MessageError, ValidationError):
             self.metrics.failures.labels("bad_input").inc()
             raise
         finally:
-            if isinstance(photo, bytes):
-                self.drop_scratch(Path(checked_form["image"]))
+            for path in scratches:
+                self.drop_scratch(path)
         form = {**form, "last_refine": last_refine or {}}
         form.pop("image", None)
-        return self.store.submit(owner, form, photo, suffix, session=session, language=language)
+        return self.store.submit(owner, form, photo, suffix, session=session, language=language, others=files)
 
-    def scratch(self, photo: bytes, suffix: str) -> Path:
+    def scratch(self, photo: bytes, suffix: str, name: str = "image") -> Path:
         """An uploaded photo as a file for a moment (to check it, or to refine with it), named by the
-        field it came in ("image"), which is what a message about it will name."""
+        field it came in ("image", "last_image", ...), which is what a message about it will name."""
         import secrets
 
         folder = self.store.root / f".check-{secrets.token_hex(6)}"
         folder.mkdir()
-        path = folder / f"image{photo_suffix(suffix)}"
+        path = folder / f"{name}{photo_suffix(suffix)}"
         path.write_bytes(photo)
         return path
 

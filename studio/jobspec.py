@@ -1,13 +1,14 @@
 """A job as scripts send it (the REST API's JSON, a line of `i2v batch`): GenerationRequest's knobs by
-name and with their rules, except the files: the photo comes on its own (uploaded, or a path beside
-the batch file), LoRAs are named from the server's LoRA folder (never a path). Unknown fields are
-refused. `form_of` turns one into the studio's form."""
+name and with their rules, except the files: the photos (the first, the end photo, keyframes) come
+as data URLs or uploaded files (the API) or paths beside the batch file (batch), never a path on the
+server; LoRAs are named from the server's LoRA folder. Unknown fields are refused. `form_of` turns
+one into the studio's form, and `photos_of` lists its photos besides the first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from i2v.request import GenerationRequest
 
@@ -21,34 +22,67 @@ class LoraName(BaseModel):
     weight_2: float | None = Field(None, ge=-4.0, le=4.0, description="Wan 2.2 A14B's second expert's weight")
 
 
+class KeyframeIn(BaseModel):
+    """A photo the video passes through at a chosen frame (models that take keyframes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(min_length=1, description="the photo: a data URL (API), or a path beside the file (batch)")
+    frame: int = Field(ge=0, le=1023, description="the frame index it stands at (0: the first frame)")
+
+
 def _job_fields() -> dict[str, Any]:
     """GenerationRequest's knobs, by name and with their rules, except the files: a photo is
     uploaded (`image`, a data URL in JSON), LoRAs are named from the server's folder."""
     fields: dict[str, Any] = {}
     for name, info in GenerationRequest.model_fields.items():
-        if name in ("image", "last_image", "loras", "model"):
+        if name in ("image", "last_image", "keyframes", "loras", "model"):
             continue
         fields[name] = (info.annotation, info)
     fields["model"] = (str | None, Field(None, min_length=1, max_length=100,
                                          description="a model id of GET /api/v1/models; left out: the server's default"))  # fmt: skip
     fields["image"] = (str | None, Field(None, description="the photo as a data URL: data:image/png;base64,... "
                                          "(JSON); in a multipart form, a file field instead"))  # fmt: skip
+    fields["last_image"] = (str | None, Field(None, description="a photo to end on (models that take one): a data URL "
+                                              "(API; in a multipart form, a file field), or a path beside the file "
+                                              "(batch)"))  # fmt: skip
+    fields["keyframes"] = (list[KeyframeIn], Field(default_factory=list, max_length=16,
+                                                   description="photos at chosen frames (models that take keyframes); "
+                                                   "in a multipart form, files named keyframe_FRAME"))  # fmt: skip
     fields["loras"] = (list[LoraName], Field(default_factory=list, max_length=8))
     fields["refine"] = (bool, Field(False, description="refine the prompt with the server's LLM first"))
     return fields
 
 
-JobIn = create_model("JobIn", __config__=ConfigDict(extra="forbid"), **_job_fields())
+def _prompt_or_segments(job):
+    """A job's prompt, when it has segments too, must be its first segment's (the studio takes the
+    segments' prompts): anything else would be dropped without a word."""
+    if job.segments and job.prompt.strip() and job.prompt.strip() != job.segments[0].prompt.strip():
+        raise ValueError("with segments, leave 'prompt' out or make it the first segment's prompt")
+    return job
+
+
+JobIn = create_model("JobIn", __config__=ConfigDict(extra="forbid"), **_job_fields(),
+                     __validators__={"prompt_or_segments": model_validator(mode="after")(_prompt_or_segments)})
 
 
 def form_of(job: BaseModel, default_model: str) -> dict:
     """The studio's form for a job: the knobs by name; with refine, the prompt is the person's words
     and the refiner writes the model's."""
-    values = job.model_dump(exclude={"image", "refine", "loras"}, exclude_none=True)
+    values = job.model_dump(exclude={"image", "last_image", "keyframes", "refine", "loras"}, exclude_none=True)
     values["model"] = job.model or default_model
     values["loras"] = [lora.model_dump() for lora in job.loras]
+    if job.keyframes:  # their photos come beside the form (`photos_of`), named keyframe_N
+        values["keyframes"] = [{"frame": keyframe.frame} for keyframe in job.keyframes]
     if job.refine:
         values.update(words=job.prompt, prompt="", auto_refine=True)
     else:
         values.update(words=job.prompt, auto_refine=False)
     return values
+
+
+def photos_of(job: BaseModel) -> dict[str, str]:
+    """A job's photos besides the first, by the store's names ("last_image", "keyframe_N"): data URLs
+    or paths, as the job gave them."""
+    found = {"last_image": job.last_image} if job.last_image else {}
+    found.update({f"keyframe_{index}": keyframe.image for index, keyframe in enumerate(job.keyframes)})
+    return found

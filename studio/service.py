@@ -37,7 +37,8 @@ log = logging.getLogger("studio")
 # Two LoRA slots: a file of the LoRA folder (by name only) and its weight each.
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
         "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling",
-        "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2", "quantize", "compile", "step_cache")  # fmt: skip
+        "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2", "quantize", "compile", "step_cache",
+        "last_image", "loop", "duration", "segments", "keep_segments", "interpolate", "upscale")  # fmt: skip
 # The single speed levers on the page: "auto" leaves each to `speed`; compile is "on" or "off".
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
@@ -45,7 +46,7 @@ LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
 HISTORY_COLUMNS = ("index", "time", "status", "model", "seed", "size", "prompt")
 # What "Load into form" leaves as it is: the photo, and where the weights went and which levers ran
 # (a video made on another GPU, or on a CPU, says what was used there, not what was asked).
-_NOT_LOADED = ("image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache")
+_NOT_LOADED = ("image", "last_image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache")
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
 _PATH_PARAMS = ("directory", "folder", "path")
 
@@ -64,6 +65,16 @@ class Refined:
     details: str  # Markdown, in the page's language
     warning: str | None  # set when the LLM failed and the offline rules answered
     last: dict  # {"for": the words refined, "text": what the refiner wrote}: tells a hand edit
+
+
+@dataclass
+class Board:
+    """A storyboard as the page shows it: one prompt per segment."""
+
+    segments: list[str]
+    negative_prompt: str
+    details: str  # Markdown, in the page's language
+    warning: str | None  # set when the LLM failed and the offline rules answered
 
 
 @dataclass
@@ -161,6 +172,31 @@ class Studio:
         warnings = [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
         return text + ("\n\n" + "\n".join(warnings) if warnings else "")
 
+    def storyboard(self, form: dict, language: str) -> Board:
+        """A storyboard for the form's duration: as many prompts as its segments, written by the
+        refiner from the person's words. The person edits them (one per line) before generating."""
+        from i2v.checks import check
+
+        if not form.get("image"):
+            raise StudioError("studio.no_photo")
+        checked = check(self.request({**form, "segments": None, "prompt": form.get("words") or "x"}))
+        count = len(checked.knobs.segments)
+        if count < 2:
+            raise StudioError("studio.storyboard_one_segment", duration=form.get("duration") or 0,
+                              seconds=round((checked.knobs.num_frames - 1) / checked.knobs.fps, 1))  # fmt: skip
+        seconds_each = max(0.1, (checked.knobs.num_frames - 1) / checked.knobs.fps)
+        result = self.refiner.storyboard(form.get("words") or "", count, seconds_each, checked.family.id,
+                                         form.get("image"))  # fmt: skip
+        warning = None
+        if result.source == "offline" and self.llm_configured:
+            reason = next((w for w in result.warnings if w.code.startswith("refiner.")), result.warnings[0])
+            warning = self.say(note("studio.llm_failed", reason=reason), language)
+        lines = [self.say(note("studio.storyboard_made", count=count, seconds=seconds_each,
+                               who=note("studio.by_llm", model=result.model) if result.source == "llm"
+                               else note("studio.by_rules")), language)]  # fmt: skip
+        lines += [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
+        return Board(list(result.segments), result.negative_prompt, "\n\n".join(lines), warning)
+
     @staticmethod
     def needs_refining(words: str, prompt: str, last: dict, auto_refine: bool) -> bool:
         """Refine first when nothing was refined, or when the person's words changed since and the
@@ -180,11 +216,19 @@ class Studio:
         except (TypeError, ValueError):
             raise StudioError("studio.not_a_number", knob=note("knob.seed"), value=seed) from None
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
+        if isinstance(values.get("segments"), str):  # the page's box: one prompt per line
+            values["segments"] = [line.strip() for line in values["segments"].splitlines() if line.strip()]
+        if not values.get("duration"):  # the page's 0: one segment (or the segments given)
+            values.pop("duration", None)
+        for name in ("interpolate", "upscale"):  # the page's radios give "x2"; the API gives 2
+            if isinstance(values.get(name), str):
+                values[name] = int(values[name].lstrip("x"))
         for lever in LEVER_CHOICES:
             values.pop(lever, None)
         values.update({lever: value for lever, value in _levers(form).items() if value is not None})
         values.update(
-            prompt=(form.get("prompt") or "").strip() or form.get("words") or "",
+            # With segments, they are the prompts: the page's prompt box (one prompt's) is not used
+            prompt="" if values.get("segments") else (form.get("prompt") or "").strip() or form.get("words") or "",
             negative_prompt=form.get("negative_prompt") or "",
             seed=seed,
             memory_strategy=form.get("memory_strategy") or "auto",
@@ -239,7 +283,18 @@ class Studio:
         if not form.get("image"):
             raise StudioError("studio.no_photo")
         refined = None
-        if self.needs_refining(words, prompt, last, form.get("auto_refine", self.auto_refine)):
+        segments = self.request({**form, "prompt": "x"}).segments  # the segments the person gave
+        auto = form.get("auto_refine", self.auto_refine)
+        if segments:  # the person's segments are the prompts (see `request`)
+            pass
+        elif auto and form.get("duration") and not prompt:  # a long video: a storyboard first, if it takes segments
+            board = self._board_first(form, language, on_progress)
+            if board is not None:
+                form = {**form, "segments": board.segments, "prompt": board.segments[0],
+                        "negative_prompt": form.get("negative_prompt") or board.negative_prompt}  # fmt: skip
+                refined = Refined(board.segments[0], board.negative_prompt, form.get("camera_motion") or "static",
+                                  board.details, board.warning, last)  # fmt: skip
+        if refined is None and not segments and self.needs_refining(words, prompt, last, auto):
             if on_progress is not None:
                 on_progress(Progress("refining", 0, 1, 0.0, None))
             refined = self.refine(words, form.get("image"), form["model"], language)
@@ -266,6 +321,18 @@ class Studio:
                           "time": time.strftime("%H:%M:%S")}  # fmt: skip
         outcome.history_item = outcome.params
         return outcome
+
+    def _board_first(self, form: dict, language: str, on_progress) -> Board | None:
+        """The storyboard a long video is made from when the person wrote none; None when the
+        duration takes one segment (refined as usual)."""
+        if on_progress is not None:
+            on_progress(Progress("refining", 0, 1, 0.0, None))
+        try:
+            return self.storyboard(form, language)
+        except StudioError as exc:
+            if exc.code == "studio.storyboard_one_segment":
+                return None
+            raise
 
     # ------------------------------------------------------------------ history
     def history_headers(self, language: str) -> list[str]:
@@ -301,6 +368,16 @@ class Studio:
         values = {name: item.get(name) for name in FORM if name in item and name not in _NOT_LOADED}
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
+        # The file's frames, size and fps are after chaining, interpolation and upscaling: the form
+        # takes what the model made (one segment's frames, before upscaling and interpolation).
+        upscaled, interpolated = item.get("upscale") or 1, item.get("interpolate") if item.get("interpolation") else 1
+        values.update(num_frames=item.get("segment_frames") or item.get("num_frames"),
+                      height=item["height"] // upscaled if item.get("height") else None,
+                      width=item["width"] // upscaled if item.get("width") else None,
+                      fps=item["fps"] // (interpolated or 1) if item.get("fps") else None,
+                      segments="\n".join(segment["prompt"] for segment in item.get("segments") or []),
+                      interpolate=f"x{item.get('interpolate') or 1}", upscale=f"x{upscaled}",
+                      duration=item.get("duration") or 0)  # fmt: skip
         present = self.lora_files()  # the video's LoRAs, where their files are still in the folder
         loras = [lora for lora in item.get("loras") or [] if lora["file"] in present]
         for (slot, weight), lora in zip(LORA_SLOTS, [*loras, None, None]):
@@ -378,7 +455,7 @@ class Studio:
 
     def progress_text(self, update: Progress, language: str) -> str:
         stage = note(f"studio.stage_{update.stage}")
-        if update.stage not in ("denoising", "rendering"):
+        if update.stage not in ("denoising", "rendering", "interpolating", "upscaling"):
             return self.say(stage, language)
         code = "studio.progress_eta" if update.eta is not None else "studio.progress"
         return self.say(note(code, stage=stage, step=update.step, total=update.total, eta=update.eta or 0), language)

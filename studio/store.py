@@ -48,6 +48,37 @@ def media_type(suffix: str) -> str:
     """The media type a photo's file is sent with (its data URL)."""
     return {value: key for key, value in MEDIA_TYPES.items()}[photo_suffix(suffix)]
 
+
+def other_photos(form: dict) -> dict[str, str]:
+    """The photos of a form besides the first, by name: "last_image", and "keyframe_N" for the N-th
+    keyframe; their values are the paths the form holds."""
+    found = {"last_image": form["last_image"]} if form.get("last_image") else {}
+    for index, keyframe in enumerate(form.get("keyframes") or []):
+        if keyframe.get("image"):
+            found[f"keyframe_{index}"] = keyframe["image"]
+    return found
+
+
+def with_photo(form: dict, name: str, path: str) -> dict:
+    """The form with its photo `name` (as `other_photos` names it) at `path`."""
+    if name == "last_image":
+        return {**form, "last_image": path}
+    index = int(name.removeprefix("keyframe_"))
+    keyframes = [dict(keyframe) for keyframe in form.get("keyframes") or []]
+    keyframes[index]["image"] = path
+    return {**form, "keyframes": keyframes}
+
+def _copy_in(photo: Path | bytes, target: Path) -> Path:
+    """A photo written to `target` whole, or not at all."""
+    partial = target.with_name(f".{target.name}.part")
+    if isinstance(photo, bytes):
+        partial.write_bytes(photo)
+    else:
+        shutil.copyfile(photo, partial)
+    os.replace(partial, target)
+    return target
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,8 +204,9 @@ class JobStore:
 
     # ------------------------------------------------------------------ submitting
     def submit(self, owner: str, form: dict, photo: Path | bytes, suffix: str = ".png", *, session: str | None = None,
-               language: str = "en") -> Job:  # fmt: skip
-        """Queue a job: its photo is copied into the store first. Refused when the queue is full."""
+               language: str = "en", others: dict[str, tuple[Path | bytes, str]] | None = None) -> Job:  # fmt: skip
+        """Queue a job: its photos are copied into the store first (`others`: the end photo and
+        keyframes, by `other_photos`' names, with their suffixes). Refused when the queue is full."""
         suffix = photo_suffix(suffix)
         job_id = secrets.token_urlsafe(12)  # not guessable
         folder = self.root / "inputs" / job_id
@@ -183,14 +215,9 @@ class JobStore:
             if waiting >= self.queue_size:
                 raise StoreError("studio.queue_full", limit=self.queue_size)
             folder.mkdir(parents=True)
-            target = folder / f"photo{suffix}"
-            partial = folder / f".photo{suffix}.part"
-            if isinstance(photo, bytes):
-                partial.write_bytes(photo)
-            else:
-                shutil.copyfile(photo, partial)
-            os.replace(partial, target)
-            form = {**form, "image": str(target)}
+            form = {**form, "image": str(_copy_in(photo, folder / f"photo{suffix}"))}
+            for name, (other, other_suffix) in (others or {}).items():
+                form = with_photo(form, name, str(_copy_in(other, folder / f"{name}{photo_suffix(other_suffix)}")))
             self._db.execute(
                 "INSERT INTO jobs (id, owner, session, status, form, language, created) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
                 (job_id, owner, session, json.dumps(form), language, time.time()))  # fmt: skip

@@ -153,6 +153,7 @@ class Worker:
         log.info("job %s (%s, attempt %d) starts", job.id, job.owner, job.attempts)
 
         def on_progress(update) -> None:
+            update = update.whole()  # a long video's bar runs once over all its segments
             self.store.progress(job.id, update.stage, update.step, update.total, update.eta)
 
         try:

@@ -397,3 +397,42 @@ def test_with_page_users_a_video_goes_only_to_its_owner(tiny_model, tmp_path, ch
         for browser in locals().get("browsers", {}).values():
             browser.close()
         server.stop()
+
+
+def test_a_long_video_by_segments_with_interpolation(server, chelsea):
+    body = job_body(chelsea, segments=["a cat looks up", {"prompt": "the cat turns its head", "seed": 77}],
+                    interpolate=2, fps=12)  # fmt: skip
+    body.pop("prompt")
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=60)
+    assert reply.status_code == 202, reply.text
+    done = wait_for(server.url, ALICE, reply.json()["id"])
+    assert done["status"] == "done", done
+    video = done["result"]["video"]
+    assert [(s["prompt"], s["seed"]) for s in video["segments"]] == [("a cat looks up", 5),
+                                                                       ("the cat turns its head", 77)]  # fmt: skip
+    # two segments of 9 frames join into 17, interpolated x2 into 33 at 24 fps: the same 1.33 s
+    assert (video["num_frames"], video["fps"], video["segment_frames"], video["interpolation"]) == (33, 24, 9,
+                                                                                                    "optical_flow")  # fmt: skip
+    path = server.out.parent / "long.mp4"
+    path.write_bytes(httpx.get(server.url + done["video_url"], headers=auth(ALICE), timeout=30).content)
+    frames, meta = read_mp4(path)
+    assert frames.shape == (33, 64, 64, 3) and meta["fps"] == 24
+
+
+def test_end_photos_and_keyframes_come_as_uploads_never_paths(server, chelsea):
+    post = lambda body: httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=30)  # noqa: E731
+    for value in ("/etc/passwd", str(chelsea), "https://example.com/end.jpg"):
+        reply = post(job_body(chelsea, last_image=value))
+        assert reply.status_code == 422 and "'last_image' must be a data URL" in reply.json()["detail"], reply.text
+        reply = post(job_body(chelsea, keyframes=[{"image": value, "frame": 4}]))
+        assert reply.status_code == 422 and "'keyframe_0' must be a data URL" in reply.json()["detail"], reply.text
+    # a real photo, to a model that cannot end on one: the model's rule, before anything is queued
+    reply = post(job_body(chelsea, last_image=data_url(chelsea)))
+    assert reply.status_code == 422 and "cannot end on a given frame" in reply.json()["detail"]
+    with chelsea.open("rb") as photo, chelsea.open("rb") as key:
+        reply = httpx.post(f"{server.url}/api/v1/jobs", headers=auth(ALICE), timeout=60,
+                           files=[("image", ("a.png", photo, "image/png")), ("keyframe_4", ("k.png", key, "image/png"))],
+                           data={"prompt": "a cat", "height": "64", "width": "64", "num_frames": "9"})  # fmt: skip
+    assert reply.status_code == 422 and "takes no keyframes" in reply.json()["detail"], reply.text
+    reply = post(job_body(chelsea, upscale=4, height=720, width=1280))
+    assert reply.status_code == 422 and "upscaling goes up to 3840x2160" in reply.json()["detail"]

@@ -465,3 +465,24 @@ def test_exact_and_fast_keep_a_persons_steps_and_turbo_follows_the_model(tiny_mo
                          "num_inference_steps": 40, "memory_strategy": "none", "vae_tiling": False}}  # fmt: skip
     applied = studio.apply("preset", preset, "wan2.1-i2v-14b-720p", "turbo")
     assert (applied["num_inference_steps"], applied["guidance_scale"]) == (4, 1.0)
+
+
+def test_a_storyboard_for_a_duration_then_a_long_video_from_the_page(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    named = {**generate_args(chelsea, "猫转头", "", tiny_model), "duration": 2.0}
+    # 2 s at 8 fps is 16 frames: segments of 9 frames make 9, then 8 more: two segments
+    segments, negative, details = client.predict(**named, api_name="/storyboard")
+    lines = segments.splitlines()
+    assert len(lines) == 2 and "Continuing from the previous shot" in lines[1], segments  # the offline rules
+    assert "2 segments" in details
+    edited = "a cat looks up\nthe cat turns its head to the window"
+    _, params, *_ = client.predict(**{**named, "segments": edited, "interpolate": "x2", "keep_segments": True},
+                                   api_name="/generate")  # fmt: skip
+    assert [s["prompt"] for s in params["segments"]] == edited.splitlines() and params["prompt"] == "a cat looks up"
+    # 9 + 8 = 17 frames, trimmed to the 16 of 2 s, interpolated x2: 31 at 16 fps
+    assert (params["num_frames"], params["fps"], params["segment_frames"]) == (31, 16, 9)
+    frames, meta = read_mp4(Path(params["output_path"]))
+    assert len(frames) == 31 and meta["fps"] == 16
+    with pytest.raises(AppError, match="cannot end on a given frame"):
+        client.predict(**{**named, "loop": True}, api_name="/generate")

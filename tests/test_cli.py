@@ -137,3 +137,26 @@ def test_plan_estimates_each_speed_mode():
 def test_plan_speed_needs_a_model():
     done = i2v("plan", "--vram-gb", 24, "--speed", "fast", check=False)
     assert done.returncode == 2 and "plan --speed fast (and the single levers) estimate one model: add --model" in done.stderr
+
+
+def test_segments_interpolation_and_upscaling_from_the_command_line(tmp_path, chelsea):
+    out = tmp_path / "long.mp4"
+    done = i2v("generate", "--image", chelsea, "--segment", "a cat looks up", "--segment", "the cat turns its head",
+               "--camera", "zoom_in", "--height", 32, "--width", 48, "--frames", 5, "--fps", 8, "--seed", 3,
+               "--interpolate", 2, "--upscale", 2, "--out", out, "--json")  # fmt: skip
+    result = json.loads(done.stdout)
+    assert [(s["prompt"], s["seed"]) for s in result["segments"]] == [("a cat looks up", 3),
+                                                                        ("the cat turns its head", 4)]  # fmt: skip
+    # 5 + 4 frames, interpolated x2: 17 at 16 fps; upscaled x2 with Lanczos (no upscaler folder here)
+    assert (result["num_frames"], result["fps"], result["width"], result["height"]) == (17, 16, 96, 64)
+    assert result["upscaler"] == "lanczos" and result["segment_frames"] == 5
+    frames, meta = read_mp4(out)
+    assert frames.shape == (17, 64, 96, 3) and meta["fps"] == 16
+
+
+def test_bad_long_video_flags_exit_2_with_one_line(tmp_path, chelsea):
+    for flags, words in ((["--keyframe", "photo.png"], "give PATH@FRAME"), (["--interpolate", "3"], "invalid choice"),
+                         (["--loop"], "cannot loop"), (["--duration", "0"], "greater than 0")):  # fmt: skip
+        done = i2v("generate", "--image", chelsea, *flags, "--out", tmp_path / "x.mp4", check=False)
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "x.mp4").exists()
