@@ -53,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
                                     "--detect reads it; default: an unknown GPU)")  # fmt: skip
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
-    add_knobs(plan, [*RunShape.knobs(), "speed"], defaults={"memory_strategy": "none"},
+    add_knobs(plan, [*RunShape.knobs(), "speed", "interpolate", "upscale"], defaults={"memory_strategy": "none"},
               aliases={"memory_strategy": "--strategy"})  # fmt: skip
+    plan.add_argument("--segments", type=int, default=1, help="with --model: a long video of this many segments")
     plan.add_argument("--json", action="store_true", help="print one JSON object")
 
     gen = commands.add_parser("generate", help="make a video from a photo")
@@ -362,6 +363,14 @@ def _plan(args) -> int:
         # A slow way to keep the video (sequential offload, say) comes with a faster smaller one.
         kept = auto if auto is not None else (ladder[-1].estimate if ladder else None)
         faster = faster_alternative(wanted, kept, vram, ram, gpu_name) if kept is not None else None
+        if args.segments > 1 or args.interpolate > 1 or args.upscale > 1:
+            if args.segments < 1 or args.segments > 32:
+                raise InvalidInput("cli.segments_range", value=args.segments)
+            from .memory import long_estimate
+
+            kept_now = ladder[-1].estimate if ladder else now
+            report["long"] = asdict(long_estimate(kept_now, args.segments, args.interpolate, args.upscale,
+                                                  upscaler_file=bool(os.environ.get("I2V_UPSCALER_DIR"))))  # fmt: skip
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
                       faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip
@@ -396,6 +405,17 @@ def _plan(args) -> int:
             print(f"  then {step.change}: {describe(step.estimate)}")
         if faster is not None:
             print(f"  or, faster with a smaller video, {faster.change}: {describe(faster.estimate)}")
+        if "long" in report:
+            long = report["long"]
+            extra = [f"{long['segments']} segment(s) ~{long['render_seconds'] / 60:.1f} min"]
+            if long["interpolate_seconds"]:
+                extra.append(f"interpolation x{long['fps_factor']} ~{long['interpolate_seconds']:.0f} s (CPU)")
+            if long["upscale_seconds"] is None:
+                extra.append("upscaling with the upscaler file: not estimated")
+            elif long["upscale_seconds"]:
+                extra.append(f"Lanczos upscaling ~{long['upscale_seconds']:.0f} s")
+            print(f"  the video: {long['num_frames']} frames of {long['width']}x{long['height']}; " + ", ".join(extra)
+                  + f"; ~{long['host_gb']:.1f} GB of host memory for the frames")
     else:
         print("preset: " + (describe(chosen) if chosen else "none fits: use the camera engine"))
     return 0

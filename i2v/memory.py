@@ -136,6 +136,51 @@ def estimate(shape: RunShape) -> Estimate:
 DENOISERS = ("transformer", "transformer_2", "unet")
 
 
+@dataclass(frozen=True)
+class LongEstimate:
+    """A long or post-processed video on top of one call's estimate: the segments run one after the
+    other on the same GPU memory (the peak is one call's), then interpolation and upscaling run on
+    the finished frames, which host memory holds until the file is written."""
+
+    segments: int
+    num_frames: int  # the file's
+    width: int
+    height: int
+    fps_factor: int
+    render_seconds: float  # every segment
+    interpolate_seconds: float
+    upscale_seconds: float | None  # None: an upscaler file, whose speed is not estimated
+    host_gb: float
+
+    @property
+    def seconds(self) -> float | None:
+        if self.upscale_seconds is None:
+            return None
+        return round(self.render_seconds + self.interpolate_seconds + self.upscale_seconds, 1)
+
+
+def long_estimate(one: Estimate, segments: int = 1, interpolate: int = 1, upscale: int = 1,
+                  upscaler_file: bool = False, total_frames: int | None = None) -> LongEstimate:  # fmt: skip
+    """The time and host memory of `segments` calls shaped like `one`, joined (each after the first
+    adds its frames but one), interpolated and upscaled."""
+    post = presets()["planner"]["post"]
+    shape = one.shape
+    frames = total_frames or shape.num_frames + (segments - 1) * (shape.num_frames - 1)
+    megapixels = shape.height * shape.width / 1e6
+    interpolate_s = 0.0
+    if interpolate > 1:
+        interpolate_s = (frames - 1) * megapixels * post["interpolate_seconds_per_megapixel_pair"]
+        interpolate_s *= post["interpolate_x4_factor"] if interpolate == 4 else 1.0
+    final = (frames - 1) * interpolate + 1
+    upscale_s: float | None = 0.0
+    if upscale > 1:
+        upscale_s = None if upscaler_file else final * megapixels * upscale**2 * post["lanczos_seconds_per_output_megapixel"]
+    host = final * megapixels * upscale**2 * 3 / 1e3 * post["host_copies"]
+    return LongEstimate(segments, final, shape.width * upscale, shape.height * upscale, interpolate,
+                        round(one.seconds * segments, 1), round(interpolate_s, 1),
+                        None if upscale_s is None else round(upscale_s, 1), round(host, 2))  # fmt: skip
+
+
 def levers_used(shape: RunShape) -> tuple[str, bool]:
     """The fp8 and compile levers `shape` really runs with: where i2v/speed.py makes them."""
     from .families import get_family

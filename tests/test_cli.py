@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from i2v.export import read_mp4
 
 
@@ -160,3 +162,16 @@ def test_bad_long_video_flags_exit_2_with_one_line(tmp_path, chelsea):
         done = i2v("generate", "--image", chelsea, *flags, "--out", tmp_path / "x.mp4", check=False)
         assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "x.mp4").exists()
+
+
+def test_plan_estimates_a_long_video_and_its_post_processing():
+    one = json.loads(i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--json").stdout)
+    long = json.loads(i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 3,
+                          "--interpolate", 2, "--upscale", 2, "--json").stdout)  # fmt: skip
+    assert long["asked"]["estimated_peak_gb"] == one["asked"]["estimated_peak_gb"]  # one segment at a time
+    made = long["long"]
+    assert made["render_seconds"] == pytest.approx(3 * one["asked"]["estimated_seconds"], rel=0.01)
+    assert (made["num_frames"], made["width"], made["height"]) == ((81 + 80 + 80 - 1) * 2 + 1, 1664, 960)
+    assert made["interpolate_seconds"] > 0 and made["upscale_seconds"] > 0 and made["host_gb"] > 1
+    done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 40, check=False)
+    assert done.returncode == 2 and "1 to 32 segments" in done.stderr
