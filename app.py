@@ -478,9 +478,9 @@ def build_demo(services: Services) -> gr.Blocks:
             result = job.result or {}
             for text in result.get("warnings", []):
                 warn(text, lang)
-            for text in result.get("infos") or [studio.say(note("studio.stopped"), lang)]:
-                inform(text, lang)
             done = job.status == "done"
+            for text in result.get("infos") or ([] if done else [studio.say(note("studio.stopped"), lang)]):
+                inform(text, lang)  # a stopped job says so even when it has nothing else to say
             made = result.get("refined")
             out = {refined: result.get("prompt", data.get("prompt")), negative: result.get("negative_prompt", ""),
                    camera: result.get("camera_motion", "static"), details: made["details"] if made else gr.update(),
