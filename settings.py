@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     lora_dir: Path = Field(ROOT / "loras", description="LoRA files (.safetensors) the page offers, and turbo's LoRAs")
     upscaler_dir: Path = Field(ROOT / "upscalers", description="image-upscaler weights (ESRGAN family, .pth or "
                                ".safetensors) for upscale x2 / x4; without them, plain Lanczos")  # fmt: skip
+    interpolator_dir: Path = Field(ROOT / "interpolators", description="RIFE v4.6 weights (flownet.pkl) for interpolate "
+                                   "x2 / x4; without them, optical flow")  # fmt: skip
     cache_dir: Path = Field(ROOT / ".cache" / "compile", description="compiled kernels kept between starts (speed fast)")
 
     # The prompt refiner
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     keep_days: float | None = Field(None, gt=0, description="remove finished jobs and their videos after this many days")
     keep_gb: float | None = Field(None, gt=0, description="remove the oldest finished jobs while their videos take more")
 
-    @field_validator("output_dir", "lora_dir", "upscaler_dir", "cache_dir")
+    @field_validator("output_dir", "lora_dir", "upscaler_dir", "interpolator_dir", "cache_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return (value if value.is_absolute() else ROOT / value).resolve()

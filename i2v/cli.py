@@ -243,7 +243,8 @@ def _generate(args) -> int:
     out, out_file = _output(args.out)
     engine = VideoEngine(out if out_file is None else out.parent, device=args.device, runs_once=True,
                          lora_dir=os.environ.get("I2V_LORA_DIR") or None,
-                         upscaler_dir=os.environ.get("I2V_UPSCALER_DIR") or None)  # fmt: skip
+                         upscaler_dir=os.environ.get("I2V_UPSCALER_DIR") or None,
+                         interpolator_dir=os.environ.get("I2V_INTERPOLATOR_DIR") or None)  # fmt: skip
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
 

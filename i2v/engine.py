@@ -36,9 +36,11 @@ class VideoEngine:
 
     def __init__(self, output_dir: str | Path, device: str | None = None, offload: Strategy = "none",
                  lora_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 runs_once: bool = False, upscaler_dir: str | Path | None = None):  # fmt: skip
+                 runs_once: bool = False, upscaler_dir: str | Path | None = None,
+                 interpolator_dir: str | Path | None = None):  # fmt: skip
         """`lora_dir`: the folder LoRAs (and turbo's LoRA files) are looked up in; `upscaler_dir`: the
-        folder of image-upscaler weights (ESRGAN family, through spandrel); `cache_dir`: where
+        folder of image-upscaler weights (ESRGAN family, through spandrel); `interpolator_dir`: the
+        folder of RIFE weights (v4.6), without which frames are interpolated by optical flow; `cache_dir`: where
         compiled kernels are kept between starts (never the output folder, which the page serves);
         `runs_once`: a single run (the command line), for which `speed` fast does not compile."""
         import torch
@@ -48,6 +50,7 @@ class VideoEngine:
         self.offload: Strategy = offload  # the strategy when "auto" cannot decide (on a CPU, say)
         self.lora_dir = Path(lora_dir) if lora_dir else None
         self.upscaler_dir = Path(upscaler_dir) if upscaler_dir else None
+        self.interpolator_dir = Path(interpolator_dir) if interpolator_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir else None  # None: torch's own (/tmp/torchinductor_USER)
         self.runs_once = runs_once
         self._pipe = None
@@ -158,14 +161,16 @@ class VideoEngine:
         knobs, post = checked.knobs, {}
         started = time.monotonic()
         if knobs.interpolate > 1 and len(frames) > 1:
-            from .interpolate import interpolate
+            from .interpolate import interpolate_with
 
             watch = StepWatch("interpolating", len(frames) - 1, on_progress, cancel)
             before = len(frames)
-            frames = interpolate(frames, knobs.interpolate, on_frame=watch.step)
-            post["interpolation"] = "optical_flow"
-            checked = checked.with_(note("post.interpolated", factor=knobs.interpolate, method="optical flow",
-                                         before=before, after=len(frames), fps=knobs.fps * knobs.interpolate))  # fmt: skip
+            frames, used = interpolate_with(frames, knobs.interpolate, self.interpolator_dir, device=self.device,
+                                            on_frame=watch.step)  # fmt: skip
+            post["interpolation"] = used
+            checked = checked.with_(note("post.interpolated", factor=knobs.interpolate,
+                                         method="RIFE" if used == "rife" else "optical flow", before=before,
+                                         after=len(frames), fps=knobs.fps * knobs.interpolate))  # fmt: skip
         if knobs.upscale > 1:
             from .upscale import find_upscaler, upscale
 

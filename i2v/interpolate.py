@@ -4,14 +4,17 @@ Between each pair of frames, Farneback flow is measured both ways on grayscale; 
 warped toward the in-between time t with `cv2.remap`, and the two warps are blended with weights
 (1 - t, t). The original frames are kept exactly. A static scene comes out static (zero flow warps
 nothing); a fade blends; motion follows the flow. This module knows frames and nothing else: not
-models, requests, fps or files. It does not reason about occlusion: where something appears from
-behind something else, or moves much farther than the flow can follow, the in-between frames show
-a soft double image (what a learned interpolator such as RIFE does better; it is not here).
+models, requests, fps or files (RIFE's weight files are `rife.py`'s). It does not reason about
+occlusion: where something appears from behind something else, or moves much farther than the flow
+can follow, the in-between frames show a soft double image (what a learned interpolator such as
+RIFE does better: `interpolate_with` uses RIFE, from `rife.py`, when a folder holds its weights,
+and this module's flow when not).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -30,9 +33,32 @@ FLOW = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_si
 STILL = 0.25
 
 
-def interpolator() -> Literal["optical_flow"]:
-    """What makes the in-between frames (VideoResult.interpolation): always optical flow here."""
-    return "optical_flow"
+def interpolator(folder: Path | None = None) -> Literal["rife", "optical_flow"]:
+    """What makes the in-between frames (VideoResult.interpolation): "rife" when `folder` holds RIFE
+    v4.6 weights (`rife.find_rife`), else "optical_flow" (always, with no folder)."""
+    if folder is None:
+        return "optical_flow"
+    from .rife import find_rife
+
+    return "rife" if find_rife(folder) is not None else "optical_flow"
+
+
+def interpolate_with(
+    frames: np.ndarray,
+    factor: int,
+    folder: Path | None = None,
+    device: str = "cpu",
+    on_frame: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, Literal["rife", "optical_flow"]]:
+    """As `interpolate`, by RIFE when `folder` holds its weights (run on `device`), else by optical
+    flow (on the CPU); returns the frames and which of the two made them."""
+    if folder is not None:
+        from .rife import find_rife, rife_interpolate
+
+        model_file = find_rife(folder)
+        if model_file is not None:
+            return rife_interpolate(frames, factor, model_file, device=device, on_frame=on_frame), "rife"
+    return interpolate(frames, factor, on_frame=on_frame), "optical_flow"
 
 
 def interpolate(frames: np.ndarray, factor: int, on_frame: Callable[[int], None] | None = None) -> np.ndarray:

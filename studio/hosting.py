@@ -41,7 +41,7 @@ def make_hosting(settings) -> Hosting:
         endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
     engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
                          lora_dir=settings.lora_dir, cache_dir=settings.cache_dir,
-                         upscaler_dir=settings.upscaler_dir)  # fmt: skip
+                         upscaler_dir=settings.upscaler_dir, interpolator_dir=settings.interpolator_dir)  # fmt: skip
     refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
     studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
                     llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
