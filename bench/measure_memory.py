@@ -235,10 +235,109 @@ def i2vgen_xl():
                 image_encoder=image_encoder, feature_extractor=feature_extractor, scheduler=scheduler)  # fmt: skip
 
 
+# ---------------------------------------------------------------------- long-video families
+def wan21_flf2v_14b():
+    """Wan 2.1 I2V 14B plus the position embedding over two photos' CLIP tokens (257 each)
+    (scripts/convert_wan_to_diffusers.py, Wan-FLF2V-14B-720P); Wan's shift 16 for this task."""
+    from diffusers import UniPCMultistepScheduler
+
+    components = wan21_i2v_14b()
+    components["transformer"] = wan_transformer(
+        num_attention_heads=40, num_layers=depth(40), ffn_dim=13824, in_channels=36, out_channels=16, image_dim=1280,
+        added_kv_proj_dim=5120, pos_embed_seq_len=2 * 257,
+    )  # fmt: skip
+    components["scheduler"] = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                      flow_shift=16.0)  # fmt: skip
+    return components
+
+
+def ltx_video_095():
+    """scripts/convert_ltx_to_diffusers.py --version 0.9.5: the 2B transformer (the class's defaults)
+    and 0.9.5's VAE (LTXVideo095DownBlock3D encoder, timestep-aware decoder); T5 v1.1 XXL."""
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
+        down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+        layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
+        spatio_temporal_scaling=(True, True, True, True), decoder_spatio_temporal_scaling=(True, True, True),
+        decoder_inject_noise=(False, False, False, False),
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        upsample_residual=(True, True, True), upsample_factor=(2, 2, 2), timestep_conditioning=True, patch_size=4,
+        patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
+        spatial_compression_ratio=32, temporal_compression_ratio=8,
+    )  # fmt: skip
+    return dict(transformer=LTXVideoTransformer3DModel(num_layers=depth(28)), vae=vae, text_encoder=t5_xxl(),
+                tokenizer=_t5_tokenizer(), scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False))  # fmt: skip
+
+
+def framepack():
+    """lllyasviel/FramePackI2V_HY's transformer (HunyuanVideo 13B with FramePack's history
+    embedders and SigLIP projection), HunyuanVideo's VAE, the Llama 3 8B (llava-llama-3-8b) and
+    CLIP ViT-L text encoders, and flux_redux_bfl's SigLIP so400m/14-384."""
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoFramepackTransformer3DModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        LlamaConfig,
+        LlamaModel,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+    )  # fmt: skip
+
+    from i2v.families.framepack import llama_tokenizer
+    from i2v.tiny import clip_tokenizer
+
+    transformer = HunyuanVideoFramepackTransformer3DModel(
+        num_layers=depth(20), num_single_layers=depth(40), has_image_proj=True, image_proj_dim=1152,
+        has_clean_x_embedder=True,
+    )  # fmt: skip
+    # The pipeline reads the third hidden state from the end: two layers at least, even for --check.
+    llama = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=max(2, depth(32)),
+                        num_attention_heads=32, num_key_value_heads=8, vocab_size=128320, rms_norm_eps=1e-5,
+                        rope_theta=500000.0, max_position_embeddings=8192, bos_token_id=0, eos_token_id=2,
+                        pad_token_id=1)  # fmt: skip
+    clip_l = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=depth(12),
+                            num_attention_heads=12, max_position_embeddings=77, projection_dim=768, bos_token_id=0,
+                            eos_token_id=1, pad_token_id=1)  # fmt: skip
+    siglip = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=depth(27),
+                                num_attention_heads=16, image_size=384, patch_size=14)  # fmt: skip
+    return dict(
+        transformer=transformer, vae=AutoencoderKLHunyuanVideo(), text_encoder=LlamaModel(llama),
+        tokenizer=llama_tokenizer(), text_encoder_2=CLIPTextModel(clip_l), tokenizer_2=clip_tokenizer(),
+        image_encoder=SiglipVisionModel(siglip), scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),  # HunyuanVideo's
+        feature_extractor=SiglipImageProcessor(size={"height": 384, "width": 384}),
+    )  # fmt: skip
+
+
+def skyreels_df(big: bool):
+    """scripts/convert_skyreelsv2_to_diffusers.py, SkyReels-V2-DF-1.3B-540P (the Wan 1.3B design with
+    an fps embedding) or -14B-540P (the Wan 14B design); Wan's VAE and UMT5-XXL; shift 5 for I2V."""
+    from diffusers import AutoencoderKLWan, SkyReelsV2Transformer3DModel, UniPCMultistepScheduler
+
+    size = dict(num_attention_heads=40, num_layers=depth(40), ffn_dim=13824, inject_sample_info=False) if big else \
+        dict(num_attention_heads=12, num_layers=depth(30), ffn_dim=8960, inject_sample_info=True)
+    transformer = SkyReelsV2Transformer3DModel(
+        patch_size=(1, 2, 2), attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, **size,
+    )  # fmt: skip
+    return dict(transformer=transformer, vae=AutoencoderKLWan(), text_encoder=umt5_xxl(), tokenizer=_t5_tokenizer(),
+                scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                  flow_shift=5.0))  # fmt: skip
+
+
 BUILDERS = {
     "wan2.1-i2v-14b-480p": wan21_i2v_14b, "wan2.2-ti2v-5b": wan22_ti2v_5b, "ltx-video": ltx_video,
     "wan2.2-i2v-a14b": wan22_i2v_a14b, "cogvideox-5b-i2v": cogvideox_5b_i2v, "hunyuanvideo-i2v": hunyuanvideo15_i2v,
-    "svd-xt": svd_xt, "i2vgen-xl": i2vgen_xl,
+    "svd-xt": svd_xt, "i2vgen-xl": i2vgen_xl, "wan2.1-flf2v-14b-720p": wan21_flf2v_14b,
+    "ltx-video-condition": ltx_video_095, "framepack": framepack,
+    "skyreels-v2-df-1.3b-540p": lambda: skyreels_df(big=False),
+    "skyreels-v2-df-14b-540p": lambda: skyreels_df(big=True),
 }  # fmt: skip
 
 # (height, width, num_frames) to measure, per family: the published sizes and smaller ones to fit
@@ -252,6 +351,13 @@ SIZES = {
     "hunyuanvideo-i2v": [(640, 640, 33), (480, 848, 121)],
     "svd-xt": [(320, 576, 14), (576, 1024, 14), (576, 1024, 25)],
     "i2vgen-xl": [(448, 832, 16), (704, 1280, 16), (704, 1280, 32)],
+    # Long-video families: FramePack denoises one section (36 frames) at a time and SkyReels one
+    # window (97 frames), so their denoise peak follows the section or window, not the clip.
+    "wan2.1-flf2v-14b-720p": [(480, 832, 33), (720, 1280, 33), (720, 1280, 81)],
+    "ltx-video-condition": [(512, 768, 81), (512, 768, 161), (704, 1216, 121)],
+    "framepack": [(480, 832, 37), (480, 832, 73), (480, 832, 145)],
+    "skyreels-v2-df-1.3b-540p": [(544, 960, 97), (544, 960, 177), (544, 960, 257)],
+    "skyreels-v2-df-14b-540p": [(544, 960, 97), (544, 960, 177)],
 }
 
 
@@ -355,7 +461,8 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
     knobs = GenerationRequest(image="photo.png", prompt="a cat turns its head", negative_prompt="blurry",
                               model=family.id, height=height, width=width, num_frames=num_frames, fps=family.fps,
                               num_inference_steps=steps, guidance_scale=family.guidance_scale, seed=0)  # fmt: skip
-    kwargs = family.call_kwargs(pipe, knobs, photo, None)
+    # A family that only runs between two photos (Wan 2.1 FLF2V) gets the photo as its last one too.
+    kwargs = family.call_kwargs(pipe, knobs, photo, photo if getattr(family, "needs_last_image", False) else None)
     clock = _Clock(cuda)
     restore = family.watch_steps(pipe, kwargs, clock)
     gc.collect()

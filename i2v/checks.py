@@ -100,11 +100,18 @@ def check(request: GenerationRequest) -> CheckedRequest:
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
     segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    if len(segments) > 1 and not family.chains_well:  # steered to a family that makes long clips itself
+        from .families import all_families
+
+        long_ones = ", ".join(f.id for f in all_families().values() if f.long_video) or "none"
+        notes.append(note("request.chains_badly", model=family.id, segments=len(segments), long_families=long_ones))
     if request.keyframes and len(segments) > 1:
         raise InvalidInput("request.keyframes_one_segment", segments=len(segments))
     for keyframe in request.keyframes:
         if keyframe.frame >= num_frames:
             raise InvalidInput("request.keyframe_beyond", frame=keyframe.frame, num_frames=num_frames)
+    family.check_conditions(num_frames, request.last_image is not None or request.loop,
+                            [keyframe.frame for keyframe in request.keyframes], len(segments))  # fmt: skip
     frames_made = total_frames or num_frames
     final_fps = fps * request.interpolate
     if final_fps > 60:

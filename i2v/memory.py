@@ -82,8 +82,8 @@ def _profile(family: str) -> dict:
     profile = profiles.get(family)
     if profile is None:
         raise InvalidInput("memory.no_profile", family=family)
-    if "same_as" in profile:
-        return {**profiles[profile["same_as"]], "source": profile["source"]}
+    if "same_as" in profile:  # a derived profile: another family's, with what it adds (extra_gb)
+        return {**profiles[profile["same_as"]], "source": profile["source"], "extra_gb": profile.get("extra_gb", 0.0)}
     return profile
 
 
@@ -127,7 +127,8 @@ def estimate(shape: RunShape) -> Estimate:
     if levers_used(shape)[0] == "fp8":
         denoiser_gb = sum(gb for name, gb in profile["weights_gb"].items() if name in DENOISERS)
         phases = {k: v - levers["fp8_weight_saving"] * denoiser_gb for k, v in phases.items()}
-    phases = {k: round(max(0.0, v), 2) for k, v in phases.items()}  # a line fitted on big runs can dip below 0 on tiny ones
+    extra = profile.get("extra_gb", 0.0)  # what a derived family holds beyond the family it is derived from
+    phases = {k: round(max(0.0, v) + extra, 2) for k, v in phases.items()}  # a fitted line can dip below 0 on tiny runs
     # Offloaded weights live in host RAM; group offload pins a rounded-up copy (presets.toml says how much).
     host = presets()["planner"]["host_ram_factor"][shape.memory_strategy] * sum(profile["weights_gb"].values())
     return Estimate(shape, max(phases.values()), round(seconds, 1), measured, phases, round(host, 1))

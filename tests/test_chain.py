@@ -189,3 +189,26 @@ def _checked(photo, **fields):
     from i2v.checks import check
 
     return check(GenerationRequest(image=photo, **{**SMALL, **fields}))
+
+
+def test_a_family_that_chains_badly_points_to_the_long_video_families(tiny_models, chelsea):
+    from i2v.checks import check
+
+    checked = check(GenerationRequest(image=chelsea, model=str(tiny_models["svd-xt"]), segments=["", ""], height=32,
+                                      width=32, num_frames=5))  # fmt: skip
+    said = [str(a) for a in checked.adjustments if a.code == "request.chains_badly"]
+    assert said and "svd-xt drifts when chained" in said[0] and "framepack" in said[0]
+
+
+@pytest.mark.parametrize(("family_id", "fields", "words"), [
+    ("wan2.1-flf2v-14b-720p", dict(segments=["a", "b"], loop=True), "cannot make 2 segments"),
+    ("wan2.1-flf2v-14b-720p", dict(), "give it a last photo"),
+    ("ltx-video-condition", dict(keyframes=[{"image": "KEY", "frame": 0}]), "frame 0"),
+])  # fmt: skip
+def test_photos_a_family_cannot_take_are_refused_before_it_loads(tiny_models, chelsea, family_id, fields, words):
+    from i2v.checks import check
+
+    fields = {k: ([{**v[0], "image": chelsea}] if k == "keyframes" else v) for k, v in fields.items()}
+    with pytest.raises(InvalidInput, match=words):
+        check(GenerationRequest(image=chelsea, model=str(tiny_models[family_id]), height=32, width=32, num_frames=9,
+                                **fields))  # fmt: skip

@@ -17,6 +17,9 @@ from i2v.request import GenerationRequest
 from i2v.tiny import make_tiny
 
 FAMILIES = list(load_families())
+# The families one call of 9 frames without an end photo suits; the others (FLF2V needs an end
+# photo, FramePack makes 36n+1 frames) run end to end in tests/test_long_families.py.
+PLAIN = [fid for fid in FAMILIES if fid not in ("wan2.1-flf2v-14b-720p", "framepack")]
 
 
 def tiny_request(photo, model, **overrides) -> GenerationRequest:
@@ -53,7 +56,7 @@ def test_every_required_family_is_configured():
     assert required <= set(FAMILIES)
 
 
-@pytest.mark.parametrize("family_id", FAMILIES)
+@pytest.mark.parametrize("family_id", PLAIN)
 def test_family_end_to_end(family_id, engine, tiny_models, chelsea):
     steps = []
     result = engine.generate(tiny_request(chelsea, tiny_models[family_id]), on_progress=steps.append)

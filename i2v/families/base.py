@@ -112,6 +112,11 @@ class Family(BaseModel):
         return self.max_frames
 
     # ------------------------------------------------------------------ the pipeline call
+    def check_conditions(self, num_frames: int, has_last: bool, keyframes: Sequence[int], segments: int) -> None:
+        """Refuse, in the check step (before any weights load), photos this family's pipeline cannot
+        take: `has_last` an end photo (or loop), `keyframes` their frame indices, over `segments` calls
+        (only the last ends on the end photo). Rooms with rules of their own override it."""
+
     def call_kwargs(self, pipe, knobs: GenerationRequest, photo: Image.Image, last_photo: Image.Image | None,
                     keyframes: Sequence[tuple[int, Image.Image]] = ()) -> dict:  # fmt: skip
         """The keyword arguments of one pipeline call, in diffusers' names, for `knobs` (every default

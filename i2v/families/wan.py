@@ -5,7 +5,8 @@ TI2V 5B, all through WanImageToVideoPipeline.
 - A14B ends on a given frame (`last_image`); Wan 2.1's I2V checkpoints cannot (only FLF2V can).
 - Folders: the 5B ships as a text-to-video `WanPipeline` that takes a photo (`expand_timesteps`);
   A14B has a `transformer_2`; the 480p and 720p 14B checkpoints share one config, so the folder's
-  name tells them apart.
+  name tells them apart; FLF2V 14B (its own room, wan_flf2v.py) is told by its transformer's
+  `pos_embed_seq_len`, and these rooms leave it alone.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ class Wan21(Wan):
     """Wan 2.1 I2V 14B: a CLIP image encoder beside UMT5; 480p and 720p are two checkpoints."""
 
     def claims(self, index: dict, folder: Path) -> bool:
+        from .wan_flf2v import is_flf2v  # FLF2V 14B (720p) shares this config but for its two-image embedding
+
         plain = not (index.get("transformer_2") or [None])[0] and not index.get("expand_timesteps")
-        return super().claims(index, folder) and plain and ("720" in folder.name) == ("720" in self.id)
+        return (super().claims(index, folder) and plain and ("720" in folder.name) == ("720" in self.id)
+                and not is_flf2v(folder))  # fmt: skip
 
     def tiny_components(self) -> dict:
         from diffusers import FlowMatchEulerDiscreteScheduler
