@@ -205,5 +205,6 @@ class VideoResult(GenerationRequest):
             data["model"] = self.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         data["image"] = self.image.name
         data["last_image"] = self.last_image.name if self.last_image else None
+        data["keyframes"] = [{"image": keyframe.image.name, "frame": keyframe.frame} for keyframe in self.keyframes]
         data["loras"] = [{"file": lora.name, "weight": lora.weight, "weight_2": lora.weight_2} for lora in self.loras]
         return data

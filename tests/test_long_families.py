@@ -242,6 +242,9 @@ def test_ltx_condition_keyframes_through_the_engine(engine, tiny_models, chelsea
     result = engine.generate(request, on_progress=steps.append)
     assert read_mp4(result.path)[0].shape == (17, 32, 32, 3)
     assert [k.frame for k in result.keyframes] == [8]
+    # what travels with the video names the photo, never this machine's folders
+    assert result.metadata()["keyframes"] == [{"image": coffee.name, "frame": 8}]
+    assert str(coffee.parent) not in result.metadata_path.read_text()
     with pytest.raises(InvalidInput, match="a keyframe at frame 16: the last photo ends the video there"):
         engine.generate(request.model_copy(update={"keyframes": [Keyframe(image=coffee, frame=16)]}))
 
