@@ -134,3 +134,22 @@ def test_a_local_batch_is_refused_while_a_server_holds_the_store(tiny_model, tmp
         assert run.returncode == 2 and "401" in stderr
     finally:
         server.stop()
+
+
+def test_a_batch_line_ends_on_a_photo_and_passes_keyframes_beside_the_file(tiny_models, tmp_path, chelsea, coffee):
+    folder = tmp_path / "b"
+    file = write_batch(folder, chelsea, [
+        job(1, num_frames=17, height=32, width=32, last_image="end.png", keyframes=[{"image": "key.png", "frame": 8}]),
+        job(2, num_frames=17, height=32, width=32, keyframes=[{"image": "missing.png", "frame": 8}]),
+    ])  # fmt: skip
+    shutil.copyfile(coffee, folder / "end.png")
+    shutil.copyfile(coffee, folder / "key.png")
+    out = tmp_path / "out"
+    run = batch([str(file)], local_env(str(tiny_models["ltx-video-condition"]), out))
+    _, stderr = run.communicate(timeout=300)
+    rows = summary(file.with_name("jobs.jsonl.summary.json"))
+    assert rows[1]["status"] == "done", stderr
+    assert rows[2]["status"] == "failed" and "missing.png is not there" in rows[2]["error"]
+    made = json.loads(Path(rows[1]["output"]).with_suffix(".json").read_text())
+    assert made["keyframes"] == [{"image": "keyframe_0.png", "frame": 8}] and made["last_image"] == "last_image.png"
+    assert read_mp4(Path(rows[1]["output"]))[0].shape == (17, 32, 32, 3)
