@@ -113,6 +113,8 @@ class VideoEngine:
             try:
                 frames, ran = self._render_with_retry(part, _segment_progress(on_progress, index + 1, count), cancel,
                                                       continuing=index > 0)  # fmt: skip
+                if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is kept of it
+                    raise Cancelled("run.cancelled")
             except Cancelled:
                 if not (checked.knobs.keep_segments and parts):
                     raise
@@ -120,8 +122,6 @@ class VideoEngine:
                 log.info("%s", said)
                 checked = checked.with_(said)
                 break
-            if cancel is not None and cancel.is_set():  # stopped during the decode: nothing is kept of it
-                raise Cancelled("run.cancelled")
             # The request as it ran (a retry may have stepped it down), still the whole video's
             checked = replace(ran.with_(**whole), photo=first_photo, last_photo=last_photo)
             frames = as_uint8(frames)
@@ -160,6 +160,9 @@ class VideoEngine:
         request with what was done said, and the result's fields for it (interpolation, upscaler)."""
         knobs, post = checked.knobs, {}
         started = time.monotonic()
+        if cancel is not None and cancel.is_set() and (knobs.interpolate > 1 or knobs.upscale > 1):
+            # a stopped long video keeping its finished segments: written as they are, at once
+            return frames, checked.with_(note("post.skipped_stopped")), post
         if knobs.interpolate > 1 and len(frames) > 1:
             from .interpolate import interpolate_with
 

@@ -164,6 +164,12 @@ def test_stop_mid_chain_keeps_nothing_unless_asked(engine, chelsea, tmp_path):
     assert kept.num_frames == 9 == len(read_mp4(kept.path)[0])
     assert any("stopped after 1 of 3 segments" in str(a) for a in kept.adjustments)
 
+    cancel = threading.Event()  # asked to interpolate and upscale too: what was kept is written at once, as made
+    kept = engine.generate(request.model_copy(update={"keep_segments": True, "interpolate": 2, "upscale": 2}),
+                           on_progress=stop_at_segment_two(cancel), cancel=cancel)  # fmt: skip
+    assert (kept.num_frames, kept.width, kept.fps, kept.interpolation, kept.upscaler) == (9, 96, 8, None, None)
+    assert any("without interpolation or upscaling" in str(a) for a in kept.adjustments)
+
 
 def test_progress_covers_the_whole_chain(engine, chelsea):
     seen = []
