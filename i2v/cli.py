@@ -370,8 +370,13 @@ def _plan(args) -> int:
             from .memory import long_estimate
 
             kept_now = ladder[-1].estimate if ladder else now
+            folder = os.environ.get("I2V_UPSCALER_DIR")
+            if args.upscale > 1 and folder:
+                from .upscale import find_upscaler
+
+                report["upscaler_file"] = getattr(find_upscaler(Path(folder), args.upscale), "name", None)
             report["long"] = asdict(long_estimate(kept_now, args.segments, args.interpolate, args.upscale,
-                                                  upscaler_file=bool(os.environ.get("I2V_UPSCALER_DIR"))))  # fmt: skip
+                                                  upscaler_file=bool(report.get("upscaler_file"))))  # fmt: skip
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
                       faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip
@@ -411,10 +416,9 @@ def _plan(args) -> int:
             extra = [f"{long['segments']} segment(s) ~{long['render_seconds'] / 60:.1f} min"]
             if long["interpolate_seconds"]:
                 extra.append(f"interpolation x{long['fps_factor']} ~{long['interpolate_seconds']:.0f} s (CPU)")
-            if long["upscale_seconds"] is None:
-                extra.append("upscaling with the upscaler file: not estimated")
-            elif long["upscale_seconds"]:
-                extra.append(f"Lanczos upscaling ~{long['upscale_seconds']:.0f} s")
+            if long["upscale_seconds"]:
+                how = f"{report['upscaler_file']} on the GPU" if report.get("upscaler_file") else "Lanczos"
+                extra.append(f"upscaling ({how}) ~{long['upscale_seconds']:.0f} s")
             print(f"  the video: {long['num_frames']} frames of {long['width']}x{long['height']}; " + ", ".join(extra)
                   + f"; ~{long['host_gb']:.1f} GB of host memory for the frames")
     else:

@@ -150,13 +150,11 @@ class LongEstimate:
     fps_factor: int
     render_seconds: float  # every segment
     interpolate_seconds: float
-    upscale_seconds: float | None  # None: an upscaler file, whose speed is not estimated
+    upscale_seconds: float  # Lanczos on the CPU, or an upscaler file of ESRGAN's size on the GPU
     host_gb: float
 
     @property
-    def seconds(self) -> float | None:
-        if self.upscale_seconds is None:
-            return None
+    def seconds(self) -> float:
         return round(self.render_seconds + self.interpolate_seconds + self.upscale_seconds, 1)
 
 
@@ -173,13 +171,15 @@ def long_estimate(one: Estimate, segments: int = 1, interpolate: int = 1, upscal
         interpolate_s = (frames - 1) * megapixels * post["interpolate_seconds_per_megapixel_pair"]
         interpolate_s *= post["interpolate_x4_factor"] if interpolate == 4 else 1.0
     final = (frames - 1) * interpolate + 1
-    upscale_s: float | None = 0.0
-    if upscale > 1:
-        upscale_s = None if upscaler_file else final * megapixels * upscale**2 * post["lanczos_seconds_per_output_megapixel"]
+    upscale_s = 0.0
+    if upscale > 1 and upscaler_file:  # the network runs at the input's size, whatever its scale
+        upscale_s = final * megapixels * post["upscaler_seconds_per_input_megapixel"]
+    elif upscale > 1:
+        upscale_s = final * megapixels * upscale**2 * post["lanczos_seconds_per_output_megapixel"]
     host = final * megapixels * upscale**2 * 3 / 1e3 * post["host_copies"]
     return LongEstimate(segments, final, shape.width * upscale, shape.height * upscale, interpolate,
                         round(one.seconds * segments, 1), round(interpolate_s, 1),
-                        None if upscale_s is None else round(upscale_s, 1), round(host, 2))  # fmt: skip
+                        round(upscale_s, 1), round(host, 2))  # fmt: skip
 
 
 def levers_used(shape: RunShape) -> tuple[str, bool]:
