@@ -38,6 +38,7 @@ class CheckedRequest:
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
     levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
     explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`)
+    latent_upscale: bool = False  # upscale 2 made inside the render by the family's latent upsampler (the engine's choice)
 
     @property
     def family(self) -> Family:

@@ -56,6 +56,8 @@ class VideoEngine:
         self._pipe = None
         self._pipe_key: tuple | None = None  # (source, strategy, load-time levers) of the loaded pipeline
         self._pipe_source: ModelSource | None = None
+        self._upsampler = None  # the loaded pipeline's latent upsampler (LTX), when a run used one
+        self._upsampler_folder: Path | None = None
         self._warm = False  # the loaded pipeline has run once (a compiled one is warmed up)
         self._lock = threading.Lock()
         remove_orphaned_partials(self.output_dir)  # a killed process's half-written files
@@ -77,8 +79,8 @@ class VideoEngine:
             # 1. Check inputs
             checked = check(request)
             # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU),
-            #    then which speed levers can work here
-            checked = self.choose_levers(self.choose_strategy(checked))
+            #    then which speed levers can work here, and whether upscale 2 is made in latent space
+            checked = self.choose_upscaler(self.choose_levers(self.choose_strategy(checked)))
             # 3. Render each segment, from the last frame of the one before; out of GPU memory, one
             #    rung down the downgrade plan, once
             frames, checked = self.render_segments(checked, on_progress, cancel)
@@ -160,7 +162,11 @@ class VideoEngine:
         request with what was done said, and the result's fields for it (interpolation, upscaler)."""
         knobs, post = checked.knobs, {}
         started = time.monotonic()
-        if cancel is not None and cancel.is_set() and (knobs.interpolate > 1 or knobs.upscale > 1):
+        in_latents = checked.latent_upscale  # already twice the size: LTX's latent upsampler made it in the render
+        if in_latents:
+            post["upscaler"] = LATENT_UPSAMPLER
+        post_work = knobs.interpolate > 1 or (knobs.upscale > 1 and not in_latents)
+        if cancel is not None and cancel.is_set() and post_work:
             # a stopped long video keeping its finished segments: written as they are, at once
             return frames, checked.with_(note("post.skipped_stopped")), post
         if knobs.interpolate > 1 and len(frames) > 1:
@@ -174,7 +180,10 @@ class VideoEngine:
             checked = checked.with_(note("post.interpolated", factor=knobs.interpolate,
                                          method="RIFE" if used == "rife" else "optical flow", before=before,
                                          after=len(frames), fps=knobs.fps * knobs.interpolate))  # fmt: skip
-        if knobs.upscale > 1:
+        if knobs.upscale > 1 and in_latents:
+            checked = checked.with_(note("post.upscaled", factor=knobs.upscale, upscaler=LATENT_UPSAMPLER,
+                                         width=frames.shape[2], height=frames.shape[1]))  # fmt: skip
+        elif knobs.upscale > 1:
             from .upscale import find_upscaler, upscale
 
             model_file = find_upscaler(self.upscaler_dir, knobs.upscale)
@@ -215,6 +224,26 @@ class VideoEngine:
         log.info("%s", said)
         return checked.with_(said, memory_strategy=way.memory_strategy, vae_tiling=way.vae_tiling)
 
+    def choose_upscaler(self, checked: CheckedRequest) -> CheckedRequest:
+        """Whether upscale 2 is made in latent space, inside the render: for a family with a latent
+        upsampler (`latent_upscaler`, LTX-Video 0.9.5 and later) whose weights are in the upscaler
+        folder or the Hugging Face cache: `latent_upscale` says so to `render` and `finish`. Otherwise
+        (x4, or no weights) upscaling stays post-processing. Either way the adjustments say why."""
+        from dataclasses import replace
+
+        family, factor = checked.family, checked.knobs.upscale
+        if family.latent_upscaler is None or factor == 1:
+            return checked
+        latent_channels = (checked.source.component_config("vae") or {}).get("latent_channels")
+        if factor != 2:
+            said = note("post.latent_x2_only", model=family.id, factor=factor)
+        elif family.latent_upsampler_folder(self.upscaler_dir, latent_channels) is None:
+            said = note("post.latent_missing", model=family.id, repo=family.latent_upscaler)
+        else:
+            said = note("post.latent_upscaling", model=family.id, steps=family.latent_upscale_steps())
+        log.info("%s", said)
+        return replace(checked.with_(said), latent_upscale=said.code == "post.latent_upscaling")
+
     def choose_levers(self, checked: CheckedRequest) -> CheckedRequest:
         """The speed levers this run asked for that work on this device and placement: the knobs hold
         the ones used, `levers` says of each asked one whether it was applied, and why."""
@@ -230,7 +259,8 @@ class VideoEngine:
 
     def render(self, checked: CheckedRequest, on_progress: OnProgress | None = None,
                cancel: CancelFlag | None = None, continuing: bool = False) -> np.ndarray:  # fmt: skip
-        """The frames of one call for a checked request, (T, H, W, 3), uint8 or floats in [0, 1].
+        """The frames of one call for a checked request, (T, H, W, 3), uint8 or floats in [0, 1]
+        (twice the height and width when the request's upscale 2 is made in latent space).
         `continuing`: the photo is the last frame of the segment before. Cancel raises Cancelled at
         the next step; out of GPU memory raises OutOfMemory (the pipeline is kept)."""
         family, knobs = checked.family, checked.knobs
@@ -319,6 +349,7 @@ class VideoEngine:
         report(on_progress, "loading")
         pipe = self.load(checked.source, knobs.memory_strategy, quantize=knobs.quantize, compile=knobs.compile,
                          turbo=knobs.speed == "turbo")  # fmt: skip
+        upsampler = self.load_latent_upsampler(checked.source, pipe) if checked.latent_upscale else None
         set_vae_tiling(pipe, knobs.vae_tiling)
         try:
             if (knobs.loras or lora.loaded(pipe)) and lora.apply(pipe, family.id, knobs.loras, lora_files):
@@ -331,14 +362,22 @@ class VideoEngine:
             log.warning("step cache %s could not be used with %s: this run goes without", knobs.step_cache, family.id)
         if knobs.compile and not self._warm:
             report(on_progress, "compiling")
-        watch = StepWatch("denoising", knobs.num_inference_steps, on_progress, cancel)
+        steps = knobs.num_inference_steps + (family.latent_upscale_steps() if upsampler is not None else 0)
+        watch = StepWatch("denoising", steps, on_progress, cancel)  # a second pass's steps count on after the first's
         watch.check_cancel()
-        def fitted(photo):
-            return fit(photo, knobs.width, knobs.height, knobs.fit)
 
-        last = fitted(checked.last_photo) if checked.last_photo else None
-        keyframes = [(frame, fitted(photo)) for frame, photo in checked.keyframe_photos]
-        kwargs = family.call_kwargs(pipe, knobs, fitted(checked.photo), last, keyframes)
+        def call(scale: int = 1) -> dict:
+            """The pipeline call's arguments at `scale` times the video's size, every photo fitted to it."""
+            sized = knobs.model_copy(update=dict(height=knobs.height * scale, width=knobs.width * scale))
+
+            def fitted(photo):
+                return fit(photo, sized.width, sized.height, sized.fit)
+
+            last = fitted(checked.last_photo) if checked.last_photo else None
+            keyframes = [(frame, fitted(photo)) for frame, photo in checked.keyframe_photos]
+            return family.call_kwargs(pipe, sized, fitted(checked.photo), last, keyframes)
+
+        kwargs = call()
         restore = family.watch_steps(pipe, kwargs, watch)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         out_of_memory = False
@@ -347,7 +386,10 @@ class VideoEngine:
             # without the generator): seed it too, and give it back as it was.
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(knobs.seed)
-                output = pipe(**kwargs)
+                if upsampler is None:
+                    output = pipe(**kwargs)
+                else:  # upscale 2 in latent space: the room's passes, the second at twice the size
+                    output = family.render_latent_upscaled(pipe, upsampler, kwargs, call(2), watch)
         except torch.OutOfMemoryError:
             out_of_memory = True  # handled below: here the traceback still holds the run's tensors
         except Cancelled:
@@ -395,6 +437,28 @@ class VideoEngine:
             raise missing_weights(source) from None
         pipe.set_progress_bar_config(disable=True)
         return self.adopt(pipe, source, strategy, quantize, compile, turbo, turbo_files)
+
+    def load_latent_upsampler(self, source: ModelSource, pipe):
+        """The latent upsampler of `source`'s family (found by `Family.latent_upsampler_folder`, for
+        `pipe`'s VAE), loaded once and kept beside the pipeline, on its device; `unload` frees both."""
+        import torch
+
+        family = source.family
+        folder = family.latent_upsampler_folder(self.upscaler_dir, pipe.vae.config.latent_channels)
+        if folder is None:
+            raise ModelNotAvailable("post.latent_load_failed", upsampler=family.latent_upscaler,
+                                    detail="its weights are gone from the upscaler folder and the cache")  # fmt: skip
+        if self._upsampler is not None and self._upsampler_folder == folder:
+            return self._upsampler
+        self._upsampler = self._upsampler_folder = None
+        dtype = getattr(torch, family.dtype) if self.device.startswith("cuda") else torch.float32
+        log.info("loading the latent upsampler of %s from %s (%s on %s)", family.id, folder, dtype, self.device)
+        try:
+            upsampler = family.load_latent_upsampler(folder, dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailable("post.latent_load_failed", upsampler=folder.name, detail=str(exc)) from None
+        self._upsampler, self._upsampler_folder = upsampler.to(self.device), folder
+        return self._upsampler
 
     def _turbo_files(self, source: ModelSource) -> list[Path]:
         """Turbo's LoRA files for `source`'s family (none for a distilled checkpoint), or the error
@@ -455,7 +519,7 @@ class VideoEngine:
         return pipe
 
     def unload(self) -> None:
-        """Free the loaded pipeline and its memory."""
+        """Free the loaded pipeline, its latent upsampler and their memory."""
         if self._pipe is None:
             return
         log.info("unloading %s", self._pipe_source.name)
@@ -463,6 +527,7 @@ class VideoEngine:
         # No reference may outlive this line: a bound method kept in a local (as it once was) held
         # the whole pipeline, and its 94 GB of pinned memory, past the free below.
         self._pipe = self._pipe_source = self._pipe_key = None
+        self._upsampler = self._upsampler_folder = None  # loaded for this pipeline's VAE, beside it
         free_memory(host=True)  # offloaded weights' pinned host memory too
 
     def _release_pipeline_memory(self, pipe) -> None:
@@ -473,6 +538,8 @@ class VideoEngine:
         del maybe_free
         free_memory()
 
+
+LATENT_UPSAMPLER = "ltx_latent_upsampler"  # VideoResult.upscaler when upscale 2 was made in latent space
 
 def _off_the_gpu(pipe) -> None:
     """Take a pipeline's weights off the GPU after a failed placement (hooks first, then a move that

@@ -103,6 +103,20 @@ def make_tiny(family_id: str, directory: str | Path) -> Path:
     return directory
 
 
+def make_tiny_latent_upsampler(family_id: str, directory: str | Path) -> Path:
+    """Write a tiny random-weight LTXLatentUpsamplerModel for `family_id`'s tiny VAE (its latent
+    channels in, one block a stage) to `directory` with `save_pretrained`: a folder the engine finds
+    in its upscaler folder, as it would the real one."""
+    import torch
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+    latent_channels = get_family(family_id).tiny_components()["vae"].config.latent_channels
+    torch.manual_seed(0)
+    upsampler = LTXLatentUpsamplerModel(in_channels=latent_channels, mid_channels=32, num_blocks_per_stage=1)
+    upsampler.save_pretrained(directory)  # mid_channels 32: the smallest its GroupNorm(32, ...) takes
+    return Path(directory)
+
+
 _ATTENTION = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")
 _WAN_ORIGINAL = {"attn1.to_q": "self_attn.q", "attn1.to_k": "self_attn.k", "attn1.to_v": "self_attn.v",
                  "attn1.to_out.0": "self_attn.o"}  # fmt: skip

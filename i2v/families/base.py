@@ -5,6 +5,9 @@ count are made to fit (`fit_size`, `max_frames_for`), the keyword arguments of o
 (`call_kwargs`), how denoising steps are watched (`step_hook`: the pipeline's `callback_on_step_end`,
 or its scheduler's `step` where there is none), which `save_pretrained` folders are this family's
 (`claims`), and a tiny random-weight model of the same shape for tests (`tiny_components`).
+A family whose VAE latents a published x2 latent upsampler was trained on names it
+(`latent_upscaler`): `latent_upsampler_folder` finds its weights, and the room's
+`render_latent_upscaled` makes an upscale-2 video through it.
 A room (one file in this folder) subclasses it for one family or a few close ones.
 This module knows nothing about requests' sources beyond `ModelSource`, or about the engine.
 """
@@ -13,11 +16,12 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from messages import Message, note
 
@@ -28,6 +32,9 @@ if TYPE_CHECKING:
     from ..request import GenerationRequest
 
 FAMILY_MARKER = "_i2v_family"  # a key `i2v make-tiny` (and anyone) may add to model_index.json
+LATENT_UPSAMPLER = "LTXLatentUpsamplerModel"  # the `_class_name` of a latent upsampler's config.json
+
+log = logging.getLogger(__name__)
 
 
 class Family(BaseModel):
@@ -63,9 +70,18 @@ class Family(BaseModel):
     text_prompt: bool = True
     vae_tiling: bool = True
     preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
+    latent_upscaler: str | None = Field(None, description="hub id of an x2 latent spatial upsampler trained on this "
+                                        "family's VAE latents: upscale 2 is made inside the render when its weights "
+                                        "are here; None: upscaling is post-processing only")  # fmt: skip
 
     # How denoising steps are seen: the pipeline's callback_on_step_end, or its scheduler's step.
     step_hook: ClassVar[Literal["callback", "scheduler"]] = "callback"
+
+    @model_validator(mode="after")
+    def _room_upscales_in_latents(self):
+        if self.latent_upscaler is not None and type(self).render_latent_upscaled is Family.render_latent_upscaled:
+            raise ValueError(f"family {self.id!r} names a latent_upscaler, but its room has no render_latent_upscaled")
+        return self
 
     @property
     def frame_rule(self) -> str:
@@ -141,14 +157,15 @@ class Family(BaseModel):
             kwargs["last_image"] = last_photo
         return kwargs
 
-    def watch_steps(self, pipe, kwargs: dict, watch: StepWatch) -> Callable[[], None]:
+    def watch_steps(self, pipe, kwargs: dict, watch: StepWatch, after: int = 0) -> Callable[[], None]:
         """Report each denoising step to `watch` (whose cancel raises there, before the VAE decodes
         anything): through `callback_on_step_end`, or by wrapping the scheduler's `step` for families
-        whose pipeline has no callback. Returns an undo."""
+        whose pipeline has no callback. `after`: steps already counted (a second pass's come after the
+        first's). Returns an undo."""
         if self.step_hook == "callback":
 
             def on_step_end(pipeline, index, timestep, callback_kwargs):
-                watch.step(index + 1)
+                watch.step(after + index + 1)
                 return {}
 
             kwargs["callback_on_step_end"] = on_step_end
@@ -165,6 +182,55 @@ class Family(BaseModel):
         scheduler.step = step
         return lambda: scheduler.__dict__.pop("step", None)
 
+    # ------------------------------------------------------------------ x2 in latent space
+    def latent_upscale_steps(self) -> int:
+        """The denoising steps `render_latent_upscaled` adds after the call's own (its second pass)."""
+        return 0
+
+    def render_latent_upscaled(self, pipe, upsampler, first: dict, second: dict, watch: StepWatch):
+        """The video at twice the size, through `upsampler` (this family's LTXLatentUpsamplerModel):
+        `first` (the call at the asked size, steps watched) made as latents, upsampled x2, and made
+        into frames by `second` (the call at twice the size, photos fitted to it). Returns the
+        pipeline's output (`.frames`). Rooms of families with a `latent_upscaler` override it."""
+        raise NotImplementedError(f"family {self.id!r} has no latent upsampler")
+
+    def latent_upsampler_folder(self, upscaler_dir: Path | None, latent_channels: int | None) -> Path | None:
+        """Where this family's latent upsampler is: a `save_pretrained` folder of LTXLatentUpsamplerModel
+        in `upscaler_dir` (a subfolder, or its latent_upsampler/, in name order), else the Hugging Face
+        cache's copy of `latent_upscaler` (its latent_upsampler/, or the repository's root); None when
+        neither is here, or the family has none. A folder counts when its config.json is a spatial
+        upsampler whose in_channels are `latent_channels` (the VAE's; None: not checked) and its
+        weights are beside it."""
+        if self.latent_upscaler is None:
+            return None
+        for folder in _upsampler_candidates(upscaler_dir, self.latent_upscaler):
+            config = _config(folder)
+            if config is None or config.get("_class_name") != LATENT_UPSAMPLER:
+                continue
+            if not config.get("spatial_upsample", True) or config.get("temporal_upsample", False):
+                log.warning("skipping %s: a temporal latent upsampler, not a spatial one", folder)
+                continue
+            if latent_channels is not None and config.get("in_channels", 128) != latent_channels:
+                log.warning("skipping %s: it takes %s latent channels, %s's VAE makes %d", folder,
+                            config.get("in_channels", 128), self.id, latent_channels)  # fmt: skip
+                continue
+            if any(folder.glob("diffusion_pytorch_model*")):
+                return folder
+        return None
+
+    def load_latent_upsampler(self, folder: Path, dtype):
+        """The LTXLatentUpsamplerModel in `folder` (weights saved with a variant, like .bf16, too)."""
+        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+        plain = [folder / f"diffusion_pytorch_model{ending}" for ending in (".safetensors", ".bin",
+                                                                           ".safetensors.index.json")]  # fmt: skip
+        variant = None
+        if not any(path.is_file() for path in plain):
+            found = [*sorted(folder.glob("diffusion_pytorch_model.*.safetensors")),
+                     *sorted(folder.glob("diffusion_pytorch_model.*.bin"))]  # fmt: skip
+            variant = found[0].name.split(".")[1] if found else None
+        return LTXLatentUpsamplerModel.from_pretrained(folder, dtype=dtype, variant=variant)
+
     # ------------------------------------------------------------------ folders and tiny models
     def claims(self, index: dict, folder: Path) -> bool:
         """Whether a `save_pretrained` folder with this model_index.json holds this family."""
@@ -180,6 +246,27 @@ class Family(BaseModel):
         """(frames, height, width, 3) uint8 frames, for a family without a pipeline (the camera engine).
         `continuing`: the photo is the last frame of the segment before, and the first frame is it."""
         raise NotImplementedError(f"family {self.id!r} renders through its diffusers pipeline")
+
+
+def _upsampler_candidates(upscaler_dir: Path | None, repo: str) -> Iterator[Path]:
+    """Folders that may hold a latent upsampler: the upscaler folder's subfolders, then the cache's copy of `repo`."""
+    if upscaler_dir is not None and Path(upscaler_dir).is_dir():
+        for folder in sorted(path for path in Path(upscaler_dir).iterdir() if path.is_dir()):
+            yield folder
+            yield folder / "latent_upsampler"
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("latent_upsampler/config.json", "config.json"):
+        found = try_to_load_from_cache(repo, name)
+        if isinstance(found, str):
+            yield Path(found).parent
+
+
+def _config(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 class ModelSource(BaseModel):

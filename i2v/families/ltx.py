@@ -1,5 +1,11 @@
 """LTX-Video through LTXImageToVideoPipeline: a 32x spatial, 8x temporal VAE (8n+1 frames), and a
-`frame_rate` the transformer is conditioned on, which is the video's fps."""
+`frame_rate` the transformer is conditioned on, which is the video's fps.
+
+No latent upsampler here: Lightricks' (ltxv-spatial-upscaler-0.9.7) was trained on 0.9.7's VAE
+latents (0.9.5's VAE design, kept by 0.9.8), and Lightricks/LTX-Video's diffusers weights are
+0.9.0/0.9.1's, whose VAE (another encoder) makes another latent space; nor can
+LTXImageToVideoPipeline take a second pass (it has no `denoise_strength`). Upscaling this family
+is post-processing. The ltx-video-condition room (ltx_condition.py) has the two-pass way."""
 
 from __future__ import annotations
 

@@ -17,6 +17,25 @@ values diffusers' LTX-Video docs give for these VAEs). LTX-Video 0.9.7 and 0.9.8
 this pipeline too and load here; their distilled variants want guidance 1 and few steps.
 Folders: an LTXConditionPipeline, or an LTXPipeline (how 0.9.5 is published) whose VAE has
 0.9.5's encoder blocks (LTXVideo095DownBlock3D).
+
+Upscale 2 in latent space, as diffusers' LTX-Video docs make LTX-Video 0.9.7's videos (the
+"multi-scale" pipeline of Lightricks' own configs): the call at the asked size ends in latents
+(output_type="latent"); LTXLatentUpsamplePipeline (this pipeline's VAE and the latent upsampler)
+doubles their height and width; a short second pass at twice the size starts from them
+(`latents`, `denoise_strength`: 4 of a 10-step schedule, the docs' values) and decodes the frames,
+every photo fitted again at twice the size. Its steps are counted after the first pass's.
+Which checkpoints it fits: Lightricks/ltxv-spatial-upscaler-0.9.7 was published with LTX-Video
+0.9.7 (13B), and Lightricks' 0.9.8 configs (13B, and the 2B distilled) load the same weights
+(ltxv-spatial-upscaler-0.9.8 is a copy of it). It works on the VAE's un-normalised latents (the
+pipeline undoes the VAE's per-channel statistics before it and applies them after), so it fits the
+VAE it was trained with: 0.9.7's, whose design is 0.9.5's (diffusers' converter gives the two the
+same VAE config: LTXVideo095DownBlock3D encoder, 128 latent channels), the VAE this family loads.
+0.9.0 and 0.9.1 (the ltx-video family) have another encoder, so another latent space, and
+LTXImageToVideoPipeline has no `denoise_strength` for a second pass: that family keeps
+post-processing. Unconfirmed: that 0.9.5's trained VAE weights make exactly 0.9.7's latents
+(Lightricks pair the upsampler with 0.9.7 and 0.9.8 only, and have no multi-scale config for the 2B
+0.9.5). With this family's own hub id (0.9.5) it is the least tried pairing: judge it first, against
+Lanczos, on a GPU; 0.9.7 and 0.9.8 folders are the pairing Lightricks ship.
 """
 
 from __future__ import annotations
@@ -35,6 +54,10 @@ class LTXCondition(LTX):
     decode_timestep: float = Field(ge=0, description="the timestep-aware VAE decodes at this timestep")
     decode_noise_scale: float = Field(ge=0, description="noise mixed into the latents before that decode")
     image_cond_noise_scale: float = Field(ge=0, description="noise added to the photos' latents at each step")
+    upscale_num_inference_steps: int = Field(ge=1, description="the schedule of the second pass at twice the "
+                                             "size, after the latent upsampler")  # fmt: skip
+    upscale_denoise_strength: float = Field(gt=0, le=1, description="how much of that schedule the second "
+                                            "pass runs, from the upsampled latents")  # fmt: skip
 
     def condition_frames(self, num_frames: int, has_last: bool, keyframes: Sequence[int]) -> list[int]:
         """The frame of every photo, first photo first, or the refusal that names the value and the rule."""
@@ -65,6 +88,29 @@ class LTXCondition(LTX):
         kwargs.update(decode_timestep=self.decode_timestep, decode_noise_scale=self.decode_noise_scale,
                       image_cond_noise_scale=self.image_cond_noise_scale)  # fmt: skip
         return kwargs
+
+    def latent_upscale_steps(self) -> int:
+        # LTXConditionPipeline.get_timesteps: int(steps * denoise_strength) of the schedule's steps run
+        steps = self.upscale_num_inference_steps
+        return min(int(steps * self.upscale_denoise_strength), steps)
+
+    def render_latent_upscaled(self, pipe, upsampler, first: dict, second: dict, watch):
+        from diffusers import LTXLatentUpsamplePipeline
+
+        # 1. The video at the asked size, as latents (normalised, as the pipeline's own latents are)
+        latents = pipe(**{**first, "output_type": "latent"}).frames
+        watch.check_cancel()
+        # 2. Twice the height and width, in latent space
+        upsample = LTXLatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=upsampler)
+        upsample.set_progress_bar_config(disable=True)
+        latents = upsample(latents=latents, height=second["height"], width=second["width"],
+                           output_type="latent").frames  # fmt: skip
+        watch.check_cancel()
+        # 3. A short second pass at twice the size from them, decoded to frames
+        second = {**second, "latents": latents, "num_inference_steps": self.upscale_num_inference_steps,
+                  "denoise_strength": self.upscale_denoise_strength}  # fmt: skip
+        self.watch_steps(pipe, second, watch, after=first["num_inference_steps"])
+        return pipe(**second)
 
     def claims(self, index: dict, folder: Path) -> bool:
         if index.get("_class_name") == self.pipeline:
