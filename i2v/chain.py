@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A per-channel gain beyond these bounds is a change of scene, not drift: it is not undone.
+# A per-channel gain beyond these bounds, or a brightness shift beyond this many levels, is a change of
+# scene (a light turned on, a new place), not drift: that segment is left as it was made.
 GAIN_BOUNDS = (0.67, 1.5)
+MAX_SHIFT = 40.0
 
 
 def as_uint8(frames: np.ndarray) -> np.ndarray:
@@ -38,13 +40,16 @@ class Colour:
         return cls(pixels.mean(axis=0), np.maximum(pixels.std(axis=0), 1.0))
 
 
-def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, float]:
+def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, float | None]:
     """`frames` (uint8) moved towards `reference`'s colour: frame 0 untouched (it joins the segment
     before), the last frame fully matched, the ones between in proportion. Returns the frames and
-    the brightness shift applied at the end, in 0-255 levels."""
+    the brightness shift applied at the end, in 0-255 levels; None (and the frames as they were)
+    for a change of scene, which is not drift."""
     own = Colour.of(frames)
-    gain = np.clip(reference.std / own.std, *GAIN_BOUNDS)
+    gain = reference.std / own.std
     offset = reference.mean - own.mean * gain
+    if np.any(gain < GAIN_BOUNDS[0]) or np.any(gain > GAIN_BOUNDS[1]) or abs((reference.mean - own.mean).mean()) > MAX_SHIFT:
+        return frames, None
     count = len(frames)
     held = np.empty_like(frames)
     for index, frame in enumerate(frames):

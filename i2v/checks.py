@@ -38,6 +38,8 @@ class CheckedRequest:
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
     levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
     explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`)
+    last_segment_frames: int | None = None  # a duration's last segment, when it needs fewer frames than the others
+    stopped_kept: bool = False  # a long video stopped, its finished segments kept (the engine's)
     latent_upscale: bool = False  # upscale 2 made inside the render by the family's latent upsampler (the engine's choice)
 
     @property
@@ -83,11 +85,15 @@ def check(request: GenerationRequest) -> CheckedRequest:
                                     notes)  # fmt: skip
     fps = request.fps or family.fps
     wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
-    per_call = request.num_frames or family.num_frames
-    if wanted is not None and request.num_frames is None and (wanted < per_call or family.long_video):
-        per_call = min(wanted, family.max_frames_for(source))  # one call makes it (or as much as one call can)
-    num_frames = family.round_frames(per_call, notes)
     maximum = family.max_frames_for(source)
+    if wanted is not None and request.num_frames is None:
+        # A duration: one call when it covers it, else segments of the family's own length; a family
+        # that makes long clips itself, or drifts when chained, makes as much as one call can.
+        one_call = family.long_video or not family.chains_well
+        per_call = min(wanted, maximum) if one_call or wanted < family.num_frames else family.num_frames
+        num_frames = _round_up(family, per_call, maximum, notes)
+    else:
+        num_frames = family.round_frames(request.num_frames or family.num_frames, notes)
     if num_frames > maximum:
         raise InvalidInput("request.too_many_frames", num_frames=num_frames, model=family.id, maximum=maximum)
     if num_frames < family.min_frames:
@@ -101,6 +107,11 @@ def check(request: GenerationRequest) -> CheckedRequest:
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
     segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    last_frames = None  # a duration's last call makes only the frames it still needs (a pipeline's: time is GPU time)
+    if total_frames is not None and wanted is not None and len(segments) > 1 and family.pipeline:
+        needed = total_frames - (num_frames + (len(segments) - 2) * (num_frames - 1)) + 1
+        last_frames = _round_up(family, max(needed, family.min_frames, 2), num_frames, [])
+        last_frames = None if last_frames >= num_frames else last_frames
     if len(segments) > 1 and not family.chains_well:  # steered to a family that makes long clips itself
         from .families import all_families
 
@@ -159,6 +170,8 @@ def check(request: GenerationRequest) -> CheckedRequest:
                     for i, s in enumerate(segments)]  # fmt: skip
     if request.segments and (family.text_prompt or family.preview):
         prompt = segments[0].prompt  # the video's prompt is its first segment's
+    if len(segments) == 1:
+        seed = segments[0].seed  # a single segment's own seed is the video's
     knobs = request.model_copy(update=dict(
         model=source.name, prompt=prompt, negative_prompt=negative, height=height, width=width, num_frames=num_frames,
         fps=fps, segments=segments if len(segments) > 1 else [], duration=request.duration,
@@ -174,7 +187,27 @@ def check(request: GenerationRequest) -> CheckedRequest:
         log.info("%s", said)
     explicit = frozenset(name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None)
     return CheckedRequest(knobs, source, photo, last_photo, tuple(keyframe_photos), total_frames,
-                          tuple(notes + photo_notes), explicit=explicit)  # fmt: skip
+                          tuple(notes + photo_notes), explicit=explicit, last_segment_frames=last_frames)  # fmt: skip
+
+
+def _round_up(family, frames: int, maximum: int, notes: list[Message]) -> int:
+    """The fewest frames the family's rule allows that are at least `frames` (at most `maximum`:
+    then the most it allows), the change said in `notes`."""
+    count = frames
+    while family.round_frames(count, []) < frames and count < maximum:
+        count += 1
+    rounded = family.round_frames(count, [])
+    while rounded > maximum and count > 1:  # past the family's limit: the most it allows below it
+        count -= 1
+        rounded = family.round_frames(count, [])
+    if rounded != frames:
+        notes.append(note("request.frames_rounded", value=frames, new=rounded, model=family.id, rule=family.frame_rule))
+    return rounded
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: int | None, fps: int,
@@ -185,13 +218,18 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
     segments as cover it (the last trimmed to it); with one prompt, every segment continues it."""
     given = list(request.segments)
     if given and request.prompt.strip() and request.prompt.strip() != given[0].prompt.strip():
-        raise InvalidInput("request.prompt_and_segments")
-    if wanted is None or wanted <= num_frames:
-        if wanted is not None and not given:
-            return [Segment(prompt=request.prompt, seed=request.seed)], None
+        raise InvalidInput("request.prompt_and_segments", prompt=_short(request.prompt), first=_short(given[0].prompt))
+    if len(given) > 1 and num_frames < 2:
+        raise InvalidInput("request.segment_too_short", num_frames=num_frames)
+    if wanted is None:
         if len(given) <= 1:
             return given or [Segment(prompt=request.prompt, seed=request.seed)], None
         return given, num_frames + (len(given) - 1) * (num_frames - 1)
+    if wanted <= num_frames:  # one call covers the duration (trimmed to it when the rule made more)
+        if len(given) > 1:
+            raise InvalidInput("request.duration_segments", duration=request.duration, fps=fps, count=1,
+                               num_frames=num_frames, given=len(given))  # fmt: skip
+        return given or [Segment(prompt=request.prompt, seed=request.seed)], (wanted if wanted < num_frames else None)
     if num_frames < 2:
         raise InvalidInput("request.segment_too_short", num_frames=num_frames)
     count = 1 + -(-(wanted - num_frames) // (num_frames - 1))

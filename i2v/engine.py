@@ -109,9 +109,12 @@ class VideoEngine:
         parts: list[np.ndarray] = []
         reference: Colour | None = None
         photo = first_photo
+        per_segment = checked.knobs.num_frames
         for index, segment in enumerate(segments):
             part = checked if segment is None else checked.with_(prompt=segment.prompt, seed=segment.seed)
             part = replace(part, photo=photo, last_photo=end_photo if index == count - 1 else None)
+            if index == count - 1 and checked.last_segment_frames is not None:  # only what the duration still needs
+                part = part.with_(num_frames=min(checked.last_segment_frames, part.knobs.num_frames))
             try:
                 frames, ran = self._render_with_retry(part, _segment_progress(on_progress, index + 1, count), cancel,
                                                       continuing=index > 0)  # fmt: skip
@@ -122,17 +125,21 @@ class VideoEngine:
                     raise
                 said = note("chain.stopped_kept", done=len(parts), segments=count)
                 log.info("%s", said)
-                checked = checked.with_(said)
+                checked = replace(checked.with_(said), stopped_kept=True)
                 break
             # The request as it ran (a retry may have stepped it down), still the whole video's
-            checked = replace(ran.with_(**whole), photo=first_photo, last_photo=last_photo)
+            if index < count - 1 or checked.last_segment_frames is None:
+                per_segment = ran.knobs.num_frames
+            checked = replace(ran.with_(**whole, num_frames=per_segment), photo=first_photo, last_photo=last_photo)
             frames = as_uint8(frames)
             if index == 0:
                 reference = Colour.of(frames)
+            elif index == count - 1 and end_photo is not None:
+                frames = self._same_size(frames, parts[0], index + 1)  # it ends on its photo: its colour is that
             else:
                 frames = self._same_size(frames, parts[0], index + 1)
                 frames, shift = hold_colour(frames, reference)
-                if abs(shift) >= 1.0:
+                if shift is not None and abs(shift) >= 1.0:
                     said = note("chain.colour_held", segment=index + 1, shift=shift)
                     log.info("%s", said)
                     checked = checked.with_(said)
@@ -159,16 +166,33 @@ class VideoEngine:
     def finish(self, frames: np.ndarray, checked: CheckedRequest, on_progress: OnProgress | None = None,
                cancel: CancelFlag | None = None) -> tuple[np.ndarray, CheckedRequest, dict]:  # fmt: skip
         """Interpolate and upscale the rendered frames as the request asks. Returns the frames, the
-        request with what was done said, and the result's fields for it (interpolation, upscaler)."""
+        request with what was done said, and the result's fields for it (interpolation, upscaler).
+        Stopped: a long video keeping its finished segments is written as made; otherwise nothing is."""
+        from dataclasses import replace
+
         knobs, post = checked.knobs, {}
         started = time.monotonic()
         in_latents = checked.latent_upscale  # already twice the size: LTX's latent upsampler made it in the render
         if in_latents:
             post["upscaler"] = LATENT_UPSAMPLER
         post_work = knobs.interpolate > 1 or (knobs.upscale > 1 and not in_latents)
-        if cancel is not None and cancel.is_set() and post_work:
-            # a stopped long video keeping its finished segments: written as they are, at once
-            return frames, checked.with_(note("post.skipped_stopped")), post
+        if cancel is not None and cancel.is_set():
+            if not checked.stopped_kept:  # stopped after the last step: nothing is written
+                raise Cancelled("run.cancelled")
+            if post_work:  # a stopped long video keeping its finished segments: written as they are, at once
+                return frames, checked.with_(note("post.skipped_stopped")), post
+        if post_work and knobs.keep_segments:  # Stop during the work after: the segments, made, are kept
+            try:
+                return self._post(frames, checked, post, in_latents, on_progress, cancel, started)
+            except Cancelled:
+                log.info("stopped during interpolation or upscaling: the finished video is kept as made")
+                return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
+        return self._post(frames, checked, post, in_latents, on_progress, cancel, started)
+
+    def _post(self, frames: np.ndarray, checked: CheckedRequest, post: dict, in_latents: bool,
+              on_progress: OnProgress | None, cancel: CancelFlag | None, started: float):  # fmt: skip
+        """`finish`'s work: interpolation, then upscaling (not in place: a Stop leaves `post` as it was)."""
+        knobs, post = checked.knobs, dict(post)
         if knobs.interpolate > 1 and len(frames) > 1:
             from .interpolate import interpolate_with
 

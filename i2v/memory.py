@@ -344,7 +344,8 @@ def _smaller(shape: RunShape, family, combined: bool = True):
     fewer = []
     for fraction in (2 / 3, 1 / 2):
         frames = round((shape.num_frames - offset) * fraction / step) * step + offset
-        fewer.append(max(step + offset, family.min_frames, frames))
+        frames = family.round_frames(max(step + offset, family.min_frames, frames), [])  # a room's own rule too
+        fewer.append(frames)
         yield note("plan.frames", num_frames=fewer[-1]), {"num_frames": fewer[-1]}
     if family.size_rule == "multiple":
         height = max(multiple, int(shape.height * 2 / 3) // multiple * multiple)

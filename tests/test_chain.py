@@ -111,7 +111,7 @@ def test_a_short_duration_is_one_call(engine, chelsea):
 
 
 @pytest.mark.parametrize(("fields", "words"), [
-    (dict(segments=["a", "b"], prompt="other"), "give its prompt as the first segment"),
+    (dict(segments=["a", "b"], prompt="other"), "the prompt 'other' is not the first segment's 'a'"),
     (dict(segments=["a", "b"], duration=5.0), "takes 5 segments of 9 frames, but 2 segment prompts were given"),
     (dict(duration=600.0), "32 at most"),
     (dict(interpolate=4, fps=16), "64 fps: interpolation goes up to 60 fps"),
@@ -218,3 +218,107 @@ def test_photos_a_family_cannot_take_are_refused_before_it_loads(tiny_models, ch
     with pytest.raises(InvalidInput, match=words):
         check(GenerationRequest(image=chelsea, model=str(tiny_models[family_id]), height=32, width=32, num_frames=9,
                                 **fields))  # fmt: skip
+
+
+@pytest.mark.parametrize("motion", ["pan_left", "tilt_up", "zoom_out", "dolly_out", "orbit_left", "crane_down"])
+def test_a_camera_chain_never_runs_off_its_picture(engine, chelsea, motion):
+    """Later segments start from a frame, not the photo: what lies beyond it is mirrored, never black."""
+    photo = np.maximum(np.asarray(Image.open(chelsea).convert("RGB")), 40)  # nothing dark to begin with
+    from tempfile import NamedTemporaryFile
+
+    with NamedTemporaryFile(suffix=".png") as file:
+        Image.fromarray(photo).save(file.name)
+        frames, _ = engine.render_segments(engine.choose_levers(engine.choose_strategy(
+            _checked(file.name, segments=["a", "b", "c"], camera_motion=motion, num_frames=17))))
+    dark = (frames.max(axis=-1) < 8).mean(axis=(1, 2))
+    assert dark.max() < 0.001, f"{motion}: {dark.max():.1%} of a frame is black"
+
+
+@pytest.mark.parametrize(("family_id", "duration", "fps", "calls", "per_call", "last"), [
+    ("framepack", 4.0, 30, 1, 145, None),  # makes long clips itself: one call, trimmed to 120 frames
+    ("skyreels-v2-df-1.3b-540p", 9.0, 24, 1, 257, None),  # 216 frames: three whole windows in one call
+    ("wan2.1-flf2v-14b-720p", 6.0, 16, 1, 97, None),  # cannot chain: one call up to its 129 frames
+    ("wan2.2-ti2v-5b", 5.1, 24, 2, 121, 5),  # 122 frames: 121, then only the frame still needed (4n+1: 5)
+])  # fmt: skip
+def test_a_duration_takes_the_fewest_calls_and_frames(tiny_models, chelsea, family_id, duration, fps, calls, per_call,
+                                                      last):  # fmt: skip
+    from i2v.checks import check
+
+    fields = dict(loop=True) if family_id == "wan2.1-flf2v-14b-720p" else {}
+    checked = check(GenerationRequest(image=chelsea, model=str(tiny_models[family_id]), duration=duration, fps=fps,
+                                      height=32, width=32, **fields))  # fmt: skip
+    assert (len(checked.knobs.segments) or 1, checked.knobs.num_frames, checked.last_segment_frames) == (calls,
+                                                                                                        per_call, last)
+    assert (checked.total_frames or checked.knobs.num_frames) == round(duration * fps)
+
+
+def test_the_last_call_of_a_duration_makes_only_what_it_needs(engine, tiny_models, chelsea, monkeypatch):
+    family = type(get_family("wan2.1-i2v-14b-480p"))
+    asked, call_kwargs = [], family.call_kwargs
+
+    def spy_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()):
+        asked.append(knobs.num_frames)
+        return call_kwargs(self, pipe, knobs, photo, last_photo, keyframes)
+
+    monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
+                                               duration=2.0, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
+    # 16 frames: 9, then 7 more, which a call of 4n+1 frames makes as 9 (it starts on the frame before)
+    assert asked == [9, 9] and result.num_frames == 16 and result.segment_frames == 9
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
+                                               duration=1.5, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
+    assert asked[2:] == [9, 5] and result.num_frames == 12 == len(read_mp4(result.path)[0])
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    (dict(segments=["a", "b", "c"], duration=0.5), "takes 1 segments of 9 frames, but 3 segment prompts were given"),
+    (dict(segments=["a", "b"], num_frames=1), "a segment of 1 frame cannot continue"),
+])  # fmt: skip
+def test_segments_that_cannot_be_made_as_asked_are_refused(engine, chelsea, fields, words):
+    with pytest.raises(InvalidInput, match=words):
+        engine.generate(GenerationRequest(image=chelsea, **{**SMALL, **fields}))
+
+
+def test_a_single_segment_keeps_its_own_seed(engine, chelsea):
+    result = engine.generate(GenerationRequest(image=chelsea, segments=[{"prompt": "a", "seed": 5}],
+                                               **{**SMALL, "seed": None}))  # fmt: skip
+    assert result.seed == 5 and result.prompt == "a"
+
+
+def test_a_stop_during_interpolation_keeps_the_finished_video_only_when_asked(engine, chelsea, tmp_path):
+    def stop_while_interpolating(cancel):
+        return lambda progress: cancel.set() if progress.stage == "interpolating" and progress.step >= 2 else None
+
+    request = GenerationRequest(image=chelsea, segments=["a", "b"], interpolate=2, **SMALL)
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        engine.generate(request, on_progress=stop_while_interpolating(cancel), cancel=cancel)
+    assert not list((tmp_path / "outputs").glob("*.mp4"))
+    cancel = threading.Event()
+    kept = engine.generate(request.model_copy(update={"keep_segments": True}),
+                           on_progress=stop_while_interpolating(cancel), cancel=cancel)  # fmt: skip
+    assert (kept.num_frames, kept.fps, kept.interpolation) == (17, 8, None)
+    assert any("without interpolation" in str(a) for a in kept.adjustments)
+
+
+def test_a_stop_after_the_last_step_writes_nothing(engine, chelsea, tmp_path, monkeypatch):
+    from i2v import chain
+
+    cancel, joined = threading.Event(), chain.join
+
+    def join_then_stop(parts):
+        cancel.set()  # Stop lands while the segments are joined
+        return joined(parts)
+
+    monkeypatch.setattr(chain, "join", join_then_stop)
+    with pytest.raises(Cancelled):
+        engine.generate(GenerationRequest(image=chelsea, segments=["a", "b"], interpolate=2, **SMALL), cancel=cancel)
+    assert not list((tmp_path / "outputs").glob("*.mp4"))
+
+
+def test_hold_colour_leaves_a_change_of_scene_alone():
+    dark = np.full((3, 8, 8, 3), 10, np.uint8)
+    bright = np.full((4, 8, 8, 3), 140, np.uint8)
+    bright[..., 0] = 150  # a little texture: a spread to compare
+    held, shift = hold_colour(bright, Colour.of(dark))
+    assert shift is None and np.array_equal(held, bright)

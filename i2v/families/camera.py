@@ -89,10 +89,11 @@ def render(
 ) -> np.ndarray:
     """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`. `continuing`: `photo` is
     the last frame of a segment before (already the video's size): the move goes on from it, its first
-    frame is that frame exactly, and the margin beyond its edges is the frame mirrored."""
+    frame is that frame exactly, and what lies beyond its edges (a move runs up to 0.43 of the frame
+    past them) is the frame mirrored: a preview has nothing else to show there."""
     moves = views(motion, num_frames, seed)
     if continuing:
-        pad_x, pad_y = round(width * (MARGIN - 1) / 2), round(height * (MARGIN - 1) / 2)
+        pad_x, pad_y = width // 2, height // 2  # half a frame each side: room for a whole move
         pixels = np.asarray(fit(photo, width, height, fit_mode))
         canvas = Image.fromarray(np.pad(pixels, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="symmetric"))
         start = moves[0]
