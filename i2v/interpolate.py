@@ -33,16 +33,6 @@ FLOW = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_si
 STILL = 0.25
 
 
-def interpolator(folder: Path | None = None) -> Literal["rife", "optical_flow"]:
-    """What makes the in-between frames (VideoResult.interpolation): "rife" when `folder` holds RIFE
-    v4.6 weights (`rife.find_rife`), else "optical_flow" (always, with no folder)."""
-    if folder is None:
-        return "optical_flow"
-    from .rife import find_rife
-
-    return "rife" if find_rife(folder) is not None else "optical_flow"
-
-
 def interpolate_with(
     frames: np.ndarray,
     factor: int,

@@ -159,12 +159,12 @@ class LongEstimate:
 
 
 def long_estimate(one: Estimate, segments: int = 1, interpolate: int = 1, upscale: int = 1,
-                  upscaler_file: bool = False, total_frames: int | None = None) -> LongEstimate:  # fmt: skip
+                  upscaler_file: bool = False) -> LongEstimate:  # fmt: skip
     """The time and host memory of `segments` calls shaped like `one`, joined (each after the first
     adds its frames but one), interpolated and upscaled."""
     post = presets()["planner"]["post"]
     shape = one.shape
-    frames = total_frames or shape.num_frames + (segments - 1) * (shape.num_frames - 1)
+    frames = shape.num_frames + (segments - 1) * (shape.num_frames - 1)
     megapixels = shape.height * shape.width / 1e6
     interpolate_s = 0.0
     if interpolate > 1:

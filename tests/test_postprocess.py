@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2v.interpolate import interpolate, interpolator
+from i2v.interpolate import interpolate
 from i2v.upscale import find_upscaler, import_spandrel, upscale
 
 DARK, BRIGHT = 20, 230
@@ -40,7 +40,6 @@ def test_interpolation_keeps_the_originals_and_makes_factor_times_the_frames(fac
     out = interpolate(frames, factor)
     assert out.shape == ((4 - 1) * factor + 1, 64, 96, 3) and out.dtype == np.uint8
     assert np.array_equal(out[::factor], frames)
-    assert interpolator() == "optical_flow"
 
 
 def test_a_static_video_stays_static():

@@ -70,6 +70,8 @@ class Family(BaseModel):
     text_prompt: bool = True
     vae_tiling: bool = True
     preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
+    flow_shift: float | None = Field(None, gt=0, description="the scheduler's shift, set at load where the task "
+                                     "takes its own (None: the checkpoint's)")  # fmt: skip
     latent_upscaler: str | None = Field(None, description="hub id of an x2 latent spatial upsampler trained on this "
                                         "family's VAE latents: upscale 2 is made inside the render when its weights "
                                         "are here; None: upscaling is post-processing only")  # fmt: skip
@@ -101,7 +103,12 @@ class Family(BaseModel):
     def load_pipeline(self, location: str, dtype):
         """The pipeline from a hub id or a `save_pretrained` folder. A room whose published weights
         are spread over several repositories (FramePack, say) assembles them here."""
-        return self.pipeline_class().from_pretrained(location, dtype=dtype)
+        pipe = self.pipeline_class().from_pretrained(location, dtype=dtype)
+        if self.flow_shift is not None:
+            config = dict(pipe.scheduler.config)
+            key = "flow_shift" if "flow_shift" in config else "shift"
+            pipe.scheduler = type(pipe.scheduler).from_config(config, **{key: self.flow_shift})
+        return pipe
 
     # ------------------------------------------------------------------ sizes and frames
     def fit_size(self, height: int, width: int, asked: bool, source: ModelSource, notes: list[Message]) -> tuple[int, int]:

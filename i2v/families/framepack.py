@@ -72,15 +72,18 @@ class FramePack(Family):
             raise ModelNotAvailable("model.parts_missing", family=self.id, label=self.label, missing=repo,
                                     repos=repos) from None  # fmt: skip
 
+    def section_frames(self, pipe) -> int:
+        """The frames of one section, as the pipeline counts them."""
+        return (self.latent_window_size - 1) * pipe.vae_scale_factor_temporal + 1
+
     def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
         kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
-        window = (self.latent_window_size - 1) * pipe.vae_scale_factor_temporal + 1  # a section, as the pipeline counts
-        kwargs.update(num_frames=self.sections(knobs.num_frames) * window, latent_window_size=self.latent_window_size,
-                      sampling_type=self.sampling_type)  # fmt: skip
+        kwargs.update(num_frames=self.sections(knobs.num_frames) * self.section_frames(pipe),
+                      latent_window_size=self.latent_window_size, sampling_type=self.sampling_type)  # fmt: skip
         return kwargs
 
-    def watch_steps(self, pipe, kwargs, watch):
-        sections = -(-kwargs["num_frames"] // ((self.latent_window_size - 1) * pipe.vae_scale_factor_temporal + 1))
+    def watch_steps(self, pipe, kwargs, watch, after: int = 0):
+        sections = -(-kwargs["num_frames"] // self.section_frames(pipe))
         watch.total = kwargs["num_inference_steps"] * sections
         done = 0
 

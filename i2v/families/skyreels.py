@@ -41,7 +41,6 @@ class SkyReelsDF(Family):
     overlap_history: int = Field(ge=1, description="frames a window shares with the one before")
     addnoise_condition: float = Field(ge=0, le=60, description="noise on the carried-over frames")
     ar_step: int = Field(ge=0, description="0: synchronous; more: each block lags the one before by this many steps")
-    flow_shift: float = Field(gt=0, description="the scheduler's shift, set at load")
 
     @property
     def frame_rule(self) -> str:
@@ -70,20 +69,13 @@ class SkyReelsDF(Family):
         overlap = (self.overlap_history - 1) // temporal + 1
         return 1 + (latent - base - 1) // (base - overlap) + 1
 
-    def load_pipeline(self, location: str, dtype):
-        pipe = super().load_pipeline(location, dtype)
-        config = dict(pipe.scheduler.config)
-        key = "flow_shift" if "flow_shift" in config else "shift"
-        pipe.scheduler = type(pipe.scheduler).from_config(config, **{key: self.flow_shift})
-        return pipe
-
     def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
         kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         kwargs.update(base_num_frames=self.base_num_frames, overlap_history=self.overlap_history,
                       addnoise_condition=self.addnoise_condition, ar_step=self.ar_step, fps=knobs.fps)  # fmt: skip
         return kwargs
 
-    def watch_steps(self, pipe, kwargs, watch):
+    def watch_steps(self, pipe, kwargs, watch, after: int = 0):
         windows = self.windows(kwargs["num_frames"], pipe.vae_scale_factor_temporal)
         watch.total = kwargs["num_inference_steps"] * windows  # exact when synchronous; see below
         done = started = 0

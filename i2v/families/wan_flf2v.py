@@ -16,8 +16,6 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
-
 from ..errors import InvalidInput
 from .wan import Wan
 
@@ -38,15 +36,7 @@ def is_flf2v(folder: Path) -> bool:
 class Wan21FLF2V(Wan):
     """Wan 2.1 FLF2V 14B: the I2V 14B design, conditioned on a first and a last photo."""
 
-    flow_shift: float = Field(gt=0, description="the scheduler's shift, set at load")
     needs_last_image: ClassVar[bool] = True  # benches pass a last photo (the first) to run it at all
-
-    def load_pipeline(self, location: str, dtype):
-        pipe = super().load_pipeline(location, dtype)
-        config = dict(pipe.scheduler.config)
-        key = "flow_shift" if "flow_shift" in config else "shift"
-        pipe.scheduler = type(pipe.scheduler).from_config(config, **{key: self.flow_shift})
-        return pipe
 
     def check_conditions(self, num_frames, has_last, keyframes, segments) -> None:
         if segments > 1:  # every call needs an end photo: only a chain's last has one
