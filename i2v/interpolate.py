@@ -33,6 +33,19 @@ FLOW = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_si
 STILL = 0.25
 
 
+def frames_around(frames: np.ndarray, factor: int) -> np.ndarray:
+    """The interpolated video's array, `frames` already in it at every `factor`-th place (the frames
+    between are for the interpolator to fill), after checking what it was given."""
+    if factor not in FACTORS:
+        raise ValueError(f"interpolation factor {factor} must be one of {FACTORS}")
+    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, not {frames.shape} {frames.dtype}")
+    count, height, width = frames.shape[:3]
+    out = np.empty(((count - 1) * factor + 1, height, width, 3), dtype=np.uint8)
+    out[::factor] = frames
+    return out
+
+
 def interpolate_with(
     frames: np.ndarray,
     factor: int,
@@ -56,13 +69,8 @@ def interpolate(frames: np.ndarray, factor: int, on_frame: Callable[[int], None]
     frame k * factor of the output, and between each pair come the frames at t = 1/factor, 2/factor,
     ... `on_frame(k)` is called once each pair is done, with k pairs done; what it raises (a cancel)
     stops the work and propagates."""
-    if factor not in FACTORS:
-        raise ValueError(f"interpolation factor {factor} must be one of {FACTORS}")
-    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, not {frames.shape} {frames.dtype}")
+    out = frames_around(frames, factor)
     count, height, width = frames.shape[:3]
-    out = np.empty(((count - 1) * factor + 1, height, width, 3), dtype=np.uint8)
-    out[::factor] = frames
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     gray = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
     for k in range(count - 1):

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .interpolate import FACTORS
+from .interpolate import frames_around
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +187,8 @@ def rife_interpolate(
     at t = 1/factor, 2/factor, ... (all of a pair's in one batch). float16 on a GPU, float32 on the
     CPU. `on_frame(k)` is called once each pair is done, with k pairs done; what it raises (a
     cancel) stops the work and propagates."""
-    if factor not in FACTORS:
-        raise ValueError(f"interpolation factor {factor} must be one of {FACTORS}")
-    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, not {frames.shape} {frames.dtype}")
+    out = frames_around(frames, factor)
     count, height, width = frames.shape[:3]
-    out = np.empty(((count - 1) * factor + 1, height, width, 3), dtype=np.uint8)
-    out[::factor] = frames
     if count == 1:
         return out
 

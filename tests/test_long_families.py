@@ -71,21 +71,6 @@ def test_family_end_to_end(family_id, engine, tiny_models, chelsea, coffee):
     assert [p.step for p in denoising] == [1, 2] and denoising[-1].total == 2
 
 
-@pytest.mark.parametrize("family_id", NEW)
-def test_folder_is_recognised_even_without_our_marker(family_id, tiny_models, tmp_path):
-    folder = tiny_models[family_id]
-    assert resolve(str(folder)).family.id == family_id
-    index = json.loads((folder / "model_index.json").read_text())
-    index.pop(FAMILY_MARKER)
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    (bare / "model_index.json").write_text(json.dumps(index))
-    for part in ("transformer", "transformer_2"):
-        if (folder / part).exists():
-            (bare / part).symlink_to(folder / part)
-    assert resolve(str(bare)).family.id == family_id
-
-
 def bare_copy(folder, where, name, class_name=None, parts=("transformer",)):
     """A folder like `folder` without our marker: model_index.json (its class changed if asked) and links to `parts`."""
     index = json.loads((folder / "model_index.json").read_text())

@@ -32,7 +32,9 @@ def test_family_id_means_hub_id():
 
 @pytest.mark.parametrize(
     "family_id",
-    ["wan2.1-i2v-14b-480p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "ltx-video", "hunyuanvideo-i2v", "svd-xt"],
+    ["wan2.1-i2v-14b-480p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "ltx-video", "hunyuanvideo-i2v", "svd-xt",
+     "wan2.1-flf2v-14b-720p", "ltx-video-condition", "framepack", "skyreels-v2-df-1.3b-540p",
+     "skyreels-v2-df-14b-540p"],
 )
 def test_family_is_read_from_a_folder_even_without_our_marker(tiny_models, tmp_path, family_id):
     folder = tiny_models[family_id]
