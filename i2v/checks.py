@@ -106,13 +106,17 @@ def check(request: GenerationRequest) -> CheckedRequest:
         raise InvalidInput("request.loop_and_last_image")
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
-    segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    if family.multi_prompt:  # one call makes every segment: its prompts are that call's schedule
+        segments, total_frames = _one_call(request, family, num_frames, wanted, fps, maximum)
+    else:
+        segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    chained = len(segments) > 1 and not family.multi_prompt  # calls one after another, each from the last frame
     last_frames = None  # a duration's last call makes only the frames it still needs (a pipeline's: time is GPU time)
-    if total_frames is not None and wanted is not None and len(segments) > 1 and family.pipeline:
+    if total_frames is not None and wanted is not None and chained and family.pipeline:
         needed = total_frames - (num_frames + (len(segments) - 2) * (num_frames - 1)) + 1
         last_frames = _round_up(family, max(needed, family.min_frames, 2), num_frames, [])
         last_frames = None if last_frames >= num_frames else last_frames
-    if len(segments) > 1 and not family.chains_well:  # steered to a family that makes long clips itself
+    if chained and not family.chains_well:  # steered to a family that makes long clips itself
         from .families import all_families
 
         long_ones = ", ".join(f.id for f in all_families().values() if f.long_video) or "none"
@@ -161,6 +165,9 @@ def check(request: GenerationRequest) -> CheckedRequest:
         keyframe_photos.append((keyframe.frame, opened))
         photo_notes += keyframe_notes
     seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    if family.multi_prompt:  # one call, one seed for every segment: the first segment's, else the video's
+        seed = segments[0].seed if segments[0].seed is not None else seed
+        segments = [segment.model_copy(update={"seed": seed}) for segment in segments]
     if family.text_prompt or family.preview:
         segments = [Segment(prompt=segment.prompt if segment.prompt.strip() else prompt,
                             seed=segment.seed if segment.seed is not None else (seed + index) % (MAX_SEED + 1))
@@ -216,9 +223,7 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
     Each segment after the first starts on the last frame of the one before, which it does not
     repeat: n segments of f frames make f + (n - 1)(f - 1) frames. A duration asks for as many
     segments as cover it (the last trimmed to it); with one prompt, every segment continues it."""
-    given = list(request.segments)
-    if given and request.prompt.strip() and request.prompt.strip() != given[0].prompt.strip():
-        raise InvalidInput("request.prompt_and_segments", prompt=_short(request.prompt), first=_short(given[0].prompt))
+    given = _given_segments(request)
     if len(given) > 1 and num_frames < 2:
         raise InvalidInput("request.segment_too_short", num_frames=num_frames)
     if wanted is None:
@@ -242,3 +247,28 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
     notes.append(note("request.segments_for_duration", duration=request.duration, count=count, num_frames=num_frames,
                       total=wanted, model=model))  # fmt: skip
     return given or [Segment(prompt=request.prompt, seed=None) for _ in range(count)], wanted
+
+
+def _given_segments(request: GenerationRequest) -> list[Segment]:
+    """The request's segments, once its prompt (if any) is the first segment's."""
+    given = list(request.segments)
+    if given and request.prompt.strip() and request.prompt.strip() != given[0].prompt.strip():
+        raise InvalidInput("request.prompt_and_segments", prompt=_short(request.prompt), first=_short(given[0].prompt))
+    return given
+
+
+def _one_call(request: GenerationRequest, family: Family, num_frames: int, wanted: int | None, fps: int,
+              maximum: int) -> tuple[list[Segment], int | None]:  # fmt: skip
+    """The segments of a multi-prompt family, and the frames of the video when a duration trims the call:
+    one call makes them all (its room spreads their prompts over the call), so a duration sets that
+    call's frames and never adds a call. One seed applies: a later segment's own other seed is refused."""
+    given = _given_segments(request)
+    if wanted is not None and wanted > num_frames:
+        raise InvalidInput("request.multi_prompt_one_call", duration=request.duration, fps=fps, wanted=wanted,
+                           model=family.id, num_frames=num_frames, maximum=maximum)  # fmt: skip
+    applies = given[0].seed if given and given[0].seed is not None else request.seed
+    for number, segment in enumerate(given[1:], start=2):
+        if segment.seed is not None and segment.seed != applies:
+            raise InvalidInput("request.multi_prompt_seed", model=family.id, segment=number, seed=segment.seed)
+    total_frames = wanted if wanted is not None and wanted < num_frames else None
+    return given or [Segment(prompt=request.prompt, seed=request.seed)], total_frames

@@ -94,14 +94,16 @@ class VideoEngine:
                         cancel: CancelFlag | None = None) -> tuple[np.ndarray, CheckedRequest]:  # fmt: skip
         """The frames of every segment, joined (i2v/chain.py): segment k+1 renders from segment k's
         last frame, held to the first segment's colour, without repeating the join. Only the last
-        segment ends on the end photo. Returns the video's uint8 frames and the request as it ran."""
+        segment ends on the end photo. A multi-prompt family makes every segment in one call (its
+        room schedules their prompts): nothing is chained. Returns the video's uint8 frames and the
+        request as it ran."""
         from dataclasses import replace
 
         from PIL import Image
 
         from .chain import Colour, as_uint8, hold_colour, join
 
-        segments = checked.knobs.segments or [None]
+        segments = [None] if checked.family.multi_prompt else checked.knobs.segments or [None]
         count = len(segments)
         whole = dict(prompt=checked.knobs.prompt, seed=checked.knobs.seed, segments=checked.knobs.segments)
         first_photo, last_photo = checked.photo, checked.last_photo

@@ -67,6 +67,9 @@ class Family(BaseModel):
                              "forcing): long requests are steered here")  # fmt: skip
     chains_well: bool = Field(True, description="segments started from the last frame hold together; false: a long "
                               "request is advised to use a long-video family")  # fmt: skip
+    multi_prompt: bool = Field(False, description="one call takes every segment's prompt as its prompt "
+                               "schedule, each over its share of the frames: segments are not chained, one seed "
+                               "applies")  # fmt: skip
     text_prompt: bool = True
     vae_tiling: bool = True
     preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
