@@ -242,9 +242,15 @@ def add_api(app: FastAPI, hosting: Hosting, **kwargs) -> None:
                            "msg": studio.field_error({**error, "loc": tuple(named)}, language(request))})  # fmt: skip
         return JSONResponse({"detail": detail}, status_code=422)
     # A body is counted as it streams in (a chunked one has no Content-Length to check first): the
-    # photo at its limit, as base64 (4/3), plus room for the other fields.
-    app.add_middleware(BodyLimit, limit=int(kwargs["max_upload_mb"] * 1024**2 * 4 / 3) + 1024**2,
-                       say=hosting.studio.say)  # fmt: skip
+    # photo and an end photo, each at its limit as base64 (4/3), plus room for the other fields.
+    # Each photo is still held to its own limit once decoded (a 413 naming that photo).
+    app.add_middleware(BodyLimit, limit=body_limit(kwargs["max_upload_mb"]), say=hosting.studio.say)
+
+
+def body_limit(max_upload_mb: float) -> int:
+    """The most bytes an API request's body may hold: two photos (the first and an end photo) at
+    I2V_MAX_UPLOAD_MB each, as base64, and 1 MiB for the other fields."""
+    return 2 * int(max_upload_mb * 1024**2 * 4 / 3) + 1024**2
 
 
 class BodyLimit:
@@ -289,7 +295,10 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tupl
         for key, value in form.multi_items():
             if hasattr(value, "read"):  # an uploaded file
                 frame = key.removeprefix("keyframe_")
-                if key not in ("image", "last_image") and not (key.startswith("keyframe_") and frame.isdigit()):
+                # a frame index in ASCII digits ("keyframe_²" or "keyframe_٣" is no frame): anything
+                # else is an unknown field, named as such
+                frame_ok = frame.isascii() and frame.isdecimal() and len(frame) <= 9
+                if key not in ("image", "last_image") and not (key.startswith("keyframe_") and frame_ok):
                     fields[key] = "(a file)"
                     continue
                 name = key if not key.startswith("keyframe_") else f"keyframe_{len(keyframes)}"

@@ -442,7 +442,9 @@ def build_demo(services: Services) -> gr.Blocks:
             """Queue the job in the store and follow it: async, so that a page waiting for its video
             holds no thread (gradio's and the API's share one pool)."""
             lang = language(request)
-            data = dict(zip(form, values))
+            data, dropped = studio.segments_over_prompt(dict(zip(form, values)))
+            if dropped:
+                inform(studio.say(note("studio.segments_over_prompt"), lang), lang)
             past, last = values[len(form)], values[len(form) + 1]
 
             def on_progress(update) -> None:
@@ -538,6 +540,7 @@ def build_demo(services: Services) -> gr.Blocks:
             for path in paths:
                 for line in lines:
                     job_form = {**data, "image": path, "words": line, "prompt": "" if data.get("auto_refine") else line}
+                    job_form, _ = studio.segments_over_prompt(job_form)  # the segments box's prompts, as Generate
                     try:
                         hosting.submit(job_form, owner_of(request), lang, session=request.session_hash or "api")
                         queued += 1

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin
@@ -20,9 +21,15 @@ from pydantic import ValidationError
 
 from .errors import Cancelled, I2VError, InvalidInput
 from .memory import RunShape
-from .request import GenerationRequest
+from .request import GenerationRequest, Segment
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+# A storyboard writer (the `i2v` command gives one: the LLM of OPENAI_BASE_URL, else the offline
+# rules): the person's words, the segments' count and seconds, the model family -> one prompt each.
+Storyboard = Callable[[str, int, float, str], list[str]]
+DURATION_NOTE = ("with one --prompt and no --segment, the `i2v` command writes a storyboard, one prompt per segment "
+                 "(by the LLM of OPENAI_BASE_URL, else offline rules); `python -m i2v.cli` continues the same "
+                 "prompt in every segment")  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,13 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu", help="the kind of GPU, for time estimates: H200, H100, A100, 4090, ... (with --vram-gb; "
                                     "--detect reads it; default: an unknown GPU)")  # fmt: skip
     plan.add_argument("--model", help="estimate this family with the settings below, instead of picking one")
-    add_knobs(plan, [*RunShape.knobs(), "speed", "interpolate", "upscale"], defaults={"memory_strategy": "none"},
+    # --interpolate, --upscale and --segments default to None: given without --model, they are refused
+    add_knobs(plan, [*RunShape.knobs(), "speed", "interpolate", "upscale"],
+              defaults={"memory_strategy": "none", "interpolate": None, "upscale": None},
               aliases={"memory_strategy": "--strategy"})  # fmt: skip
-    plan.add_argument("--segments", type=int, default=1, help="with --model: a long video of this many segments")
+    plan.add_argument("--segments", type=int, default=None, help="with --model: a long video of this many segments "
+                      "(1 to 32)")  # fmt: skip
     plan.add_argument("--json", action="store_true", help="print one JSON object")
 
     gen = commands.add_parser("generate", help="make a video from a photo")
-    add_knobs(gen, GenerationRequest.knobs())
+    add_knobs(gen, GenerationRequest.knobs(), notes={"duration": DURATION_NOTE})
     gen.add_argument("--out", required=True, help="an .mp4 file, or a folder for a new unique name (end a new "
                      "folder's name with / when it has a dot in it)")  # fmt: skip
     gen.add_argument("--device", default=os.environ.get("I2V_DEVICE"),
@@ -69,12 +79,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict | None = None,
-              aliases: dict | None = None) -> None:
+              aliases: dict | None = None, notes: dict | None = None) -> None:
     """A flag for each knob of GenerationRequest in `names`, derived from its field: the field's own
-    name (--num-frames) and its short spelling (--frames), its type, choices, default and help."""
-    defaults, aliases = defaults or {}, aliases or {}
+    name (--num-frames) and its short spelling (--frames), its type, choices, default and help (and
+    `notes`, by knob, added to the help: what this command does with it)."""
+    defaults, aliases, notes = defaults or {}, aliases or {}, notes or {}
     for name in names:
         field = GenerationRequest.model_fields[name]
+        description = field.description + (f"; {notes[name]}" if name in notes else "")
         flags = [f"--{name.replace('_', '-')}"]
         short = (field.json_schema_extra or {}).get("flag")
         flags = [short, *flags] if short else flags
@@ -91,15 +103,15 @@ def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict 
         if get_origin(kind) is list:  # repeatable: --lora A --lora B
             parse, metavar = _ITEM_PARSERS[name]
             parser.add_argument(*flags, dest=name, action="append", type=_bad_input_as_usage(parse), default=None,
-                                metavar=metavar, help=field.description + " (repeatable)")  # fmt: skip
+                                metavar=metavar, help=description + " (repeatable)")  # fmt: skip
         elif kind is bool and optional:  # --compile / --no-compile; left out: from another knob
             parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=field.description)  # fmt: skip
+                                help=description)  # fmt: skip
         elif kind is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=bool(default), help=field.description)
+            parser.add_argument(*flags, dest=name, action="store_true", default=bool(default), help=description)
         else:
             parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default,
-                                required=field.is_required(), help=field.description)  # fmt: skip
+                                required=field.is_required(), help=description)  # fmt: skip
 
 
 def _lora(text: str):
@@ -150,7 +162,10 @@ def _version() -> str:
         return "dev"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, storyboard: Storyboard | None = None) -> int:
+    """The command. `storyboard` writes a long video's segment prompts for `generate --duration`
+    (the engine knows no refiner: the `i2v` entry point, commands.py, passes one; without it every
+    segment continues the same prompt)."""
     import os
 
     # Before torch is imported: fewer out-of-memory failures from fragmentation on long videos.
@@ -162,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose and (args.command == "make-tiny" or getattr(args, "model", "camera") != "camera"):
         _quiet_libraries()
     try:
-        commands = {"models": _models, "make-tiny": _make_tiny, "generate": _generate, "plan": _plan}
+        commands = {"models": _models, "make-tiny": _make_tiny, "plan": _plan,
+                    "generate": lambda args: _generate(args, storyboard)}  # fmt: skip
         return commands[args.command](args)
     except InvalidInput as exc:
         print(f"i2v: error: {exc}", file=sys.stderr)
@@ -227,7 +243,7 @@ def _make_tiny(args) -> int:
     return 0
 
 
-def _generate(args) -> int:
+def _generate(args, storyboard: Storyboard | None = None) -> int:
     from tqdm import tqdm
 
     try:
@@ -235,6 +251,8 @@ def _generate(args) -> int:
         for name in _ITEM_PARSERS:
             values[name] = values[name] or []
         request = GenerationRequest(**values)
+        if storyboard is not None and request.duration and not request.segments and request.prompt.strip():
+            request = _with_storyboard(request, storyboard)
     except ValidationError as exc:
         raise InvalidInput("request.invalid", details=_one_line(exc)) from None
 
@@ -287,6 +305,25 @@ def _generate(args) -> int:
     return 0
 
 
+def _with_storyboard(request: GenerationRequest, storyboard: Storyboard) -> GenerationRequest:
+    """`request` (a duration and one prompt) with a storyboard's prompts as its segments, when the
+    duration takes more than one segment of a model that reads prompts; else as it is. The
+    storyboard goes to stderr, a line a segment."""
+    from .checks import check
+
+    checked = check(request)  # the count and each segment's length, as the engine will make them
+    count, family = len(checked.knobs.segments), checked.family
+    if count < 2 or not (family.text_prompt or family.preview):
+        return request
+    seconds_each = max(0.1, (checked.knobs.num_frames - 1) / checked.knobs.fps)
+    prompts = storyboard(request.prompt, count, seconds_each, family.id)
+    print(f"storyboard: {count} segments of {seconds_each:.1f} s", file=sys.stderr)
+    for number, prompt in enumerate(prompts, 1):
+        print(f"  {number}. {prompt}", file=sys.stderr)
+    # The segments are the prompts now (the first is the video's): the one prompt is left out
+    return request.model_copy(update={"prompt": "", "segments": [Segment(prompt=prompt) for prompt in prompts]})
+
+
 def _output(value: str) -> tuple[Path, Path | None]:
     """--out as (folder, exact file or None). A name that ends in another extension is refused:
     it used to become a folder named `x.mov` without a word."""
@@ -310,6 +347,15 @@ def _plan(args) -> int:
                          usable_gb)
     from .families import get_family
 
+    # The long video's flags: checked first, whatever else is asked
+    if args.segments is not None and not 1 <= args.segments <= 32:
+        raise InvalidInput("cli.segments_range", value=args.segments)
+    long_flags = [flag for flag, value in (("--segments", args.segments), ("--interpolate", args.interpolate),
+                                           ("--upscale", args.upscale)) if value is not None]  # fmt: skip
+    if long_flags and not args.model:
+        raise InvalidInput("cli.long_needs_model", flags=" ".join(long_flags))
+    segments = 1 if args.segments is None else args.segments
+    interpolate, upscale = args.interpolate or 1, args.upscale or 1
     report: dict = {}
     gpu_name = None
     if args.detect:
@@ -364,19 +410,23 @@ def _plan(args) -> int:
         # A slow way to keep the video (sequential offload, say) comes with a faster smaller one.
         kept = auto if auto is not None else (ladder[-1].estimate if ladder else None)
         faster = faster_alternative(wanted, kept, vram, ram, gpu_name) if kept is not None else None
-        if args.segments > 1 or args.interpolate > 1 or args.upscale > 1:
-            if args.segments < 1 or args.segments > 32:
-                raise InvalidInput("cli.segments_range", value=args.segments)
+        if segments > 1 or interpolate > 1 or upscale > 1:
             from .memory import long_estimate
 
             kept_now = ladder[-1].estimate if ladder else now
             folder = os.environ.get("I2V_UPSCALER_DIR")
-            if args.upscale > 1 and folder:
+            if upscale > 1 and folder:
                 from .upscale import find_upscaler
 
-                report["upscaler_file"] = getattr(find_upscaler(Path(folder), args.upscale), "name", None)
-            report["long"] = asdict(long_estimate(kept_now, args.segments, args.interpolate, args.upscale,
-                                                  upscaler_file=bool(report.get("upscaler_file"))))  # fmt: skip
+                report["upscaler_file"] = getattr(find_upscaler(Path(folder), upscale), "name", None)
+            if interpolate > 1:  # RIFE where I2V_INTERPOLATOR_DIR holds its weights, as the engine chooses
+                from .rife import find_rife
+
+                folder = os.environ.get("I2V_INTERPOLATOR_DIR")
+                report["interpolation"] = "rife" if folder and find_rife(Path(folder)) else "optical_flow"
+            estimate = long_estimate(kept_now, segments, interpolate, upscale,
+                                     upscaler_file=bool(report.get("upscaler_file")))  # fmt: skip
+            report["long"] = {**asdict(estimate), "seconds": estimate.seconds}
         report.update(asked=row(now), fits=not ladder,
                       downgrade=[{"change": str(r.change), **row(r.estimate)} for r in ladder],
                       faster=({"change": str(faster.change), **row(faster.estimate)} if faster else None))  # fmt: skip
@@ -415,12 +465,13 @@ def _plan(args) -> int:
             long = report["long"]
             extra = [f"{long['segments']} segment(s) ~{long['render_seconds'] / 60:.1f} min"]
             if long["interpolate_seconds"]:
-                extra.append(f"interpolation x{long['fps_factor']} ~{long['interpolate_seconds']:.0f} s (CPU)")
+                how = "RIFE" if report.get("interpolation") == "rife" else "optical flow, CPU"
+                extra.append(f"interpolation x{long['fps_factor']} ({how}) ~{long['interpolate_seconds']:.0f} s")
             if long["upscale_seconds"]:
                 how = f"{report['upscaler_file']} on the GPU" if report.get("upscaler_file") else "Lanczos"
                 extra.append(f"upscaling ({how}) ~{long['upscale_seconds']:.0f} s")
             print(f"  the video: {long['num_frames']} frames of {long['width']}x{long['height']}; " + ", ".join(extra)
-                  + f"; ~{long['host_gb']:.1f} GB of host memory for the frames")
+                  + f"; ~{long['seconds'] / 60:.1f} min in all; ~{long['host_gb']:.1f} GB of host memory for the frames")
     else:
         print("preset: " + (describe(chosen) if chosen else "none fits: use the camera engine"))
     return 0

@@ -33,20 +33,27 @@ def make_hosting(settings) -> Hosting:
     made once by the server, or by a local `i2v batch`."""
     from i2v.engine import VideoEngine
     from i2v.hardware import detect
+
+    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
+                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir,
+                         upscaler_dir=settings.upscaler_dir, interpolator_dir=settings.interpolator_dir)  # fmt: skip
+    refiner = make_refiner(settings)
+    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
+                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
+    return Hosting(studio, JobStore(settings.output_dir, settings.queue_size), keep_days=settings.keep_days,
+                   keep_gb=settings.keep_gb)  # fmt: skip
+
+
+def make_refiner(settings):
+    """The prompt refiner of the settings' LLM endpoint (OPENAI_BASE_URL, I2V_LLM_MODEL, ...); the
+    offline rules without one. The server's, a local `i2v batch`'s and the `i2v` command's."""
     from prompting import Endpoint, PromptRefiner
 
     endpoint = None
     if settings.llm_configured:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         endpoint = Endpoint(settings.openai_base_url, settings.llm_model, key, settings.llm_vision)
-    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
-                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir,
-                         upscaler_dir=settings.upscaler_dir, interpolator_dir=settings.interpolator_dir)  # fmt: skip
-    refiner = PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
-    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
-                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
-    return Hosting(studio, JobStore(settings.output_dir, settings.queue_size), keep_days=settings.keep_days,
-                   keep_gb=settings.keep_gb)  # fmt: skip
+    return PromptRefiner(endpoint, timeout_s=settings.llm_timeout_s)
 
 
 class Hosting:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from i2v.request import GenerationRequest
 
@@ -49,20 +49,14 @@ def _job_fields() -> dict[str, Any]:
                                                    description="photos at chosen frames (models that take keyframes); "
                                                    "in a multipart form, files named keyframe_FRAME"))  # fmt: skip
     fields["loras"] = (list[LoraName], Field(default_factory=list, max_length=8))
-    fields["refine"] = (bool, Field(False, description="refine the prompt with the server's LLM first"))
+    fields["refine"] = (bool, Field(False, description="refine the prompt with the server's LLM first (one "
+                                    "prompt: not with segments)"))  # fmt: skip
     return fields
 
 
-def _prompt_or_segments(job):
-    """A job's prompt, when it has segments too, must be its first segment's (the studio takes the
-    segments' prompts): anything else would be dropped without a word."""
-    if job.segments and job.prompt.strip() and job.prompt.strip() != job.segments[0].prompt.strip():
-        raise ValueError("with segments, leave 'prompt' out or make it the first segment's prompt")
-    return job
-
-
-JobIn = create_model("JobIn", __config__=ConfigDict(extra="forbid"), **_job_fields(),
-                     __validators__={"prompt_or_segments": model_validator(mode="after")(_prompt_or_segments)})
+# A prompt given beside segments must be the first segment's: the engine's check step says so (in
+# the request's language), for the page, the API and batch alike.
+JobIn = create_model("JobIn", __config__=ConfigDict(extra="forbid"), **_job_fields())
 
 
 def form_of(job: BaseModel, default_model: str) -> dict:
@@ -73,8 +67,8 @@ def form_of(job: BaseModel, default_model: str) -> dict:
     values["loras"] = [lora.model_dump() for lora in job.loras]
     if job.keyframes:  # their photos come beside the form (`photos_of`), named keyframe_N
         values["keyframes"] = [{"frame": keyframe.frame} for keyframe in job.keyframes]
-    if job.refine:
-        values.update(words=job.prompt, prompt="", auto_refine=True)
+    if job.refine:  # `refine` stays in the form: the studio refuses it beside segments
+        values.update(words=job.prompt, prompt="", auto_refine=True, refine=True)
     else:
         values.update(words=job.prompt, auto_refine=False)
     return values

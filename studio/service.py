@@ -218,6 +218,8 @@ class Studio:
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
         if isinstance(values.get("segments"), str):  # the page's box: one prompt per line
             values["segments"] = [line.strip() for line in values["segments"].splitlines() if line.strip()]
+        if form.get("refine") and values.get("segments"):  # an API job: the refiner writes one prompt, not segments
+            raise StudioError("studio.refine_and_segments")
         if not values.get("duration"):  # the page's 0: one segment (or the segments given)
             values.pop("duration", None)
         for name in ("interpolate", "upscale"):  # the page's radios give "x2"; the API gives 2
@@ -226,9 +228,11 @@ class Studio:
         for lever in LEVER_CHOICES:
             values.pop(lever, None)
         values.update({lever: value for lever, value in _levers(form).items() if value is not None})
+        prompt = (form.get("prompt") or "").strip()
         values.update(
-            # With segments, they are the prompts: the page's prompt box (one prompt's) is not used
-            prompt="" if values.get("segments") else (form.get("prompt") or "").strip() or form.get("words") or "",
+            # With segments, they are the prompts: a prompt given too must be the first segment's (the
+            # check step refuses any other); the person's words are not a fallback for it
+            prompt=prompt if values.get("segments") else prompt or form.get("words") or "",
             negative_prompt=form.get("negative_prompt") or "",
             seed=seed,
             memory_strategy=form.get("memory_strategy") or "auto",
@@ -245,6 +249,17 @@ class Studio:
             values.pop("num_inference_steps", None)
             values.pop("guidance_scale", None)
         return GenerationRequest(**values)
+
+    @staticmethod
+    def segments_over_prompt(form: dict) -> tuple[dict, bool]:
+        """The page's form as sent when its segments box has text: the segments are the prompts and
+        the prompt box (a one-segment video's) goes empty. True when that box held other text than the
+        first segment's, which the person is told was not used."""
+        lines = [line.strip() for line in str(form.get("segments") or "").splitlines() if line.strip()]
+        if not lines:
+            return form, False
+        prompt = (form.get("prompt") or "").strip()
+        return {**form, "prompt": ""}, bool(prompt) and prompt != lines[0]
 
     def lora_files(self) -> list[str]:
         """The LoRA files a person may pick: the .safetensors files in the LoRA folder, by name."""
@@ -369,14 +384,17 @@ class Studio:
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
         # The file's frames, size and fps are after chaining, interpolation and upscaling: the form
-        # takes what the model made (one segment's frames, before upscaling and interpolation).
-        upscaled, interpolated = item.get("upscale") or 1, item.get("interpolate") if item.get("interpolation") else 1
+        # takes what the model made (one segment's frames, before upscaling and interpolation). A
+        # video that was not upscaled or interpolated (a stopped long video keeps its segments as
+        # made) is divided by nothing; the form still asks for what the video asked.
+        upscaled = (item.get("upscale") or 1) if item.get("upscaler") else 1
+        interpolated = (item.get("interpolate") or 1) if item.get("interpolation") else 1
         values.update(num_frames=item.get("segment_frames") or item.get("num_frames"),
                       height=item["height"] // upscaled if item.get("height") else None,
                       width=item["width"] // upscaled if item.get("width") else None,
-                      fps=item["fps"] // (interpolated or 1) if item.get("fps") else None,
+                      fps=item["fps"] // interpolated if item.get("fps") else None,
                       segments="\n".join(segment["prompt"] for segment in item.get("segments") or []),
-                      interpolate=f"x{item.get('interpolate') or 1}", upscale=f"x{upscaled}",
+                      interpolate=f"x{item.get('interpolate') or 1}", upscale=f"x{item.get('upscale') or 1}",
                       duration=item.get("duration") or 0)  # fmt: skip
         present = self.lora_files()  # the video's LoRAs, where their files are still in the folder
         loras = [lora for lora in item.get("loras") or [] if lora["file"] in present]

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
 from messages import MessageError, note
@@ -190,6 +191,8 @@ class Worker:
             self.store.finish(job.id, "stopped", result=result, seconds=seconds)
             log.info("job %s stopped", job.id)
             return
+        if self._shut_down(job, outcome.result):
+            return
         model = outcome.result.family
         self._thumbnail(job.id, outcome.result.path)
         self.store.finish(job.id, "done", result=result, video=str(outcome.result.path), seconds=seconds, peak_gb=peak)
@@ -198,6 +201,21 @@ class Worker:
             self.metrics.generation_seconds.labels(model).observe(seconds)
             if peak is not None:
                 self.metrics.peak_gpu_gb.labels(model).observe(peak)
+
+    def _shut_down(self, job: Job, result) -> bool:
+        """A long video the shutdown stopped (not a person) keeps its finished segments as a shorter
+        video: that is not what was asked. Its files go and the job is queued again, as a job the
+        shutdown stopped before any video; True when so."""
+        if not self._stopping.is_set() or job.id in self._asked:
+            return False
+        if not any(said.code == "chain.stopped_kept" for said in result.adjustments):
+            return False
+        for path in (result.path, result.metadata_path):
+            Path(path).unlink(missing_ok=True)
+        self.store.requeue(job.id)
+        log.info("job %s stopped by the shutdown after some of its segments: their video removed, queued again",
+                 job.id)  # fmt: skip
+        return True
 
     def _thumbnail(self, job_id: str, video) -> None:
         """The history's picture of a finished video: its first frame, 256 pixels at most a side,

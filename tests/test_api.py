@@ -436,3 +436,76 @@ def test_end_photos_and_keyframes_come_as_uploads_never_paths(server, chelsea):
     assert reply.status_code == 422 and "takes no keyframes" in reply.json()["detail"], reply.text
     reply = post(job_body(chelsea, upscale=4, height=720, width=1280))
     assert reply.status_code == 422 and "upscaling goes up to 3840x2160" in reply.json()["detail"]
+
+
+def literal_words(code: str, language: str) -> list[str]:
+    """The fixed words of a message (its text without its parameters): what names its rule,
+    whatever values it is given."""
+    import string
+
+    import tomllib
+
+    template = tomllib.loads((ROOT / "configs" / "messages" / f"{language}.toml").read_text(encoding="utf-8"))[code]
+    return [text.strip(" :：") for text, *_ in string.Formatter().parse(template) if len(text.strip(" :：")) > 1]
+
+
+def test_a_prompt_beside_segments_must_be_the_first_segments_in_the_requests_language(server, chelsea):
+    segments = ["a cat looks up", "the cat turns its head"]
+    for lang, header in (("en", "en-US"), ("zh", "zh-CN")):
+        reply = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea, prompt="a dog runs", segments=segments),
+                           headers={**auth(ALICE), "Accept-Language": header}, timeout=30)  # fmt: skip
+        assert reply.status_code == 422, reply.text
+        assert all(words in reply.json()["detail"] for words in literal_words("request.prompt_and_segments", lang)), (
+            reply.text)
+        reply = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea, refine=True, segments=segments),
+                           headers={**auth(ALICE), "Accept-Language": header}, timeout=30)  # fmt: skip
+        assert reply.status_code == 422 and "'refine'" in reply.json()["detail"], reply.text
+        assert "'segments'" in reply.json()["detail"]
+        assert all(words in reply.json()["detail"] for words in literal_words("studio.refine_and_segments", lang))
+    reply = httpx.post(f"{server.url}/api/v1/jobs", json=job_body(chelsea, prompt=segments[0], segments=segments),
+                       headers=auth(ALICE), timeout=30)  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    done = wait_for(server.url, ALICE, reply.json()["id"])
+    assert [s["prompt"] for s in done["result"]["video"]["segments"]] == segments
+    assert done["result"]["video"]["prompt"] == segments[0]
+
+
+def test_a_keyframe_field_without_a_frame_number_is_an_unknown_field(server, chelsea):
+    for name in ("keyframe_²", "keyframe_٣", "keyframe_-1", "keyframe_" + "9" * 12):
+        with chelsea.open("rb") as photo, chelsea.open("rb") as key:
+            reply = httpx.post(f"{server.url}/api/v1/jobs", headers=auth(ALICE), timeout=60,
+                               files=[("image", ("a.png", photo, "image/png")), (name, ("k.png", key, "image/png"))],
+                               data={"prompt": "a cat", "height": "64", "width": "64", "num_frames": "9"})  # fmt: skip
+        assert reply.status_code == 422, (name[:20], reply.status_code, reply.text[:300])
+        assert reply.json()["detail"][0]["loc"][-1] == name
+
+
+def noise_png(path: Path, side: int) -> Path:
+    """A PNG of random pixels: it compresses to nothing less than its pixels."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+    return path
+
+
+def test_a_photo_and_an_end_photo_each_within_the_limit_fit_in_one_request(tiny_models, tmp_path):
+    first, last = noise_png(tmp_path / "first.png", 585), noise_png(tmp_path / "last.png", 584)
+    assert all(0.9 * 1024**2 < p.stat().st_size < 1024**2 for p in (first, last))  # I2V_MAX_UPLOAD_MB=1 each
+    png = lambda path: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()  # noqa: E731
+    body = {"image": png(first), "last_image": png(last), "prompt": "a cat", "height": 32, "width": 32,
+            "num_frames": 9, "num_inference_steps": 2, "seed": 1}  # fmt: skip
+    assert len(json.dumps(body)) > int(1024**2 * 4 / 3) + 1024**2  # past one photo's base64 and 1 MiB
+    server = Server(str(tiny_models["ltx-video-condition"]), tmp_path / "outputs").start()
+    try:
+        reply = httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=60)
+        assert reply.status_code == 202, reply.text
+        assert wait_for(server.url, ALICE, reply.json()["id"])["status"] == "done"
+        too_big = {**body, "last_image": "data:image/png;base64," + "A" * 3 * 1024**2}  # the two past 2 photos' room
+        for header, words in (("en", "the photos of one request together"), ("zh", "同一请求中的照片合计")):
+            reply = httpx.post(f"{server.url}/api/v1/jobs", json=too_big, timeout=60,
+                               headers={**auth(ALICE), "Accept-Language": header})  # fmt: skip
+            assert reply.status_code == 413 and words in reply.json()["detail"], reply.text
+    finally:
+        server.stop()

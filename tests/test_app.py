@@ -486,3 +486,25 @@ def test_a_storyboard_for_a_duration_then_a_long_video_from_the_page(app_url, ti
     assert len(frames) == 31 and meta["fps"] == 16
     with pytest.raises(AppError, match="cannot end on a given frame"):
         client.predict(**{**named, "loop": True}, api_name="/generate")
+
+
+def test_the_segments_box_wins_over_a_stale_prompt_box_and_the_page_says_so(app_url, tiny_model, chelsea):
+    import asyncio
+
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    lines = ["a cat looks up", "the cat turns its head"]
+    named = {**generate_args(chelsea, "猫转头", "a refined prompt of an earlier video", tiny_model),
+             "segments": "\n".join(lines)}  # fmt: skip
+    job = client.submit(**named, api_name="/generate")
+    _, params, _, used, *_ = job.result(timeout=300)
+    assert [s["prompt"] for s in params["segments"]] == lines and params["prompt"] == lines[0]
+    assert used == ""  # the prompt box: a one-segment video's, left empty beside segments
+    said = []
+    while True:
+        try:
+            update = job.communicator.updates.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        said += [update.log[0]] if getattr(update, "log", None) else []
+    assert any("The segments' prompts were used" in text for text in said), said

@@ -6,18 +6,27 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from i2v.export import read_mp4
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def i2v(*args, check=True):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, "-m", "i2v.cli", *map(str, args)], capture_output=True, text=True, env=env)
+
+def i2v(*args, check=True, env=None, entry=("-m", "i2v.cli")):
+    """The engine's command (`python -m i2v.cli`), as another tool runs it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    done = subprocess.run([sys.executable, *entry, *map(str, args)], capture_output=True, text=True, env=env)
     if check:
         assert done.returncode == 0, done.stderr
     return done
+
+
+def i2v_command(*args, **kwargs):
+    """The `i2v` entry point (commands.py): the engine's command with the studio's refiner beside it."""
+    return i2v(*args, entry=(str(ROOT / "commands.py"),), **kwargs)
 
 
 def test_models_json_lists_every_family():
@@ -175,3 +184,52 @@ def test_plan_estimates_a_long_video_and_its_post_processing():
     assert made["interpolate_seconds"] > 0 and made["upscale_seconds"] > 0 and made["host_gb"] > 1
     done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 40, check=False)
     assert done.returncode == 2 and "1 to 32 segments" in done.stderr
+
+
+def test_plan_refuses_a_segment_count_out_of_range_and_long_flags_without_a_model():
+    for value in (0, -2):
+        done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", value, check=False)
+        assert done.returncode == 2 and "1 to 32 segments" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    for flags in (["--segments", 3], ["--interpolate", 2, "--upscale", 4]):
+        done = i2v("plan", "--vram-gb", 24, *flags, check=False)
+        assert done.returncode == 2 and "add --model" in done.stderr and str(flags[0]) in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_plan_names_the_interpolator_and_the_long_videos_total_time(tmp_path):
+    import torch
+
+    from i2v.rife import IFNet
+
+    plan = ("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 3, "--interpolate", 2)
+    text = i2v(*plan).stdout
+    assert "interpolation x2 (optical flow, CPU)" in text and "min in all" in text, text
+    made = json.loads(i2v(*plan, "--json").stdout)
+    long = made["long"]
+    assert made["interpolation"] == "optical_flow"
+    assert long["seconds"] == pytest.approx(long["render_seconds"] + long["interpolate_seconds"], abs=0.1)
+    assert f"~{long['seconds'] / 60:.1f} min in all" in text
+    rife = tmp_path / "rife"  # RIFE v4.6 weights (random), saved as the published flownet.pkl is
+    rife.mkdir()
+    torch.manual_seed(0)
+    torch.save({f"module.{key}": value for key, value in IFNet().state_dict().items()}, rife / "flownet.pkl")
+    env = {"I2V_INTERPOLATOR_DIR": str(rife)}
+    assert "interpolation x2 (RIFE)" in i2v(*plan, env=env).stdout
+    assert json.loads(i2v(*plan, "--json", env=env).stdout)["interpolation"] == "rife"
+
+
+def test_a_duration_gets_a_storyboard_from_the_i2v_command(tmp_path, chelsea):
+    # 3 s at 8 fps is 24 frames: segments of 9 frames make 9, then 8 and 8 more: three segments
+    flags = ("generate", "--image", chelsea, "--prompt", "a cat turns its head", "--duration", 3, "--frames", 9,
+             "--fps", 8, "--height", 32, "--width", 32, "--seed", 3, "--json")  # fmt: skip
+    done = i2v_command(*flags, "--out", tmp_path / "board.mp4")
+    prompts = [segment["prompt"] for segment in json.loads(done.stdout)["segments"]]
+    assert len(prompts) == 3 and "Continuing from the previous shot" not in prompts[0], prompts  # the offline rules
+    assert all("Continuing from the previous shot" in prompt and "a cat turns its head" in prompt
+               for prompt in prompts[1:]), prompts  # fmt: skip
+    assert "storyboard: 3 segments of 1.0 s" in done.stderr and f"3. {prompts[2]}" in done.stderr
+    # The engine's own command has no refiner: each segment continues the one prompt
+    plain = i2v(*flags, "--out", tmp_path / "plain.mp4")
+    assert [s["prompt"] for s in json.loads(plain.stdout)["segments"]] == ["a cat turns its head"] * 3
+    assert "storyboard" not in plain.stderr
