@@ -197,6 +197,16 @@ def check(request: GenerationRequest) -> CheckedRequest:
                           tuple(notes + photo_notes), explicit=explicit, last_segment_frames=last_frames)  # fmt: skip
 
 
+def storyboard_shape(checked: CheckedRequest) -> tuple[int, float]:
+    """A storyboard's shape for a checked request: how many prompts (its segments, or the prompts a
+    multi-prompt family's one call can follow in turn, 32 at most) and the seconds each covers."""
+    knobs, family = checked.knobs, checked.family
+    if family.multi_prompt:
+        count = min(family.prompt_slots(knobs.num_frames), 32)
+        return count, (checked.total_frames or knobs.num_frames) / knobs.fps / count
+    return len(knobs.segments) or 1, (knobs.num_frames - 1) / knobs.fps
+
+
 def _round_up(family, frames: int, maximum: int, notes: list[Message]) -> int:
     """The fewest frames the family's rule allows that are at least `frames` (at most `maximum`:
     then the most it allows), the change said in `notes`."""

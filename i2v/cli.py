@@ -309,13 +309,13 @@ def _with_storyboard(request: GenerationRequest, storyboard: Storyboard) -> Gene
     """`request` (a duration and one prompt) with a storyboard's prompts as its segments, when the
     duration takes more than one segment of a model that reads prompts; else as it is. The
     storyboard goes to stderr, a line a segment."""
-    from .checks import check
+    from .checks import check, storyboard_shape
 
     checked = check(request)  # the count and each segment's length, as the engine will make them
-    count, family = len(checked.knobs.segments), checked.family
+    (count, seconds_each), family = storyboard_shape(checked), checked.family
     if count < 2 or not (family.text_prompt or family.preview):
         return request
-    seconds_each = max(0.1, (checked.knobs.num_frames - 1) / checked.knobs.fps)
+    seconds_each = max(0.1, seconds_each)
     prompts = storyboard(request.prompt, count, seconds_each, family.id)
     print(f"storyboard: {count} segments of {seconds_each:.1f} s", file=sys.stderr)
     for number, prompt in enumerate(prompts, 1):

@@ -175,16 +175,16 @@ class Studio:
     def storyboard(self, form: dict, language: str) -> Board:
         """A storyboard for the form's duration: as many prompts as its segments, written by the
         refiner from the person's words. The person edits them (one per line) before generating."""
-        from i2v.checks import check
+        from i2v.checks import check, storyboard_shape
 
         if not form.get("image"):
             raise StudioError("studio.no_photo")
         checked = check(self.request({**form, "segments": None, "prompt": form.get("words") or "x"}))
-        count = len(checked.knobs.segments)
+        count, seconds_each = storyboard_shape(checked)
         if count < 2:
             raise StudioError("studio.storyboard_one_segment", duration=form.get("duration") or 0,
-                              seconds=round((checked.knobs.num_frames - 1) / checked.knobs.fps, 1))  # fmt: skip
-        seconds_each = max(0.1, (checked.knobs.num_frames - 1) / checked.knobs.fps)
+                              seconds=round(seconds_each, 1))  # fmt: skip
+        seconds_each = max(0.1, seconds_each)
         result = self.refiner.storyboard(form.get("words") or "", count, seconds_each, checked.family.id,
                                          form.get("image"))  # fmt: skip
         warning = None

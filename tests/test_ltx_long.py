@@ -259,3 +259,13 @@ def test_a_copy_of_the_published_weights_is_the_condition_familys_unless_marked(
     assert resolve(str(published)).family.id == "ltx-video-condition"
     marked = bare_copy(tiny_models[LONG], tmp_path, "marked", "LTXConditionPipeline", marker=LONG)
     assert resolve(str(marked)).family.id == LONG
+
+
+def test_a_storyboard_for_the_long_model_has_a_prompt_per_window(tiny_models, chelsea):
+    from i2v.checks import check, storyboard_shape
+
+    checked = check(GenerationRequest(image=chelsea, model=str(tiny_models["ltx-video-long"]), duration=6.4, fps=25,
+                                      height=64, width=64))  # fmt: skip
+    count, seconds = storyboard_shape(checked)
+    assert checked.knobs.segments == [] and count == get_family("ltx-video-long").prompt_slots(checked.knobs.num_frames)
+    assert count >= 2 and seconds * count == pytest.approx(6.4, abs=0.05)

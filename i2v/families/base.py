@@ -138,6 +138,11 @@ class Family(BaseModel):
         return self.max_frames
 
     # ------------------------------------------------------------------ the pipeline call
+    def prompt_slots(self, num_frames: int) -> int:
+        """How many prompts one call of `num_frames` can follow in turn (a multi-prompt family's
+        windows); 1 for the others, whose segments are calls of their own."""
+        return 1
+
     def check_conditions(self, num_frames: int, has_last: bool, keyframes: Sequence[int], segments: int) -> None:
         """Refuse, in the check step (before any weights load), photos this family's pipeline cannot
         take: `has_last` an end photo (or loop), `keyframes` their frame indices, over `segments` calls

@@ -91,6 +91,9 @@ class LTXLong(LTX):
                 return windows
             start += stride
 
+    def prompt_slots(self, num_frames: int) -> int:
+        return len(self.windows(num_frames))  # the prompt changes only where a window starts
+
     def prompt_schedule(self, prompts: list[str], num_frames: int) -> list[dict]:
         """Each prompt over an equal share of the call's windows, in order (the pipeline's `prompt_segments`)."""
         count, parts = len(self.windows(num_frames)), len(prompts)
