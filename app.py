@@ -87,6 +87,8 @@ I18N = gr.I18n(
         "keep_segments": "Keep finished segments when stopped",
         "interpolate": "Frame interpolation (same duration, x fps)",
         "upscale": "Upscale (at most 3840x2160)",
+        "keyframe_photos": "Keyframe photos (models that take keyframes)",
+        "keyframe_frames": "Their frames, in the same order (48, 96)",
         "no_weights": "**No diffusion weights on this machine.** The camera engine animates your photo with real "
         "camera moves: a motion preview, not a generated video. Add weights to the Hugging Face cache, or start "
         "with `--model /path/to/model`.",
@@ -146,6 +148,8 @@ I18N = gr.I18n(
         "keep_segments": "停止时保留已完成的片段",
         "interpolate": "插帧（时长不变，帧率 ×）",
         "upscale": "放大（最高 3840x2160）",
+        "keyframe_photos": "关键帧照片（支持关键帧的模型）",
+        "keyframe_frames": "它们所在的帧，顺序相同（48, 96）",
         "no_weights": "**本机没有扩散模型权重。** 镜头引擎会用真实的镜头运动让照片动起来：这是运动预览，不是生成的视频。"
         "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
         "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
@@ -342,6 +346,11 @@ def build_demo(services: Services) -> gr.Blocks:
                     last_image = unopened(gr.Image(label=I18N("last_image"), type="filepath", image_mode=None,
                                                    sources=["upload", "clipboard"], height=160, elem_id="last-photo"))  # fmt: skip
                     loop = gr.Checkbox(value=False, label=I18N("loop"), elem_id="loop")
+                    with gr.Row():  # models that take keyframes (ltx-video-condition)
+                        keyframe_photos = gr.File(file_count="multiple", file_types=["image"],
+                                                  label=I18N("keyframe_photos"), elem_id="keyframe-photos")  # fmt: skip
+                        keyframe_frames = gr.Textbox(label=I18N("keyframe_frames"), placeholder="48, 96",
+                                                     elem_id="keyframe-frames")  # fmt: skip
                     with gr.Row():
                         interpolate = gr.Radio(["x1", "x2", "x4"], value="x1", label=I18N("interpolate"),
                                                elem_id="interpolate")  # fmt: skip
@@ -378,7 +387,8 @@ def build_demo(services: Services) -> gr.Blocks:
                     vae_tiling=tiling, speed=speed, lora_1=lora_1, lora_weight_1=lora_weight_1, lora_2=lora_2,
                     lora_weight_2=lora_weight_2, quantize=quantize, compile=compile_, step_cache=step_cache,
                     last_image=last_image, loop=loop, duration=duration, segments=segments, keep_segments=keep_segments,
-                    interpolate=interpolate, upscale=upscale)  # fmt: skip
+                    interpolate=interpolate, upscale=upscale, keyframe_photos=keyframe_photos,
+                    keyframe_frames=keyframe_frames)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
         # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
         sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")

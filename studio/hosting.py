@@ -84,6 +84,7 @@ class Hosting:
         photo and keyframes are paths in the form (the page, batch), or uploaded bytes in `others`
         (the API), named as `other_photos` names them. Raises the studio's errors (a missing photo, a
         bad value, a full queue) before anything is queued."""
+        form = self.studio.with_keyframes(form)  # the page's keyframe photos and frames, as the form's keyframes
         photo = photo if photo is not None else (Path(form["image"]) if form.get("image") else None)
         if photo is None:
             raise StudioError("studio.no_photo")

@@ -38,7 +38,8 @@ log = logging.getLogger("studio")
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
         "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling",
         "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2", "quantize", "compile", "step_cache",
-        "last_image", "loop", "duration", "segments", "keep_segments", "interpolate", "upscale")  # fmt: skip
+        "last_image", "loop", "duration", "segments", "keep_segments", "interpolate", "upscale", "keyframe_photos",
+        "keyframe_frames")  # fmt: skip
 # The single speed levers on the page: "auto" leaves each to `speed`; compile is "on" or "off".
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
@@ -205,6 +206,23 @@ class Studio:
         return auto_refine and (not prompt.strip() or stale)
 
     # ------------------------------------------------------------------ a job
+    @staticmethod
+    def with_keyframes(form: dict) -> dict:
+        """The page's keyframes (photos, and their frames written "48, 96") as the form's `keyframes`,
+        photo by photo in the order given; a form without them as it is."""
+        photos = [str(photo) for photo in form.get("keyframe_photos") or []]
+        text = str(form.get("keyframe_frames") or "").replace("，", ",").strip()
+        form = {key: value for key, value in form.items() if key not in ("keyframe_photos", "keyframe_frames")}
+        if not photos and not text:
+            return form
+        frames = [part.strip() for part in text.split(",") if part.strip()]
+        if len(frames) != len(photos):
+            raise StudioError("studio.keyframes_count", photos=len(photos), frames=len(frames))
+        for frame in frames:
+            if not frame.isdecimal() or not frame.isascii():
+                raise StudioError("studio.not_a_number", knob=note("knob.keyframes"), value=frame[:20])
+        return {**form, "keyframes": [{"image": photo, "frame": int(frame)} for photo, frame in zip(photos, frames)]}
+
     def request(self, form: dict) -> GenerationRequest:
         """The request the form asks for (the knobs the family has no use for left to it)."""
         if not form.get("image"):

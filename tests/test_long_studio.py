@@ -125,3 +125,32 @@ def test_the_segments_box_wins_over_a_stale_prompt_box(studio, chelsea):
         check(studio.request(form))
     assert refused.value.code == "request.prompt_and_segments"
     assert check(studio.request({**form, "prompt": "a cat looks up"})).knobs.prompt == "a cat looks up"
+
+
+def test_the_pages_keyframes_become_the_forms_and_are_copied_into_the_store(tmp_path, chelsea, coffee, tiny_models):
+    from settings import Settings
+    from studio.hosting import make_hosting
+    from studio.service import Studio, StudioError
+
+    assert Studio.with_keyframes({"prompt": "a"}) == {"prompt": "a"}
+    form = Studio.with_keyframes({"keyframe_photos": [str(coffee), str(chelsea)], "keyframe_frames": "8， 4"})
+    assert form == {"keyframes": [{"image": str(coffee), "frame": 8}, {"image": str(chelsea), "frame": 4}]}
+    for frames, words in (("8", r"2 keyframe photo\(s\) but 1 frame number\(s\)"), ("8, x", "'x' is not a number")):
+        with pytest.raises(StudioError, match=words):
+            Studio.with_keyframes({"keyframe_photos": [str(coffee), str(chelsea)], "keyframe_frames": frames})
+
+    hosting = make_hosting(Settings(model=str(tiny_models["ltx-video-condition"]), output_dir=tmp_path / "out",
+                                    device="cpu"))  # fmt: skip
+    try:
+        job = hosting.submit({"image": str(chelsea), "model": hosting.studio.default_model(), "prompt": "a cat",
+                              "height": 32, "width": 32, "num_frames": 17, "keyframe_photos": [str(coffee)],
+                              "keyframe_frames": "8"}, "local", "en")  # fmt: skip
+        stored = hosting.store.get(job.id).form
+        assert [k["frame"] for k in stored["keyframes"]] == [8] and "keyframe_photos" not in stored
+        assert str(hosting.store.root) in stored["keyframes"][0]["image"]  # a copy the store holds
+        with pytest.raises(Exception, match="keyframe at frame 16"):
+            hosting.submit({"image": str(chelsea), "model": hosting.studio.default_model(), "prompt": "a cat",
+                            "height": 32, "width": 32, "num_frames": 17, "last_image": str(coffee),
+                            "keyframe_photos": [str(coffee)], "keyframe_frames": "16"}, "local", "en")  # fmt: skip
+    finally:
+        hosting.close()
