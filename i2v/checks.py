@@ -144,7 +144,8 @@ def check(request: GenerationRequest) -> CheckedRequest:
 
     prompt, negative = request.prompt, request.negative_prompt
     if not family.text_prompt:
-        if prompt.strip() and not family.preview:  # a preview keeps the words with the video
+        worded = prompt.strip() or any(segment.prompt.strip() for segment in request.segments)
+        if worded and not family.preview:  # a preview keeps the words with the video
             notes.append(note("request.no_text_prompt", model=family.id))
             prompt = ""
         negative = ""

@@ -204,6 +204,10 @@ def test_a_family_that_chains_badly_points_to_the_long_video_families(tiny_model
                                       width=32, num_frames=5))  # fmt: skip
     said = [str(a) for a in checked.adjustments if a.code == "request.chains_badly"]
     assert said and "svd-xt drifts when chained" in said[0] and "framepack" in said[0]
+    worded = check(GenerationRequest(image=chelsea, model=str(tiny_models["svd-xt"]), segments=["a cat", "it sits"],
+                                     height=32, width=32, num_frames=5))  # fmt: skip
+    assert "request.no_text_prompt" in [a.code for a in worded.adjustments]  # its segments' words are said unused
+    assert [s.prompt for s in worded.knobs.segments] == ["", ""]
 
 
 @pytest.mark.parametrize(("family_id", "fields", "words"), [
