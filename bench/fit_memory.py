@@ -13,17 +13,27 @@ run is above its fit: the estimate errs on the safe side. Seconds per step = c1 
 all on the GPU; with offload k times that plus c seconds of copies (k >= 1, per strategy); plus a
 measured overhead per run and strategy (the first step moves weights in); the decode's seconds are
 a line in MPv per strategy (with VAE tiling: that line scaled to the tiled run).
+Long-video families (WINDOW) denoise one window at a time: their ktok is one window's (plus
+FramePack's packed history) and their steps are every window's. They keep the clip made so far on
+the GPU (SkyReels its latents, FramePack its decoded frames), so their denoise peak is
+a * ktok + held_clip * MPv + b, and their tiled decode the measured constant plus the same held
+clip; what each window after the first costs beyond its steps is a measured overhead per window.
+Encode and decode stay lines in the clip's size (bench/long_families.py measures them).
+Seconds are an H200's, as the planner's are: runs on another GPU are divided by presets.toml's
+speed factor for it (an H100's by 1.06).
 
-    python bench/fit_memory.py bench/results/memory_*.jsonl > configs/memory.toml   (later files win)
+    python bench/fit_memory.py bench/results/memory_h200_*.jsonl bench/results/long_families_sizes_h100.jsonl \
+        > configs/memory.toml   (later files win)
 """
 
 import json
 import sys
+import textwrap
 from collections import defaultdict
 
 import numpy as np
 
-from i2v.memory import latent_ktokens  # the estimator's own size axis
+from i2v.memory import denoised_ktokens, speed_factor, windows  # the estimator's own size axis and time base
 
 LATENT = {  # (spatial, temporal): how many pixels and frames make one latent token (VAE x patch)
     "ltx-video": (32, 8),
@@ -35,11 +45,30 @@ LATENT = {  # (spatial, temporal): how many pixels and frames make one latent to
     "svd-xt": (8, 1),  # UNets: one latent pixel per 8x8 pixels of each frame
     "i2vgen-xl": (8, 1),
 }
+# Long-video families: the denoiser sees one window at a time (i2v/memory.py `windows`,
+# `denoised_ktokens`; tests/test_memory.py checks them against the family rooms).
+LATENT |= {
+    "framepack": (16, 4),  # HunyuanVideo's VAE (8x, 4x) and patch 2
+    "skyreels-v2-df-1.3b-540p": (16, 4),  # Wan's VAE (8x, 4x) and patch 2
+    "skyreels-v2-df-14b-540p": (16, 4),
+}
+WINDOW = {
+    # A section: latent_window_size (9) latent frames plus the photo's as clean context (37 frames
+    # count 10 latent frames); each next section adds 36 frames. The rest of its context, as
+    # pipeline_hunyuan_video_framepack.py packs the history: 1 latent frame at full size, 2 through
+    # 2x4x4 patches (1 frame of 1/4 the tokens) and 16 through 4x8x8 (4 frames of 1/16): 1.5 frames.
+    "framepack": {"frames": 37, "stride": 36, "context": 1.5},
+    # base_num_frames 97, overlap_history 17: each next window adds 80 frames (models.toml).
+    "skyreels-v2-df-1.3b-540p": {"frames": 97, "stride": 80},
+    "skyreels-v2-df-14b-540p": {"frames": 97, "stride": 80},
+}
 PHASES = ("encode", "denoise", "decode")
+SECONDS = ("seconds_per_step", "first_step_seconds", "decode_seconds", "denoise_seconds")  # scaled to an H200's
 
 
 def ktokens(family: str, h: int, w: int, f: int) -> float:
-    return latent_ktokens(h, w, f, *LATENT[family])
+    spatial, temporal = LATENT[family]
+    return denoised_ktokens(h, w, f, {"spatial": spatial, "temporal": temporal}, WINDOW.get(family))
 
 
 def mpx(h: int, w: int, f: int) -> float:
@@ -88,9 +117,11 @@ def frame_features(runs: list[dict]):
     return features
 
 
-def fit(family: str, weights: dict, runs: list[dict]) -> dict:
-    ok = [r for r in runs if r.get("ok")]
+def fit(family: str, weights: dict, runs: list[dict], speed: float = 1.0) -> dict:
+    """The family's profile from its runs; `speed`: how many times an H200's seconds they took."""
+    ok = [{**r, **{k: r[k] / speed for k in SECONDS if k in r}} for r in runs if r.get("ok")]
     size = lambda r: (r["height"], r["width"], r["num_frames"])  # noqa: E731
+    window = WINDOW.get(family)
     peaks, decode = {}, {}
     for strategy in sorted({r["strategy"] for r in ok}):
         chosen = [r for r in ok if r["strategy"] == strategy]
@@ -104,6 +135,13 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
             "decode_tiled": round(max([r["decode_peak_gb"] for r in tiled], default=0.0), 3),
             "encode_tiled": round(max([r["encode_peak_gb"] for r in tiled], default=0.0), 3),
         }
+        if window:  # a window family keeps the clip made so far on the GPU while it denoises the next window
+            ktok_a, held, base = fit_phase([([ktokens(family, *size(r)), mpx(*size(r))], r["denoise_peak_gb"])
+                                            for r in chosen])  # fmt: skip
+            peaks[strategy]["denoise"], peaks[strategy]["held_clip"] = [ktok_a, base], held
+            if tiled:  # and while it decodes in tiles: the tiled decode is that measured, less the clip then held
+                tiled_decode = max(r["decode_peak_gb"] - held * mpx(*size(r)) for r in tiled)
+                peaks[strategy]["decode_tiled"] = round(tiled_decode, 3)
         # The decode's seconds, a line in MPv: offload slows it (model offload moves the denoiser
         # out and the VAE in; sequential offload moves the VAE's weights in for every layer, and with
         # tiling for every tile: Wan 2.2 5B's tiled decode took 10x its untiled one). Tiled runs are
@@ -122,7 +160,7 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
     # in, every step): a line per strategy. Per run, once: what the first step costs beyond a step
     # (offload moves the denoiser in). With two experts under model offload, the timed steps also
     # hold the one swap of experts that a run pays once, so there the swap goes to the per-run overhead.
-    speed, overhead = {}, {}
+    speed, overhead, per_window = {}, {}, {}
     for strategy in peaks:
         chosen = [r for r in ok if r["strategy"] == strategy]
         if strategy == "model" and "transformer_2" in weights:
@@ -140,28 +178,37 @@ def fit(family: str, weights: dict, runs: list[dict]) -> dict:
         k, c = speed[strategy]
         first = [r["first_step_seconds"] - (step(r) * k + c) for r in chosen]
         overhead[strategy] = round(max(0.0, float(np.mean(first) + np.mean(swap))), 1)
+        if window:  # the denoising beyond every window's steps and the run's overhead, per window after the first
+            more = [(r["denoise_seconds"] - windows(r["num_frames"], window) * r["steps"] * (step(r) * k + c)
+                     - overhead[strategy]) / (windows(r["num_frames"], window) - 1)
+                    for r in chosen if windows(r["num_frames"], window) > 1]  # fmt: skip
+            per_window[strategy] = round(max(0.0, float(np.mean(more))), 1) if more else 0.0
     return dict(
         source="measured",
         latent={"spatial": LATENT[family][0], "temporal": LATENT[family][1]},
+        **({"window": window} if window else {}),
         weights_gb={k: round(v, 3) for k, v in weights.items()},
         peak_gb=peaks,
         seconds_per_step=[round(float(c1), 6), round(float(c2), 8)],
         strategy_speed={s: list(kc) for s, kc in speed.items()},
         run_overhead_seconds=overhead,
+        **({"window_overhead_seconds": per_window} if window else {}),
         decode_seconds={way: [round(v, 4) for v in ab] for way, ab in decode.items()},
     )
 
 
 def load_runs(paths) -> tuple[dict, dict, dict]:
-    """(weights per family, runs per family, device) from result files; a later file's run of the
-    same case replaces an earlier one (a re-measurement)."""
+    """(weights per family, runs per family, device per family: the GPU, torch and the date) from
+    result files; a later file's run of the same case replaces an earlier one (a re-measurement)."""
     weights, runs, device = {}, defaultdict(list), {}
     for path in paths:
         for line_ in open(path, encoding="utf-8"):
             row = json.loads(line_)
             if row.get("kind") == "weights":
                 weights[row["family"]] = row["weights_gb"]
-                device = {"device": row["device"], "torch": row["torch"]}
+                # The first files (H200, 2026-11-21) predate the date in the row.
+                device[row["family"]] = {"device": row["device"], "torch": row["torch"],
+                                         "date": row.get("date", "2026-11-21")}  # fmt: skip
             else:
                 key = (row["strategy"], row["height"], row["width"], row["num_frames"], row["tiling"])
                 runs[row["family"]] = [r for r in runs[row["family"]] if
@@ -173,11 +220,18 @@ def load_runs(paths) -> tuple[dict, dict, dict]:
 def main(paths: list[str]) -> None:
     weights, runs, device = load_runs(paths)
     print("# The memory planner's estimator: written by bench/fit_memory.py from bench/results/*.jsonl,")
-    print("# which bench/measure_memory.py measured on one GPU with real-size random-weight pipelines.")
-    print(f"# Measured on {device.get('device')} (torch {device.get('torch')}, diffusers 0.42.1), 2026-11-21.")
+    print("# which bench/measure_memory.py (long-video families: bench/long_families.py) measured on one")
+    print("# GPU with real-size random-weight pipelines; seconds are an H200's (presets.toml's speed factors).")
+    where = defaultdict(list)
+    for family in sorted(runs):
+        where[tuple(device[family].values())].append(family)
+    for (gpu, torch, date), families in where.items():
+        which = "" if len(where) == 1 else f": {', '.join(families)}"
+        said = f"# Measured on {gpu} (torch {torch}, diffusers 0.42.1), {date}{which}."
+        print("\n#   ".join(textwrap.wrap(said, 96)))
     print("# Do not edit by hand: re-measure and re-fit. See docs/PERFORMANCE.md for the method.\n")
     for family in sorted(runs):
-        entry = fit(family, weights[family], runs[family])
+        entry = fit(family, weights[family], runs[family], speed_factor(device[family]["device"]))
         print(f'[families."{family}"]')
         for key, value in entry.items():
             print(f"{key} = {_toml(value)}")

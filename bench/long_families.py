@@ -14,10 +14,21 @@ SkyReels-V2 DF window by window, each with its step count starting over, so a ro
   peak_gb, encode_peak_gb   the run's peak GPU memory, and its peak before the first step
   full_seconds          the run at the family's own step count: encode + sections + tail, each
                         section with the steps it would have at full length
+  denoise_peak_gb, decode_peak_gb   with encode_peak_gb, the peak of each phase, for the memory planner
+                        (bench/fit_memory.py): encode up to the denoiser's first call; denoise while it
+                        runs; decode from a VAE decode until the denoiser runs again and to the end of
+                        the call (FramePack decodes after every section and keeps the clip made so far
+                        on the GPU); the peak counter is reset between phases
+  denoise_seconds       from the denoiser's first call to its last step, less the decodes in between
+With `--size` (any number) the family runs at those sizes instead of its default, and with
+`--strategies` under each memory strategy (placed by i2v.placement as the engine does); `--tiled`
+sizes run once more with VAE tiling.
 One JSON line per run (and one per family for its weights), printed and appended to OUT/long_families.jsonl.
 
     python bench/long_families.py OUT_DIR                               # every family, 3 steps, default sizes
     python bench/long_families.py OUT_DIR --family framepack --steps 2
+    python bench/long_families.py OUT_DIR --family framepack --steps 2 --size 480x832x73 --size 480x832x145 \
+        --strategies none,group --tiled 480x832x145                     # the planner's sizes (docs/PERFORMANCE.md)
     python bench/long_families.py OUT_DIR --dry-run                     # configs and parameter counts only
     python bench/long_families.py OUT_DIR --check --family framepack    # one layer deep, small, on the CPU
 """
@@ -42,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure_memory  # noqa: E402
 from measure_memory import GiB, build, weights_gb  # noqa: E402
 
+from i2v.placement import free_memory  # noqa: E402
+
 FAMILIES = ["wan2.1-flf2v-14b-720p", "ltx-video-condition", "framepack", "skyreels-v2-df-1.3b-540p",
             "skyreels-v2-df-14b-540p"]  # fmt: skip
 
@@ -58,12 +71,35 @@ class StepClock:
         self.times.append(time.perf_counter())
 
 
+class Phases:
+    """The peak GPU memory of each phase of a call: the phase in hand is closed (its peak kept, the
+    counter reset) when the next begins."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.now, self.peaks = cuda, "encode", {}
+
+    def enter(self, phase: str) -> None:
+        if phase != self.now:
+            self.close()
+            self.now = phase
+
+    def close(self) -> None:
+        peak = 0.0
+        if self.cuda:
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() / GiB
+            torch.cuda.reset_peak_memory_stats()
+        self.peaks[self.now] = max(self.peaks.get(self.now, 0.0), peak)
+
+
 def photo(height: int, width: int, seed: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8))
 
 
-def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda: bool) -> dict:
-    """One call of the family's pipeline with its room's arguments; its times and peaks."""
+def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda: bool, strategy: str = "none",
+        tiling: bool = False) -> dict:  # fmt: skip
+    """One call of the family's pipeline with its room's arguments (placed by `strategy`, with VAE
+    `tiling` or not); its times and peaks."""
     from i2v.request import GenerationRequest
 
     knobs = GenerationRequest(image="photo.png", prompt="a cat turns its head", negative_prompt="blurry",
@@ -76,40 +112,40 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
     clock = StepClock(cuda)
     restore = family.watch_steps(pipe, kwargs, clock)
     marks: dict[str, float] = {}
+    phases = Phases(cuda)
 
     def first_call(module, args, call_kwargs):
+        phases.enter("denoise")
         if "denoise_start" not in marks:
-            if cuda:
-                torch.cuda.synchronize()
-                marks["encode_peak"] = torch.cuda.max_memory_allocated() / GiB
             marks["denoise_start"] = time.perf_counter()
 
     handle = pipe.transformer.register_forward_pre_hook(first_call, with_kwargs=True)
-    decode, decoding = pipe.vae.decode, {"seconds": 0.0, "calls": 0}
+    decode, decodes = pipe.vae.decode, []
 
     def timed_decode(*args, **decode_kwargs):  # FramePack decodes after every section
+        phases.enter("decode")
         started = time.perf_counter()
         out = decode(*args, **decode_kwargs)
         if cuda:
             torch.cuda.synchronize()
-        decoding["seconds"] += time.perf_counter() - started
-        decoding["calls"] += 1
+        decodes.append((started, time.perf_counter()))
         return out
 
     pipe.vae.decode = timed_decode
+    if tiling:
+        pipe.vae.enable_tiling()
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     baseline = torch.cuda.memory_allocated() / GiB if cuda else 0.0
     conditions = ["first", *(f"keyframe@{frame}" for frame, _ in keyframes), *(["last"] if last else [])]
-    row = dict(family=family.id, height=height, width=width, num_frames=num_frames, steps=steps, conditions=conditions,
-               baseline_gb=round(baseline, 3))  # fmt: skip
+    row = dict(family=family.id, height=height, width=width, num_frames=num_frames, steps=steps, strategy=strategy,
+               tiling=tiling, conditions=conditions, baseline_gb=round(baseline, 3))  # fmt: skip
     started = time.perf_counter()
     try:
         frames = np.asarray(pipe(**kwargs).frames[0])
-        if cuda:
-            torch.cuda.synchronize()
+        phases.close()
         ended = time.perf_counter()
     except torch.OutOfMemoryError as exc:
         return {**row, "ok": False, "error": str(exc).splitlines()[0][:200]}
@@ -117,6 +153,8 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
         restore()
         handle.remove()
         del pipe.vae.decode
+        if tiling:
+            pipe.vae.disable_tiling()
     if list(frames.shape[:3]) != [num_frames, height, width]:  # the row would lie about what it timed
         raise RuntimeError(f"{family.id} made {list(frames.shape[:3])} frames x height x width, not "
                            f"{[num_frames, height, width]}")  # fmt: skip
@@ -127,15 +165,18 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
     within = [times[i] - times[i - 1] for i in range(1, len(times)) if i % steps]
     per_step = statistics.median(within) if within else float("nan")
     encode, tail = marks["denoise_start"] - started, ended - times[-1]
+    decode_seconds = sum(end - start for start, end in decodes)
+    inner_decodes = sum(end - start for start, end in decodes if end <= times[-1])
     full = encode + sum(section_seconds) + sections * (family.num_inference_steps - steps) * per_step + tail
     return {
         **row, "ok": True, "sections": sections, "seconds_per_step": round(per_step, 3),
         "first_step_seconds": round(times[0] - marks["denoise_start"], 3),
         "section_seconds": [round(s, 2) for s in section_seconds], "encode_seconds": round(encode, 2),
-        "tail_seconds": round(tail, 2), "decode_seconds": round(decoding["seconds"], 2),
-        "decode_calls": decoding["calls"], "run_seconds": round(ended - started, 2),
-        "encode_peak_gb": round(marks.get("encode_peak", 0.0), 3),
-        "peak_gb": round(torch.cuda.max_memory_allocated() / GiB, 3) if cuda else 0.0,
+        "tail_seconds": round(tail, 2), "decode_seconds": round(decode_seconds, 2), "decode_calls": len(decodes),
+        "denoise_seconds": round(times[-1] - marks["denoise_start"] - inner_decodes, 2),
+        "run_seconds": round(ended - started, 2),
+        "encode_peak_gb": round(phases.peaks["encode"], 3), "denoise_peak_gb": round(phases.peaks["denoise"], 3),
+        "decode_peak_gb": round(phases.peaks.get("decode", 0.0), 3), "peak_gb": round(max(phases.peaks.values()), 3),
         "full_steps": family.num_inference_steps, "full_seconds": round(full, 1),
     }  # fmt: skip
 
@@ -176,6 +217,11 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--family", action="append", choices=FAMILIES, help="default: all of them")
     parser.add_argument("--steps", type=int, default=3, help="denoising steps a section (at least 2)")
+    parser.add_argument("--size", action="append", type=size_arg, metavar="HxWxF",
+                        help="a size to run: height x width x frames (default: the family's own)")  # fmt: skip
+    parser.add_argument("--tiled", action="append", type=size_arg, default=[], metavar="HxWxF",
+                        help="a size to run again with VAE tiling")  # fmt: skip
+    parser.add_argument("--strategies", default="none", help="memory strategies, in order (none,model,group,...)")
     parser.add_argument("--dry-run", action="store_true", help="print configs and parameter counts, allocate nothing")
     parser.add_argument("--check", action="store_true", help="one layer deep, small, on the CPU: try the path")
     args = parser.parse_args()
@@ -197,22 +243,39 @@ def main() -> None:
     import diffusers
 
     where = dict(device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
-                 diffusers=diffusers.__version__)  # fmt: skip
+                 diffusers=diffusers.__version__, date=time.strftime("%Y-%m-%d"))  # fmt: skip
+
+    def write(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+        with results.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+
     for family_id in families:
         started = time.perf_counter()
         family, pipe = build(family_id, device="cuda" if cuda else "cpu")
-        rows = [dict(family=family_id, kind="weights", weights_gb={k: round(v, 3) for k, v in weights_gb(pipe).items()},
-                     build_seconds=round(time.perf_counter() - started, 1), **where)]  # fmt: skip
-        size = check_size(family) if args.check else (family.height, family.width, family.num_frames)
-        rows.append({**run(pipe, family, *size, max(2, args.steps), cuda), **where})
-        for row in rows:
-            print(json.dumps(row), flush=True)
-            with results.open("a") as out:
-                out.write(json.dumps(row) + "\n")
-        del pipe
-        gc.collect()
+        write(dict(family=family_id, kind="weights", weights_gb={k: round(v, 3) for k, v in weights_gb(pipe).items()},
+                   build_seconds=round(time.perf_counter() - started, 1), **where))  # fmt: skip
+        sizes = args.size or [(family.height, family.width, family.num_frames)]
+        runs = [(size, False) for size in sizes] + [(size, True) for size in args.tiled]
+        for strategy in args.strategies.split(","):
+            if cuda:
+                started = time.perf_counter()
+                measure_memory.apply_strategy(pipe, strategy)
+                placed = round(time.perf_counter() - started, 1)
+            for size, tiling in runs:
+                size = check_size(family) if args.check else size
+                write({**run(pipe, family, *size, max(2, args.steps), cuda, strategy, tiling), **where,
+                       **({"place_seconds": placed} if cuda else {})})  # fmt: skip
         if cuda:
-            torch.cuda.empty_cache()
+            pipe.remove_all_hooks()
+        del pipe
+        free_memory(host=cuda)  # group offload's pinned copy too, before the next family's
+
+
+def size_arg(text: str) -> tuple[int, int, int]:
+    """'480x832x145' -> (480, 832, 145)."""
+    height, width, frames = (int(part) for part in text.lower().split("x"))
+    return height, width, frames
 
 
 if __name__ == "__main__":

@@ -93,21 +93,50 @@ def latent_ktokens(height: int, width: int, num_frames: int, spatial: int, tempo
     return ((num_frames - 1) // temporal + 1) * (height // spatial) * (width // spatial) / 1e3
 
 
+def windows(num_frames: int, window: dict | None) -> int:
+    """How many windows a long-video family denoises for `num_frames`: the first holds `frames`,
+    each next one adds `stride` (SkyReels-V2 DF: 97, then 80 more each; FramePack: sections of 36
+    frames, 37 with the photo's). 1 for a family without a window: it sees the whole clip at once."""
+    if window is None:
+        return 1
+    overlap = window["frames"] - window["stride"]
+    return max(1, -(-(num_frames - overlap) // window["stride"]))
+
+
+def denoised_ktokens(height: int, width: int, num_frames: int, latent: dict, window: dict | None = None) -> float:
+    """Thousands of latent tokens one denoiser call sees: the whole clip, or for a long-video family
+    one window of at most `frames` frames plus its `context` in latent frames of the full size
+    (FramePack packs its history: one frame as it is, two at 1/8 and sixteen at 1/64 of a frame's
+    tokens each)."""
+    spatial, temporal = latent["spatial"], latent["temporal"]
+    if window is None:
+        return latent_ktokens(height, width, num_frames, spatial, temporal)
+    one = latent_ktokens(height, width, min(num_frames, window["frames"]), spatial, temporal)
+    return one + window.get("context", 0.0) * (height // spatial) * (width // spatial) / 1e3
+
+
 def estimate(shape: RunShape) -> Estimate:
-    """Peak GPU memory (GB), host RAM (GB) and seconds for one run of `shape`."""
+    """Peak GPU memory (GB), host RAM (GB) and seconds for one run of `shape`. A long-video family
+    (a profile with a `window`) denoises one window at a time: its denoise peak and its seconds per
+    step follow the window, its steps are those of every window, and its encode and decode follow
+    the clip (FramePack decodes each section and keeps the clip made so far on the GPU)."""
     profile = _profile(shape.family)
     h, w, f = shape.height, shape.width, shape.num_frames
-    ktok = latent_ktokens(h, w, f, profile["latent"]["spatial"], profile["latent"]["temporal"])
+    window = profile.get("window")
+    ktok = denoised_ktokens(h, w, f, profile["latent"], window)
+    loops = windows(f, window)  # denoising loops, each of num_inference_steps
     frame, video = h * w / 1e6, h * w * f / 1e6
     fitted = profile["peak_gb"]
     measured = profile["source"] == "measured" and shape.memory_strategy in fitted
-    # A strategy a family was not measured with (none today): group offload's peak, the nearest.
-    coef = fitted.get(shape.memory_strategy) or fitted.get("group") or fitted["model"]
+    # A strategy a family was not measured with: group offload's peak, the nearest; where only all
+    # on the GPU was measured (the long-video families), its peak, which no offload exceeds.
+    coef = fitted.get(shape.memory_strategy) or fitted.get("group") or fitted.get("model") or fitted["none"]
     tiled = shape.vae_tiling and coef["decode_tiled"] > 0
+    held = coef.get("held_clip", 0.0) * video  # a window family keeps the clip made so far on the GPU
     phases = {
         "encode": coef["encode_tiled"] if tiled else coef["encode"][0] * frame + coef["encode"][1] * video + coef["encode"][2],
-        "denoise": coef["denoise"][0] * ktok + coef["denoise"][1],
-        "decode": coef["decode_tiled"] if tiled else (
+        "denoise": coef["denoise"][0] * ktok + coef["denoise"][1] + held,
+        "decode": coef["decode_tiled"] + held if tiled else (
             coef["decode"][0] * frame + coef["decode"][1] * video + coef["decode"][2]
         ),
     }  # fmt: skip
@@ -115,7 +144,11 @@ def estimate(shape: RunShape) -> Estimate:
     # Seconds per step with the strategy: k times the step all on the GPU, plus c of copies.
     k, c = profile["strategy_speed"].get(shape.memory_strategy, (8.0, 0.0))  # not measured: say it is slow
     overhead = profile.get("run_overhead_seconds", {}).get(shape.memory_strategy, 0.0)
-    seconds = shape.num_inference_steps * ((c1 * ktok + c2 * ktok**2) * k * step_factor(shape) + c) + overhead
+    # What each window after the first costs beyond its steps, measured (0.1 s all on the GPU; with
+    # model offload, FramePack would move its transformer back in after each section's decode).
+    overhead += (loops - 1) * profile.get("window_overhead_seconds", {}).get(shape.memory_strategy, 0.0)
+    steps = shape.num_inference_steps * loops
+    seconds = steps * ((c1 * ktok + c2 * ktok**2) * k * step_factor(shape) + c) + overhead
     # The decode: a line in megapixels of video per strategy, with and without tiling; where that
     # was not measured, the nearest measured strategy's (as for the peak), tiling taking twice as long.
     lines = profile["decode_seconds"]

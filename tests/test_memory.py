@@ -56,12 +56,96 @@ def test_peaks_fitted_on_an_h200_hold_on_an_h100():
     # The same pipelines on another card (bench/results/memory_h100_none.jsonl): memory is the
     # model's, not the card's; only the seconds change (presets.toml's speed factor).
     _, runs, device = load_runs([REPO / "bench" / "results" / "memory_h100_none.jsonl"])
-    assert "H100" in device["device"]
+    assert all("H100" in where["device"] for where in device.values())
     on_h100 = [r for family in runs.values() for r in family if r.get("ok")]
     assert len(on_h100) >= 10
     for run in on_h100:
         guess = estimate(settings_of(run, 3))
         assert abs(guess.peak_gb - run["peak_gb"]) <= 0.15 * run["peak_gb"], run
+
+
+# ---------------------------------------------------------------------- long-video (window) families
+WINDOW_FAMILIES = ("framepack", "skyreels-v2-df-1.3b-540p", "skyreels-v2-df-14b-540p")
+# Measured on an H100 with every weight on the GPU (bench/long_families.py --size ...).
+_, _LONG, _ = load_runs([REPO / "bench" / "results" / "long_families_sizes_h100.jsonl"])
+LONG_MEASURED = [r for runs in _LONG.values() for r in runs if r.get("ok")]
+
+
+def test_window_families_are_measured_at_several_sizes():
+    assert {r["family"] for r in LONG_MEASURED} == set(WINDOW_FAMILIES)
+    for family in WINDOW_FAMILIES:
+        runs = [r for r in LONG_MEASURED if r["family"] == family and not r["tiling"]]
+        assert len({r["num_frames"] for r in runs}) >= 2 and len({r["height"] * r["width"] for r in runs}) >= 2
+
+
+@pytest.mark.parametrize("run", LONG_MEASURED, ids=lambda r: f"{r['family']}-{r['height']}x{r['num_frames']}-t{int(r['tiling'])}")
+def test_window_estimate_matches_each_measured_run(run):
+    guess = estimate(settings_of(run, run["steps"]))
+    assert guess.measured
+    for phase in ("encode", "denoise", "decode"):
+        assert abs(guess.phases_gb[phase] - run[f"{phase}_peak_gb"]) <= 0.05 * run[f"{phase}_peak_gb"], (phase, run)
+    # The run's every step and decode (the encode is not estimated), in an H200's seconds.
+    took = (run["denoise_seconds"] + run["decode_seconds"]) / presets()["planner"]["speed"]["H100"]
+    assert abs(guess.seconds - took) <= 0.2 * took + 1.0, (guess.seconds, took)
+
+
+def test_window_rule_is_the_rooms():
+    # The profile's window (written by bench/fit_memory.py) counts what the family rooms run.
+    from i2v.families import get_family
+    from i2v.memory import _profile, windows
+
+    for family_id in WINDOW_FAMILIES:
+        family, window = get_family(family_id), _profile(family_id)["window"]
+        for frames in range(family.min_frames, family.max_frames + 1):
+            if family.round_frames(frames, []) != frames:
+                continue
+            rooms = family.sections(frames) if family_id == "framepack" else family.windows(frames)
+            assert windows(frames, window) == rooms, (family_id, frames)
+
+
+@pytest.mark.parametrize("family_id", WINDOW_FAMILIES)
+def test_a_window_family_peaks_with_one_window_and_takes_the_time_of_all(family_id):
+    from i2v.families import get_family
+    from i2v.memory import _profile, windows
+
+    family = get_family(family_id)
+    window, held = _profile(family_id)["window"], _profile(family_id)["peak_gb"]["none"]["held_clip"]
+    shortest = family.round_frames(window["frames"], [])
+    longest = family.round_frames(family.max_frames, [])
+    short, long = (RunShape(family_id, family.height, family.width, f, 25) for f in (shortest, longest))
+    one, many = estimate(short), estimate(long)
+    # The denoiser sees one window however long the clip: its phase grows only by the clip made so far
+    # that the pipeline keeps on the GPU, and the peak by no more than that or the decode's growth.
+    more_clip = held * family.height * family.width * (longest - shortest) / 1e6
+    assert many.phases_gb["denoise"] - one.phases_gb["denoise"] == pytest.approx(more_clip, abs=0.02)
+    grew = max(more_clip, many.phases_gb["decode"] - one.phases_gb["decode"])
+    assert many.peak_gb - one.peak_gb <= grew + 0.02
+    assert many.peak_gb < one.peak_gb + 0.25 * one.peak_gb  # 20-28 windows, not 20-28 times the tokens
+    # Each window runs every step: 25 more steps cost each window's 25 more.
+    step = {f: estimate(shape.with_(num_inference_steps=50)).seconds - estimate(shape).seconds
+            for f, shape in ((shortest, short), (longest, long))}  # fmt: skip
+    assert windows(longest, window) > 1 and windows(shortest, window) == 1
+    assert step[longest] == pytest.approx(windows(longest, window) * step[shortest], rel=0.01)
+    assert many.seconds > windows(longest, window) * step[shortest]
+
+
+def test_window_families_are_planned():
+    # Every weight on the GPU was measured; offload was not, so it is estimated as the all-on-GPU
+    # peak (no offload holds more) and said to be unmeasured: the plan steps down the video instead.
+    framepack = RunShape("framepack", 480, 832, 145, 25)
+    assert fastest_fit(framepack, 80).shape.memory_strategy == "none"
+    assert fastest_fit(framepack, 24) is None
+    assert not estimate(framepack.with_(memory_strategy="group")).measured
+    now, plan = downgrade(framepack, 24, ram_gb=128)
+    assert now.peak_gb > usable_gb(24) and plan and str(plan[0].change) == "VAE tiling on"
+    peaks = [now.peak_gb] + [r.estimate.peak_gb for r in plan]
+    assert all(b < a for a, b in zip(peaks, peaks[1:]))
+    small = RunShape("skyreels-v2-df-1.3b-540p", 544, 960, 257, 50)
+    assert fastest_fit(small, 24).shape.memory_strategy == "none" and downgrade(small, 24)[1] == []
+    big = RunShape("skyreels-v2-df-14b-540p", 544, 960, 737, 50)
+    ladder = rungs(big)
+    assert ladder and all(r.estimate is not None for r in ladder)
+    assert all((r.shape.num_frames - 97) % 80 == 0 or r.shape.num_frames <= 97 for r in ladder)  # whole windows
 
 
 def test_more_memory_never_means_a_worse_preset():
