@@ -131,9 +131,10 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         for name, value in photos_of(job_in).items():
             if name not in others:
                 others[name] = await run_in_threadpool(_data_url, value, lang, refuse, name)
-        for data, _ in [(photo, suffix), *others.values()]:
+        for field, (data, _) in {"image": (photo, suffix), **others}.items():
             if len(data) > limit:
-                raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(data)), limit_mb=max_upload_mb), lang)
+                raise refuse(413, note("api.photo_too_large", field=field, size_mb=_mb(len(data)),
+                                       limit_mb=max_upload_mb), lang)  # fmt: skip
         form = form_of(job_in, studio.default_model())
         form["model"] = model_value(job_in.model, lang)
         try:
@@ -182,7 +183,8 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         if body.image:
             data, suffix = _data_url(body.image, lang, refuse)
             if len(data) > limit:
-                raise refuse(413, note("api.photo_too_large", size_mb=_mb(len(data)), limit_mb=max_upload_mb), lang)
+                raise refuse(413, note("api.photo_too_large", field="image", size_mb=_mb(len(data)),
+                                       limit_mb=max_upload_mb), lang)  # fmt: skip
             image = hosting.scratch(data, suffix)
         try:
             refined = studio.refine(body.prompt, str(image) if image else None, model, lang)

@@ -43,12 +43,13 @@ class Colour:
 def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, float | None]:
     """`frames` (uint8) moved towards `reference`'s colour: frame 0 untouched (it joins the segment
     before), the last frame fully matched, the ones between in proportion. Returns the frames and
-    the brightness shift applied at the end, in 0-255 levels; None (and the frames as they were)
-    for a change of scene, which is not drift."""
+    the brightness shift applied at the end, in 0-255 levels (0.0 when no channel moved a level);
+    None (and the frames as they were) for a change of scene, which is not drift."""
     own = Colour.of(frames)
     gain = reference.std / own.std
     offset = reference.mean - own.mean * gain
-    if np.any(gain < GAIN_BOUNDS[0]) or np.any(gain > GAIN_BOUNDS[1]) or abs((reference.mean - own.mean).mean()) > MAX_SHIFT:
+    scene = np.any(gain < GAIN_BOUNDS[0]) or np.any(gain > GAIN_BOUNDS[1])
+    if scene or np.abs(reference.mean - own.mean).max() > MAX_SHIFT:  # any one channel: a new hue is a new scene
         return frames, None
     count = len(frames)
     held = np.empty_like(frames)
@@ -57,8 +58,9 @@ def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, floa
         pixels = frame.astype(np.float32)
         matched = pixels * gain.astype(np.float32) + offset.astype(np.float32)
         held[index] = np.clip(pixels + weight * (matched - pixels) + 0.5, 0, 255).astype(np.uint8)
-    shift = float((own.mean * gain + offset - own.mean).mean())
-    return held, shift
+    moved = own.mean * gain + offset - own.mean  # per channel, at the segment's end
+    shift = float(moved.mean())
+    return held, shift if np.abs(moved).max() >= 1.0 or abs(shift) >= 1.0 else 0.0
 
 
 def join(parts: list[np.ndarray]) -> np.ndarray:

@@ -86,12 +86,17 @@ def check(request: GenerationRequest) -> CheckedRequest:
     fps = request.fps or family.fps
     wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
     maximum = family.max_frames_for(source)
-    if wanted is not None and request.num_frames is None:
-        # A duration: one call when it covers it, else segments of the family's own length; a family
-        # that makes long clips itself, or drifts when chained, makes as much as one call can.
+    if wanted is not None and (request.num_frames is None or wanted < request.num_frames):
+        # A duration: one call when it covers it, else segments of the family's own length (or the
+        # person's); a family that makes long clips itself, or drifts when chained, makes as much as
+        # one call can. A call never makes more frames than the duration needs, but for its rule.
         one_call = family.long_video or not family.chains_well
-        per_call = min(wanted, maximum) if one_call or wanted < family.num_frames else family.num_frames
+        base = request.num_frames or family.num_frames
+        per_call = min(wanted, maximum) if one_call or wanted < base else base
         num_frames = _round_up(family, per_call, maximum, notes)
+        if request.num_frames is not None:
+            notes.append(note("request.frames_for_duration", value=request.num_frames, new=num_frames,
+                              duration=request.duration, fps=fps))  # fmt: skip
     else:
         num_frames = family.round_frames(request.num_frames or family.num_frames, notes)
     if num_frames > maximum:
@@ -107,7 +112,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
     if family.multi_prompt:  # one call makes every segment: its prompts are that call's schedule
-        segments, total_frames = _one_call(request, family, num_frames, wanted, fps, maximum)
+        segments, total_frames = _one_call(request, family, num_frames, wanted, fps, maximum, notes)
     else:
         segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
     chained = len(segments) > 1 and not family.multi_prompt  # calls one after another, each from the last frame
@@ -149,6 +154,9 @@ def check(request: GenerationRequest) -> CheckedRequest:
             notes.append(note("request.no_text_prompt", model=family.id))
             prompt = ""
         negative = ""
+    if negative.strip() and not family.negative_prompt:
+        notes.append(note("request.no_negative_prompt", model=family.id))
+        negative = ""
     vae_tiling = request.vae_tiling
     if vae_tiling and not family.vae_tiling:
         if not family.preview:
@@ -169,14 +177,11 @@ def check(request: GenerationRequest) -> CheckedRequest:
     if family.multi_prompt:  # one call, one seed for every segment: the first segment's, else the video's
         seed = segments[0].seed if segments[0].seed is not None else seed
         segments = [segment.model_copy(update={"seed": seed}) for segment in segments]
-    if family.text_prompt or family.preview:
-        segments = [Segment(prompt=segment.prompt if segment.prompt.strip() else prompt,
-                            seed=segment.seed if segment.seed is not None else (seed + index) % (MAX_SEED + 1))
-                    for index, segment in enumerate(segments)]  # fmt: skip
-    else:  # a model without a text prompt: the segments' seeds only
-        segments = [Segment(prompt="", seed=s.seed if s.seed is not None else (seed + i) % (MAX_SEED + 1))
-                    for i, s in enumerate(segments)]  # fmt: skip
-    if request.segments and (family.text_prompt or family.preview):
+    reads = family.text_prompt or family.preview  # a model without a text prompt keeps the segments' seeds only
+    segments = [Segment(prompt=(segment.prompt if segment.prompt.strip() else prompt) if reads else "",
+                        seed=segment.seed if segment.seed is not None else (seed + index) % (MAX_SEED + 1))
+                for index, segment in enumerate(segments)]  # fmt: skip
+    if request.segments and reads:
         prompt = segments[0].prompt  # the video's prompt is its first segment's
     if len(segments) == 1:
         seed = segments[0].seed  # a single segment's own seed is the video's
@@ -200,8 +205,11 @@ def check(request: GenerationRequest) -> CheckedRequest:
 
 def storyboard_shape(checked: CheckedRequest) -> tuple[int, float]:
     """A storyboard's shape for a checked request: how many prompts (its segments, or the prompts a
-    multi-prompt family's one call can follow in turn, 32 at most) and the seconds each covers."""
+    multi-prompt family's one call can follow in turn, 32 at most; 0 for a model that reads no
+    prompt) and the seconds each covers."""
     knobs, family = checked.knobs, checked.family
+    if not (family.text_prompt or family.preview):  # it reads no prompt: nothing to write for it
+        return 0, (knobs.num_frames - 1) / knobs.fps
     if family.multi_prompt:
         count = min(family.prompt_slots(knobs.num_frames), 32)
         return count, (checked.total_frames or knobs.num_frames) / knobs.fps / count
@@ -239,13 +247,13 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
         raise InvalidInput("request.segment_too_short", num_frames=num_frames)
     if wanted is None:
         if len(given) <= 1:
-            return given or [Segment(prompt=request.prompt, seed=request.seed)], None
+            return given or [_the_segment(request)], None
         return given, num_frames + (len(given) - 1) * (num_frames - 1)
     if wanted <= num_frames:  # one call covers the duration (trimmed to it when the rule made more)
         if len(given) > 1:
             raise InvalidInput("request.duration_segments", duration=request.duration, fps=fps, count=1,
                                num_frames=num_frames, given=len(given))  # fmt: skip
-        return given or [Segment(prompt=request.prompt, seed=request.seed)], (wanted if wanted < num_frames else None)
+        return given or [_the_segment(request)], _trimmed(request, num_frames, wanted, notes)
     if num_frames < 2:
         raise InvalidInput("request.segment_too_short", num_frames=num_frames)
     count = 1 + -(-(wanted - num_frames) // (num_frames - 1))
@@ -260,6 +268,20 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
     return given or [Segment(prompt=request.prompt, seed=None) for _ in range(count)], wanted
 
 
+def _the_segment(request: GenerationRequest) -> Segment:
+    """A video of one prompt as its one segment."""
+    return Segment(prompt=request.prompt, seed=request.seed)
+
+
+def _trimmed(request: GenerationRequest, num_frames: int, wanted: int, notes: list[Message]) -> int | None:
+    """The frames a one-call video is cut to when the family's frame rule made more than its duration
+    needs (said in `notes`), or None."""
+    if wanted >= num_frames:
+        return None
+    notes.append(note("request.trimmed", num_frames=num_frames, wanted=wanted, duration=request.duration))
+    return wanted
+
+
 def _given_segments(request: GenerationRequest) -> list[Segment]:
     """The request's segments, once its prompt (if any) is the first segment's."""
     given = list(request.segments)
@@ -269,7 +291,7 @@ def _given_segments(request: GenerationRequest) -> list[Segment]:
 
 
 def _one_call(request: GenerationRequest, family: Family, num_frames: int, wanted: int | None, fps: int,
-              maximum: int) -> tuple[list[Segment], int | None]:  # fmt: skip
+              maximum: int, notes: list[Message]) -> tuple[list[Segment], int | None]:  # fmt: skip
     """The segments of a multi-prompt family, and the frames of the video when a duration trims the call:
     one call makes them all (its room spreads their prompts over the call), so a duration sets that
     call's frames and never adds a call. One seed applies: a later segment's own other seed is refused."""
@@ -281,5 +303,4 @@ def _one_call(request: GenerationRequest, family: Family, num_frames: int, wante
     for number, segment in enumerate(given[1:], start=2):
         if segment.seed is not None and segment.seed != applies:
             raise InvalidInput("request.multi_prompt_seed", model=family.id, segment=number, seed=segment.seed)
-    total_frames = wanted if wanted is not None and wanted < num_frames else None
-    return given or [Segment(prompt=request.prompt, seed=request.seed)], total_frames
+    return given or [_the_segment(request)], _trimmed(request, num_frames, wanted or num_frames, notes)

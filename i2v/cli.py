@@ -125,7 +125,8 @@ def _keyframe(text: str):
     from .request import Keyframe
 
     path, at, frame = text.rpartition("@")
-    if not at or not path or not frame.strip().isdigit():
+    frame = frame.strip()
+    if not at or not path or not (frame.isascii() and frame.isdecimal()) or int(frame) > 1023:
         raise InvalidInput("cli.keyframe_spec", value=text)
     return Keyframe(image=Path(path).expanduser(), frame=int(frame))
 
@@ -313,7 +314,7 @@ def _with_storyboard(request: GenerationRequest, storyboard: Storyboard) -> Gene
 
     checked = check(request)  # the count and each segment's length, as the engine will make them
     (count, seconds_each), family = storyboard_shape(checked), checked.family
-    if count < 2 or not (family.text_prompt or family.preview):
+    if count < 2:  # one segment, or a model that reads no prompt
         return request
     seconds_each = max(0.1, seconds_each)
     prompts = storyboard(request.prompt, count, seconds_each, family.id)

@@ -141,7 +141,7 @@ class VideoEngine:
             else:
                 frames = self._same_size(frames, parts[0], index + 1)
                 frames, shift = hold_colour(frames, reference)
-                if shift is not None and abs(shift) >= 1.0:
+                if shift:  # None: a change of scene, left alone; 0.0: nothing moved a level
                     said = note("chain.colour_held", segment=index + 1, shift=shift)
                     log.info("%s", said)
                     checked = checked.with_(said)
@@ -150,6 +150,12 @@ class VideoEngine:
         video = join(parts)
         if checked.total_frames is not None and len(parts) == count:
             video = video[: checked.total_frames]
+            if len(video) < checked.total_frames:  # a retry made fewer frames: said, not hidden
+                said = note("chain.short_of_duration", frames=len(video), wanted=checked.total_frames)
+                log.warning("%s", said)
+                checked = checked.with_(said)
+        if len(parts) < count and checked.knobs.segments:  # stopped: the result lists the segments it has
+            checked = checked.with_(segments=checked.knobs.segments[: len(parts)])
         return video, checked
 
     @staticmethod
@@ -179,10 +185,10 @@ class VideoEngine:
             post["upscaler"] = LATENT_UPSAMPLER
         post_work = knobs.interpolate > 1 or (knobs.upscale > 1 and not in_latents)
         if cancel is not None and cancel.is_set():
-            if not checked.stopped_kept:  # stopped after the last step: nothing is written
+            if not (checked.stopped_kept or knobs.keep_segments):  # stopped after the last step: nothing is written
                 raise Cancelled("run.cancelled")
-            if post_work:  # a stopped long video keeping its finished segments: written as they are, at once
-                return frames, checked.with_(note("post.skipped_stopped")), post
+            if post_work:  # a stopped long video keeping what it made: written as it is, at once
+                return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
         if post_work and knobs.keep_segments:  # Stop during the work after: the segments, made, are kept
             try:
                 return self._post(frames, checked, post, in_latents, on_progress, cancel, started)
@@ -481,8 +487,9 @@ class VideoEngine:
         log.info("loading the latent upsampler of %s from %s (%s on %s)", family.id, folder, dtype, self.device)
         try:
             upsampler = family.load_latent_upsampler(folder, dtype)
-        except (OSError, ValueError) as exc:
-            raise ModelNotAvailable("post.latent_load_failed", upsampler=folder.name, detail=str(exc)) from None
+        except (OSError, ValueError) as exc:  # its words may hold this machine's folders: the folder's name only
+            detail = str(exc).replace(str(folder), folder.name).replace(str(folder.parent), "…")
+            raise ModelNotAvailable("post.latent_load_failed", upsampler=folder.name, detail=detail) from None
         self._upsampler, self._upsampler_folder = upsampler.to(self.device), folder
         return self._upsampler
 

@@ -182,6 +182,8 @@ class Studio:
             raise StudioError("studio.no_photo")
         checked = check(self.request({**form, "segments": None, "prompt": form.get("words") or "x"}))
         count, seconds_each = storyboard_shape(checked)
+        if count == 0:
+            raise StudioError("studio.storyboard_no_prompt", model=checked.family.id)
         if count < 2:
             raise StudioError("studio.storyboard_one_segment", duration=form.get("duration") or 0,
                               seconds=round(seconds_each, 1))  # fmt: skip
@@ -363,7 +365,7 @@ class Studio:
         try:
             return self.storyboard(form, language)
         except StudioError as exc:
-            if exc.code == "studio.storyboard_one_segment":
+            if exc.code in ("studio.storyboard_one_segment", "studio.storyboard_no_prompt"):
                 return None
             raise
 

@@ -203,12 +203,12 @@ class Worker:
                 self.metrics.peak_gpu_gb.labels(model).observe(peak)
 
     def _shut_down(self, job: Job, result) -> bool:
-        """A long video the shutdown stopped (not a person) keeps its finished segments as a shorter
-        video: that is not what was asked. Its files go and the job is queued again, as a job the
-        shutdown stopped before any video; True when so."""
+        """A long video the shutdown stopped (not a person) keeps what it made (finished segments,
+        or frames not yet interpolated or upscaled): that is not what was asked. Its files go and the
+        job is queued again, as a job the shutdown stopped before any video; True when so."""
         if not self._stopping.is_set() or job.id in self._asked:
             return False
-        if not any(said.code == "chain.stopped_kept" for said in result.adjustments):
+        if not any(said.code in ("chain.stopped_kept", "post.skipped_stopped") for said in result.adjustments):
             return False
         for path in (result.path, result.metadata_path):
             Path(path).unlink(missing_ok=True)

@@ -275,7 +275,7 @@ def test_the_last_call_of_a_duration_makes_only_what_it_needs(engine, tiny_model
 
 
 @pytest.mark.parametrize(("fields", "words"), [
-    (dict(segments=["a", "b", "c"], duration=0.5), "takes 1 segments of 9 frames, but 3 segment prompts were given"),
+    (dict(segments=["a", "b", "c"], duration=0.5), "takes 1 segments of 4 frames, but 3 segment prompts were given"),
     (dict(segments=["a", "b"], num_frames=1), "a segment of 1 frame cannot continue"),
 ])  # fmt: skip
 def test_segments_that_cannot_be_made_as_asked_are_refused(engine, chelsea, fields, words):
@@ -326,3 +326,38 @@ def test_hold_colour_leaves_a_change_of_scene_alone():
     bright[..., 0] = 150  # a little texture: a spread to compare
     held, shift = hold_colour(bright, Colour.of(dark))
     assert shift is None and np.array_equal(held, bright)
+
+
+def test_hold_colour_leaves_a_new_hue_alone():
+    red = np.zeros((3, 8, 8, 3), np.uint8)
+    red[...] = (200, 60, 60)
+    red[..., 1, :] += 9  # a little texture: a spread to compare
+    blue = red[..., ::-1].copy()  # the same brightness, another hue: a new scene
+    held, shift = hold_colour(np.concatenate([blue, blue]), Colour.of(red))
+    assert shift is None and held[-1, 0, 0, 2] == 200
+
+
+def test_keep_segments_keeps_a_whole_video_when_stop_lands_after_its_last_segment(engine, chelsea, monkeypatch):
+    from i2v import chain
+
+    cancel, joined = threading.Event(), chain.join
+
+    def join_then_stop(parts):
+        cancel.set()
+        return joined(parts)
+
+    monkeypatch.setattr(chain, "join", join_then_stop)
+    kept = engine.generate(GenerationRequest(image=chelsea, segments=["a", "b", "c"], interpolate=2, keep_segments=True,
+                                             **SMALL), cancel=cancel)  # fmt: skip
+    assert kept.num_frames == 25 and kept.interpolation is None  # every segment, as made
+    assert any("without interpolation" in str(a) for a in kept.adjustments)
+
+
+def test_a_duration_shorter_than_the_frames_asked_makes_and_says_only_what_it_needs(engine, tiny_models, chelsea):
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
+                                               num_frames=33, duration=0.5, height=32, width=32,
+                                               num_inference_steps=2))  # fmt: skip
+    said = [a.code for a in result.adjustments]
+    # 0.5 s at 8 fps is 4 frames: one call of 5 (4n+1), cut to 4, and both said
+    assert (result.segment_frames, result.num_frames) == (5, 4)
+    assert "request.frames_for_duration" in said and "request.trimmed" in said

@@ -271,3 +271,10 @@ def test_skyreels_long_clips_are_whole_windows(chelsea, tiny_models):
 def test_skyreels_takes_no_end_frame(engine, tiny_models, chelsea, coffee):
     with pytest.raises(InvalidInput, match=f"{SKYREELS} cannot end on a given frame"):
         engine.generate(tiny_request(chelsea, tiny_models[SKYREELS], last_image=coffee))
+
+
+def test_framepack_says_it_reads_no_negative_prompt(tiny_models, chelsea):
+    from i2v.checks import check
+
+    checked = check(tiny_request(chelsea, tiny_models[FRAMEPACK], num_frames=37, negative_prompt="blurry"))
+    assert checked.knobs.negative_prompt == "" and "request.no_negative_prompt" in [a.code for a in checked.adjustments]

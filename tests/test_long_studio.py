@@ -154,3 +154,27 @@ def test_the_pages_keyframes_become_the_forms_and_are_copied_into_the_store(tmp_
                             "keyframe_photos": [str(coffee)], "keyframe_frames": "16"}, "local", "en")  # fmt: skip
     finally:
         hosting.close()
+
+
+def test_a_shutdown_while_a_kept_video_is_interpolated_queues_it_again(tmp_path, chelsea, monkeypatch):
+    out = tmp_path / "out"
+    hosting = camera_hosting(out)
+    store, worker = hosting.store, hosting.worker
+    job = hosting.submit({**long_form(chelsea, 3), "segments": "", "interpolate": 2}, "alice", "en")
+    real = store.progress
+
+    def progress(job_id, stage, step, total, eta):
+        real(job_id, stage, step, total, eta)
+        if stage == "interpolating" and step >= 2:
+            worker.stop_soon()
+
+    monkeypatch.setattr(store, "progress", progress)
+    hosting.start()
+    try:
+        wait_until(lambda: worker.stopping)
+        ended = wait_until(lambda: (found := store.get(job.id)).status != "running" and found)
+    finally:
+        hosting.close()
+        store.close()
+    assert (ended.status, ended.attempts, ended.video) == ("queued", 0, None)  # not a done video missing its frames
+    assert not list(out.glob("*.mp4"))

@@ -71,6 +71,7 @@ class Family(BaseModel):
                                "schedule, each over its share of the frames: segments are not chained, one seed "
                                "applies")  # fmt: skip
     text_prompt: bool = True
+    negative_prompt: bool = Field(True, description="the pipeline reads a negative prompt (false: it would be ignored)")
     vae_tiling: bool = True
     preview: bool = Field(False, description="a motion preview of the photo itself, not a generated video")
     flow_shift: float | None = Field(None, gt=0, description="the scheduler's shift, set at load where the task "
