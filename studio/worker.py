@@ -238,11 +238,24 @@ class Worker:
 
     def _check_disk(self, job: Job) -> None:
         form = job.form
-        pixels = int(form.get("height") or 720) * int(form.get("width") or 1280) * int(form.get("num_frames") or 81)
+        per_call = int(form.get("num_frames") or 81)
+        segments = form.get("segments") or []
+        count = len([s for s in segments.splitlines() if s.strip()] if isinstance(segments, str) else segments) or 1
+        frames = max(per_call + (count - 1) * (per_call - 1),  # a long video: its segments, or its duration
+                     round(float(form.get("duration") or 0) * int(form.get("fps") or 24)))
+        frames = (frames - 1) * _factor(form.get("interpolate")) + 1
+        side = _factor(form.get("upscale"))
+        pixels = int(form.get("height") or 720) * side * int(form.get("width") or 1280) * side * frames
         needed = int(pixels * BYTES_PER_PIXEL) + DISK_MARGIN
         free = shutil.disk_usage(self.studio.engine.output_dir).free
         if free < needed:
             raise InvalidInput("store.disk_full", free_mb=free // 1024**2, needed_mb=needed // 1024**2)
+
+
+def _factor(value) -> int:
+    """An interpolate or upscale value of a form (2, "2", "x2", or none) as its factor."""
+    text = str(value or "1").lstrip("x")
+    return int(text) if text.isdecimal() else 1
 
 
 def _kind(exc: BaseException) -> str:

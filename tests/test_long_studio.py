@@ -178,3 +178,31 @@ def test_a_shutdown_while_a_kept_video_is_interpolated_queues_it_again(tmp_path,
         store.close()
     assert (ended.status, ended.attempts, ended.video) == ("queued", 0, None)  # not a done video missing its frames
     assert not list(out.glob("*.mp4"))
+
+
+def test_the_disk_check_counts_a_long_videos_segments_interpolation_and_upscaling(tmp_path, chelsea, monkeypatch):
+    import shutil
+    from types import SimpleNamespace
+
+    from i2v.errors import InvalidInput
+
+    hosting = camera_hosting(tmp_path / "out")
+    needed = {}
+
+    def check(form) -> int:
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+        with pytest.raises(InvalidInput) as refused:
+            hosting.worker._check_disk(SimpleNamespace(form=form))
+        return refused.value.message.params["needed_mb"]
+
+    try:
+        one = {"height": 480, "width": 832, "num_frames": 81}
+        needed["one"] = check(one)
+        needed["long"] = check({**one, "segments": "a\nb\nc", "interpolate": "x2", "upscale": 2})
+    finally:
+        hosting.close()
+    # three segments (241 frames), twice the frames (481) at four times the pixels: about 24 times the bytes
+    from studio.worker import DISK_MARGIN
+
+    margin = DISK_MARGIN // 1024**2
+    assert needed["long"] - margin > 20 * (needed["one"] - margin)
