@@ -182,12 +182,10 @@ def test_plan_estimates_a_long_video_and_its_post_processing():
     assert made["render_seconds"] == pytest.approx(3 * one["asked"]["estimated_seconds"], rel=0.01)
     assert (made["num_frames"], made["width"], made["height"]) == ((81 + 80 + 80 - 1) * 2 + 1, 1664, 960)
     assert made["interpolate_seconds"] > 0 and made["upscale_seconds"] > 0 and made["host_gb"] > 1
-    done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 40, check=False)
-    assert done.returncode == 2 and "1 to 32 segments" in done.stderr
 
 
 def test_plan_refuses_a_segment_count_out_of_range_and_long_flags_without_a_model():
-    for value in (0, -2):
+    for value in (0, 40):
         done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", value, check=False)
         assert done.returncode == 2 and "1 to 32 segments" in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -216,7 +214,6 @@ def test_plan_names_the_interpolator_and_the_long_videos_total_time(tmp_path):
     torch.save({f"module.{key}": value for key, value in IFNet().state_dict().items()}, rife / "flownet.pkl")
     env = {"I2V_INTERPOLATOR_DIR": str(rife)}
     assert "interpolation x2 (RIFE)" in i2v(*plan, env=env).stdout
-    assert json.loads(i2v(*plan, "--json", env=env).stdout)["interpolation"] == "rife"
 
 
 def test_a_duration_gets_a_storyboard_from_the_i2v_command(tmp_path, chelsea):
