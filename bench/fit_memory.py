@@ -23,6 +23,7 @@ Seconds are an H200's, as the planner's are: runs on another GPU are divided by 
 speed factor for it (an H100's by 1.06).
 
     python bench/fit_memory.py bench/results/memory_h200_*.jsonl bench/results/long_families_sizes_h100.jsonl \
+        bench/results/long_families_offload_h100.jsonl bench/results/ltx_video_long_h100.jsonl \
         > configs/memory.toml   (later files win)
 """
 
@@ -51,6 +52,7 @@ LATENT |= {
     "framepack": (16, 4),  # HunyuanVideo's VAE (8x, 4x) and patch 2
     "skyreels-v2-df-1.3b-540p": (16, 4),  # Wan's VAE (8x, 4x) and patch 2
     "skyreels-v2-df-14b-540p": (16, 4),
+    "ltx-video-long": (32, 8),  # LTX's VAE (32x, 8x), patch 1
 }
 WINDOW = {
     # A section: latent_window_size (9) latent frames plus the photo's as clean context (37 frames
@@ -61,6 +63,8 @@ WINDOW = {
     # base_num_frames 97, overlap_history 17: each next window adds 80 frames (models.toml).
     "skyreels-v2-df-1.3b-540p": {"frames": 97, "stride": 80},
     "skyreels-v2-df-14b-540p": {"frames": 97, "stride": 80},
+    # temporal_tile_size 80, temporal_overlap 24: a window of 10 latent frames, each next 7 (56 frames) on
+    "ltx-video-long": {"frames": 80, "stride": 56},
 }
 PHASES = ("encode", "denoise", "decode")
 SECONDS = ("seconds_per_step", "first_step_seconds", "decode_seconds", "denoise_seconds")  # scaled to an H200's
@@ -136,8 +140,10 @@ def fit(family: str, weights: dict, runs: list[dict], speed: float = 1.0) -> dic
             "encode_tiled": round(max([r["encode_peak_gb"] for r in tiled], default=0.0), 3),
         }
         if window:  # a window family keeps the clip made so far on the GPU while it denoises the next window
-            ktok_a, held, base = fit_phase([([ktokens(family, *size(r)), mpx(*size(r))], r["denoise_peak_gb"])
-                                            for r in chosen])  # fmt: skip
+            # runs of one window size (one area) cannot tell the window's slope from the constant: keep it flat
+            one_window = len({ktokens(family, *size(r)) for r in chosen}) < 2
+            ktok_a, held, base = fit_phase([([0.0 if one_window else ktokens(family, *size(r)), mpx(*size(r))],
+                                             r["denoise_peak_gb"]) for r in chosen])  # fmt: skip
             peaks[strategy]["denoise"], peaks[strategy]["held_clip"] = [ktok_a, base], held
             if tiled:  # and while it decodes in tiles: the tiled decode is that measured, less the clip then held
                 tiled_decode = max(r["decode_peak_gb"] - held * mpx(*size(r)) for r in tiled)
@@ -154,6 +160,8 @@ def fit(family: str, weights: dict, runs: list[dict], speed: float = 1.0) -> dic
     ks = np.array([ktokens(family, *size(r)) for r in none])
     secs = np.array([r["seconds_per_step"] for r in none])
     c1, c2 = np.linalg.lstsq(np.stack([ks, ks**2], 1), secs, rcond=None)[0]
+    if window and c2 < 0:  # few window sizes: a falling square would turn negative past them; a line through 0
+        c1, c2 = float(np.dot(ks, secs) / np.dot(ks, ks)), 0.0
     step = lambda r: c1 * ktokens(family, *size(r)) + c2 * ktokens(family, *size(r)) ** 2  # noqa: E731
     # A step with offload: k times the step all on the GPU (streams hide part of the copies) plus
     # c seconds of copies that do not shrink with the video (sequential offload moves every weight

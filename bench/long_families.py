@@ -56,7 +56,7 @@ from measure_memory import GiB, build, weights_gb  # noqa: E402
 from i2v.placement import free_memory  # noqa: E402
 
 FAMILIES = ["wan2.1-flf2v-14b-720p", "ltx-video-condition", "framepack", "skyreels-v2-df-1.3b-540p",
-            "skyreels-v2-df-14b-540p"]  # fmt: skip
+            "skyreels-v2-df-14b-540p", "ltx-video-long"]  # fmt: skip
 
 
 class StepClock:
@@ -184,7 +184,8 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
 def check_size(family) -> tuple[int, int, int]:
     """`--check`: two of the family's size multiples a side, and the fewest frames that take more than
     one section (FramePack) or window (SkyReels), so the section-by-section path runs too."""
-    frames = {"framepack": 73, "skyreels-v2-df-1.3b-540p": 177, "skyreels-v2-df-14b-540p": 177}.get(family.id, 9)
+    frames = {"framepack": 73, "skyreels-v2-df-1.3b-540p": 177, "skyreels-v2-df-14b-540p": 177,
+              "ltx-video-long": 161}.get(family.id, 9)  # fmt: skip
     return 2 * family.size_multiple, 2 * family.size_multiple, frames
 
 

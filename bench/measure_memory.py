@@ -251,12 +251,12 @@ def wan21_flf2v_14b():
     return components
 
 
-def ltx_video_095():
-    """scripts/convert_ltx_to_diffusers.py --version 0.9.5: the 2B transformer (the class's defaults)
-    and 0.9.5's VAE (LTXVideo095DownBlock3D encoder, timestep-aware decoder); T5 v1.1 XXL."""
-    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+def ltx_095_vae():
+    """scripts/convert_ltx_to_diffusers.py --version 0.9.5: the VAE with LTXVideo095DownBlock3D encoder
+    and a timestep-aware decoder (ltx-video-condition; ltx-video-long uses it too)."""
+    from diffusers import AutoencoderKLLTXVideo
 
-    vae = AutoencoderKLLTXVideo(
+    return AutoencoderKLLTXVideo(
         in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
         down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
         layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
@@ -267,8 +267,32 @@ def ltx_video_095():
         patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
         spatial_compression_ratio=32, temporal_compression_ratio=8,
     )  # fmt: skip
-    return dict(transformer=LTXVideoTransformer3DModel(num_layers=depth(28)), vae=vae, text_encoder=t5_xxl(),
+
+
+def ltx_video_095():
+    """scripts/convert_ltx_to_diffusers.py --version 0.9.5: the 2B transformer (the class's defaults)
+    and 0.9.5's VAE (LTXVideo095DownBlock3D encoder, timestep-aware decoder); T5 v1.1 XXL."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+
+    return dict(transformer=LTXVideoTransformer3DModel(num_layers=depth(28)), vae=ltx_095_vae(), text_encoder=t5_xxl(),
                 tokenizer=_t5_tokenizer(), scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False))  # fmt: skip
+
+
+def ltx_video_long():
+    """LTX-Video 0.9.8 13B distilled: scripts/convert_ltx_to_diffusers.py's get_transformer_config("0.9.7"),
+    the 13B config its 0.9.7 and 0.9.8 13B checkpoints convert with (48 layers of 32 heads x 128, cross
+    attention and captions 4096); ltx-video-condition's 0.9.5+ VAE; T5 v1.1 XXL; the RF Euler-ancestral
+    sampler the room loads (LTXEulerAncestralRFScheduler)."""
+    from diffusers import LTXEulerAncestralRFScheduler, LTXVideoTransformer3DModel
+
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32,
+        attention_head_dim=128, cross_attention_dim=4096, num_layers=depth(48), activation_fn="gelu-approximate",
+        qk_norm="rms_norm_across_heads", norm_elementwise_affine=False, norm_eps=1e-6, caption_channels=4096,
+        attention_bias=True, attention_out_bias=True,
+    )  # fmt: skip
+    return dict(transformer=transformer, vae=ltx_095_vae(), text_encoder=t5_xxl(), tokenizer=_t5_tokenizer(),
+                scheduler=LTXEulerAncestralRFScheduler())  # fmt: skip
 
 
 def framepack():
@@ -337,7 +361,7 @@ BUILDERS = {
     "svd-xt": svd_xt, "i2vgen-xl": i2vgen_xl, "wan2.1-flf2v-14b-720p": wan21_flf2v_14b,
     "ltx-video-condition": ltx_video_095, "framepack": framepack,
     "skyreels-v2-df-1.3b-540p": lambda: skyreels_df(big=False),
-    "skyreels-v2-df-14b-540p": lambda: skyreels_df(big=True),
+    "skyreels-v2-df-14b-540p": lambda: skyreels_df(big=True), "ltx-video-long": ltx_video_long,
 }  # fmt: skip
 
 # (height, width, num_frames) to measure, per family: the published sizes and smaller ones to fit
@@ -358,6 +382,8 @@ SIZES = {
     "framepack": [(480, 832, 37), (480, 832, 73), (480, 832, 145)],
     "skyreels-v2-df-1.3b-540p": [(544, 960, 97), (544, 960, 177), (544, 960, 257)],
     "skyreels-v2-df-14b-540p": [(544, 960, 97), (544, 960, 177)],
+    # LTX-Video 0.9.8 13B over windows of 80 frames sharing 24: its default and a longer clip
+    "ltx-video-long": [(512, 704, 161), (512, 704, 361), (480, 832, 161)],
 }
 
 
