@@ -120,6 +120,9 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     async def submit(request: Request, who: str | None = Depends(owner)):
         lang = language(request)
         files, fields = await _read_job(request, lang, refuse)
+        # a multipart file's field as the client named it: its keyframe files are keyframe_FRAME
+        files_named = {name: name if not name.startswith("keyframe_")
+                       else f"keyframe_{fields['keyframes'][int(name[9:])]['frame']}" for name in files}  # fmt: skip
         photo, suffix = files.get("image", (None, ".png"))
         try:
             job_in = JobIn.model_validate(fields)
@@ -131,9 +134,11 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         for name, value in photos_of(job_in).items():
             if name not in others:
                 others[name] = await run_in_threadpool(_data_url, value, lang, refuse, name)
-        for field, (data, _) in {"image": (photo, suffix), **others}.items():
-            if len(data) > limit:
-                raise refuse(413, note("api.photo_too_large", field=field, size_mb=_mb(len(data)),
+        for name, (data, _) in {"image": (photo, suffix), **others}.items():
+            if len(data) > limit:  # named as the client sent it (keyframes[2].image, or its multipart field)
+                shown = files_named.get(name) or (f"keyframes[{name[9:]}].image" if name.startswith("keyframe_")
+                                                   else name)  # fmt: skip
+                raise refuse(413, note("api.photo_too_large", field=shown, size_mb=_mb(len(data)),
                                        limit_mb=max_upload_mb), lang)  # fmt: skip
         form = form_of(job_in, studio.default_model())
         form["model"] = model_value(job_in.model, lang)

@@ -43,7 +43,7 @@ class Colour:
 def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, float | None]:
     """`frames` (uint8) moved towards `reference`'s colour: frame 0 untouched (it joins the segment
     before), the last frame fully matched, the ones between in proportion. Returns the frames and
-    the brightness shift applied at the end, in 0-255 levels (0.0 when no channel moved a level);
+    the largest channel's shift at the end, in 0-255 levels (0.0 when none moved a level);
     None (and the frames as they were) for a change of scene, which is not drift."""
     own = Colour.of(frames)
     gain = reference.std / own.std
@@ -59,8 +59,8 @@ def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, floa
         matched = pixels * gain.astype(np.float32) + offset.astype(np.float32)
         held[index] = np.clip(pixels + weight * (matched - pixels) + 0.5, 0, 255).astype(np.uint8)
     moved = own.mean * gain + offset - own.mean  # per channel, at the segment's end
-    shift = float(moved.mean())
-    return held, shift if np.abs(moved).max() >= 1.0 or abs(shift) >= 1.0 else 0.0
+    largest = float(moved[np.argmax(np.abs(moved))])  # a cast moves channels apart: their mean would hide it
+    return held, largest if abs(largest) >= 1.0 else 0.0
 
 
 def join(parts: list[np.ndarray]) -> np.ndarray:

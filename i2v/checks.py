@@ -93,8 +93,8 @@ def check(request: GenerationRequest) -> CheckedRequest:
         one_call = family.long_video or not family.chains_well
         base = request.num_frames or family.num_frames
         per_call = min(wanted, maximum) if one_call or wanted < base else base
-        num_frames = _round_up(family, per_call, maximum, notes)
-        if request.num_frames is not None:
+        num_frames = _round_up(family, per_call, maximum, [])  # a trim, if any, is said below (_trimmed)
+        if request.num_frames is not None and num_frames != request.num_frames:
             notes.append(note("request.frames_for_duration", value=request.num_frames, new=num_frames,
                               duration=request.duration, fps=fps))  # fmt: skip
     else:

@@ -487,8 +487,10 @@ class VideoEngine:
         log.info("loading the latent upsampler of %s from %s (%s on %s)", family.id, folder, dtype, self.device)
         try:
             upsampler = family.load_latent_upsampler(folder, dtype)
-        except (OSError, ValueError) as exc:  # its words may hold this machine's folders: the folder's name only
-            detail = str(exc).replace(str(folder), folder.name).replace(str(folder.parent), "…")
+        except (OSError, ValueError) as exc:  # its words may hold this machine's folders: each path's last part only
+            import re
+
+            detail = re.sub(r"(?:[A-Za-z]:)?[/\\][^\s'\"]+", lambda path: Path(path.group()).name, str(exc))
             raise ModelNotAvailable("post.latent_load_failed", upsampler=folder.name, detail=detail) from None
         self._upsampler, self._upsampler_folder = upsampler.to(self.device), folder
         return self._upsampler

@@ -154,7 +154,8 @@ class Studio:
             warning = self.say(note("studio.llm_failed", reason=reason), language)
             if self.metrics is not None:
                 self.metrics.failures.labels("llm_fallback").inc()
-        return Refined(result.prompt, result.negative_prompt, result.camera_motion, self.describe(result, language),
+        negative = result.negative_prompt if self.family(model).negative_prompt else ""  # one it would not read: none
+        return Refined(result.prompt, negative, result.camera_motion, self.describe(result, language),
                        warning, {"for": words or "", "text": result.prompt})  # fmt: skip
 
     def describe(self, result: RefinedPrompt, language: str) -> str:
@@ -198,7 +199,8 @@ class Studio:
                                who=note("studio.by_llm", model=result.model) if result.source == "llm"
                                else note("studio.by_rules")), language)]  # fmt: skip
         lines += [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
-        return Board(list(result.segments), result.negative_prompt, "\n\n".join(lines), warning)
+        negative = result.negative_prompt if checked.family.negative_prompt else ""  # one it would not read: none
+        return Board(list(result.segments), negative, "\n\n".join(lines), warning)
 
     @staticmethod
     def needs_refining(words: str, prompt: str, last: dict, auto_refine: bool) -> bool:

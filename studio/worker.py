@@ -238,11 +238,18 @@ class Worker:
 
     def _check_disk(self, job: Job) -> None:
         form = job.form
-        per_call = int(form.get("num_frames") or 81)
+        try:
+            family = self.studio.family(form["model"])
+        except Exception:  # noqa: BLE001 - a model gone since: its run says so; the estimate takes the usual video
+            family = None
+        per_call = int(form.get("num_frames") or (family.num_frames if family else 81))
         segments = form.get("segments") or []
         count = len([s for s in segments.splitlines() if s.strip()] if isinstance(segments, str) else segments) or 1
+        if family is not None and family.multi_prompt:
+            count = 1  # its segments are one call's prompts
+        fps = int(form.get("fps") or (family.fps if family else 24))
         frames = max(per_call + (count - 1) * (per_call - 1),  # a long video: its segments, or its duration
-                     round(float(form.get("duration") or 0) * int(form.get("fps") or 24)))
+                     round(float(form.get("duration") or 0) * fps))
         frames = (frames - 1) * _factor(form.get("interpolate")) + 1
         side = _factor(form.get("upscale"))
         pixels = int(form.get("height") or 720) * side * int(form.get("width") or 1280) * side * frames

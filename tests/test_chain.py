@@ -361,3 +361,23 @@ def test_a_duration_shorter_than_the_frames_asked_makes_and_says_only_what_it_ne
     # 0.5 s at 8 fps is 4 frames: one call of 5 (4n+1), cut to 4, and both said
     assert (result.segment_frames, result.num_frames) == (5, 4)
     assert "request.frames_for_duration" in said and "request.trimmed" in said
+
+
+def test_hold_colour_says_a_cast_even_when_the_channels_move_apart():
+    rng = np.random.default_rng(1)
+    reference = rng.integers(40, 200, size=(2, 16, 16, 3)).astype(np.uint8)
+    cast = reference.astype(np.int16)
+    cast[..., 0] += 6  # warmer red, cooler blue: the mean of the channels does not move
+    cast[..., 2] -= 6
+    held, shift = hold_colour(cast.astype(np.uint8), Colour.of(reference))
+    assert shift is not None and abs(shift) >= 5
+
+
+def test_a_duration_that_the_frames_asked_already_cover_says_only_the_trim(tiny_models, chelsea):
+    from i2v.checks import check
+
+    checked = check(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), num_frames=81,
+                                      duration=5.0, fps=16, height=32, width=32))  # fmt: skip
+    said = [str(a) for a in checked.adjustments]
+    assert [a.code for a in checked.adjustments if a.code.startswith("request.")] == ["request.trimmed"], said
+    assert checked.total_frames == 80 and checked.knobs.num_frames == 81

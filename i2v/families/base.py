@@ -173,6 +173,22 @@ class Family(BaseModel):
             kwargs["last_image"] = last_photo
         return kwargs
 
+    @staticmethod
+    def count_steps_across(kwargs: dict, watch: StepWatch, total: int) -> Callable[[], None]:
+        """`watch_steps` for a pipeline whose step index starts over in every window or section: its
+        steps counted on across them, `total` in all. Returns an undo."""
+        watch.total = total
+        done = 0
+
+        def on_step_end(pipeline, index, timestep, callback_kwargs):
+            nonlocal done
+            done += 1
+            watch.step(done)
+            return {}
+
+        kwargs["callback_on_step_end"] = on_step_end
+        return lambda: None
+
     def watch_steps(self, pipe, kwargs: dict, watch: StepWatch, after: int = 0) -> Callable[[], None]:
         """Report each denoising step to `watch` (whose cancel raises there, before the VAE decodes
         anything): through `callback_on_step_end`, or by wrapping the scheduler's `step` for families

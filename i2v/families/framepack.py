@@ -83,18 +83,8 @@ class FramePack(Family):
         return kwargs
 
     def watch_steps(self, pipe, kwargs, watch, after: int = 0):
-        sections = -(-kwargs["num_frames"] // self.section_frames(pipe))
-        watch.total = kwargs["num_inference_steps"] * sections
-        done = 0
-
-        def on_step_end(pipeline, index, timestep, callback_kwargs):
-            nonlocal done
-            done += 1
-            watch.step(done)
-            return {}
-
-        kwargs["callback_on_step_end"] = on_step_end
-        return lambda: None
+        sections = -(-kwargs["num_frames"] // self.section_frames(pipe))  # each section's steps count from 0
+        return self.count_steps_across(kwargs, watch, kwargs["num_inference_steps"] * sections)
 
     def tiny_components(self) -> dict:
         import torch

@@ -161,17 +161,8 @@ class LTXLong(LTX):
         }
 
     def watch_steps(self, pipe, kwargs, watch, after: int = 0):
-        watch.total = (len(kwargs["sigmas"]) - 1) * len(self.windows(kwargs["num_frames"]))
-        done = 0
-
-        def on_step_end(pipeline, index, timestep, callback_kwargs):
-            nonlocal done  # the index starts over in every window
-            done += 1
-            watch.step(done)
-            return {}
-
-        kwargs["callback_on_step_end"] = on_step_end
-        return lambda: None
+        steps = len(kwargs["sigmas"]) - 1  # in every window, whose step index starts over
+        return self.count_steps_across(kwargs, watch, steps * len(self.windows(kwargs["num_frames"])))
 
     # ------------------------------------------------------------------ tiny model
     def tiny_components(self) -> dict:
