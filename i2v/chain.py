@@ -63,6 +63,12 @@ def hold_colour(frames: np.ndarray, reference: Colour) -> tuple[np.ndarray, floa
     return held, largest if abs(largest) >= 1.0 else 0.0
 
 
+def chained_frames(per_call: int, segments: int) -> int:
+    """The frames of `segments` calls of `per_call` frames each, joined (`join`): each call after the
+    first adds its frames but the one it starts on."""
+    return per_call + (segments - 1) * (per_call - 1)
+
+
 def join(parts: list[np.ndarray]) -> np.ndarray:
     """Segments into one video: each later segment without its first frame (the join)."""
     return np.concatenate([parts[0], *(part[1:] for part in parts[1:])]) if len(parts) > 1 else parts[0]

@@ -16,6 +16,7 @@ from PIL import Image
 
 from messages import Message, note
 
+from .chain import chained_frames
 from .errors import InvalidInput
 from .families import Family, ModelSource, resolve
 from .images import open_photo
@@ -118,7 +119,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
     chained = len(segments) > 1 and not family.multi_prompt  # calls one after another, each from the last frame
     last_frames = None  # a duration's last call makes only the frames it still needs (a pipeline's: time is GPU time)
     if total_frames is not None and wanted is not None and chained and family.pipeline:
-        needed = total_frames - (num_frames + (len(segments) - 2) * (num_frames - 1)) + 1
+        needed = total_frames - chained_frames(num_frames, len(segments) - 1) + 1  # the last call starts on one
         last_frames = _round_up(family, max(needed, family.min_frames, 2), num_frames, [])
         last_frames = None if last_frames >= num_frames else last_frames
     if chained and not family.chains_well:  # steered to a family that makes long clips itself
@@ -248,7 +249,7 @@ def _segments(request: GenerationRequest, model: str, num_frames: int, wanted: i
     if wanted is None:
         if len(given) <= 1:
             return given or [_the_segment(request)], None
-        return given, num_frames + (len(given) - 1) * (num_frames - 1)
+        return given, chained_frames(num_frames, len(given))
     if wanted <= num_frames:  # one call covers the duration (trimmed to it when the rule made more)
         if len(given) > 1:
             raise InvalidInput("request.duration_segments", duration=request.duration, fps=fps, count=1,

@@ -18,6 +18,7 @@ from functools import cache
 
 from messages import Message, note
 
+from .chain import chained_frames
 from .errors import InvalidInput
 from .families import CONFIG_DIR
 from .request import STRATEGIES, GenerationRequest, Quantize, Strategy
@@ -197,7 +198,7 @@ def long_estimate(one: Estimate, segments: int = 1, interpolate: int = 1, upscal
     adds its frames but one), interpolated and upscaled."""
     post = presets()["planner"]["post"]
     shape = one.shape
-    frames = shape.num_frames + (segments - 1) * (shape.num_frames - 1)
+    frames = chained_frames(shape.num_frames, segments)
     megapixels = shape.height * shape.width / 1e6
     interpolate_s = 0.0
     if interpolate > 1:

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from i2v.chain import chained_frames
 from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
 from messages import MessageError, note
 
@@ -248,7 +249,7 @@ class Worker:
         if family is not None and family.multi_prompt:
             count = 1  # its segments are one call's prompts
         fps = int(form.get("fps") or (family.fps if family else 24))
-        frames = max(per_call + (count - 1) * (per_call - 1),  # a long video: its segments, or its duration
+        frames = max(chained_frames(per_call, count),  # a long video: its segments, or its duration
                      round(float(form.get("duration") or 0) * fps))
         frames = (frames - 1) * _factor(form.get("interpolate")) + 1
         side = _factor(form.get("upscale"))
