@@ -136,10 +136,10 @@ class VideoEngine:
             frames = as_uint8(frames)
             if index == 0:
                 reference = Colour.of(frames)
-            elif index == count - 1 and end_photo is not None:
-                frames = self._same_size(frames, parts[0], index + 1)  # it ends on its photo: its colour is that
             else:
                 frames = self._same_size(frames, parts[0], index + 1)
+            ends_on_photo = index == count - 1 and end_photo is not None  # its colour is that photo's
+            if index > 0 and not ends_on_photo:
                 frames, shift = hold_colour(frames, reference)
                 if shift:  # None: a change of scene, left alone; 0.0: nothing moved a level
                     said = note("chain.colour_held", segment=index + 1, shift=shift)
@@ -184,17 +184,21 @@ class VideoEngine:
         if in_latents:
             post["upscaler"] = LATENT_UPSAMPLER
         post_work = knobs.interpolate > 1 or (knobs.upscale > 1 and not in_latents)
+
+        def as_made():  # a stopped long video keeping what it made: written as it is, at once
+            return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
+
         if cancel is not None and cancel.is_set():
             if not (checked.stopped_kept or knobs.keep_segments):  # stopped after the last step: nothing is written
                 raise Cancelled("run.cancelled")
-            if post_work:  # a stopped long video keeping what it made: written as it is, at once
-                return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
+            if post_work:
+                return as_made()
         if post_work and knobs.keep_segments:  # Stop during the work after: the segments, made, are kept
             try:
                 return self._post(frames, checked, post, in_latents, on_progress, cancel, started)
             except Cancelled:
                 log.info("stopped during interpolation or upscaling: the finished video is kept as made")
-                return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
+                return as_made()
         return self._post(frames, checked, post, in_latents, on_progress, cancel, started)
 
     def _post(self, frames: np.ndarray, checked: CheckedRequest, post: dict, in_latents: bool,
