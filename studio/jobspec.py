@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from i2v.request import GenerationRequest
 
+from .store import other_photos
+
 
 class LoraName(BaseModel):
     """A LoRA of the server's LoRA folder, by file name (never a path)."""
@@ -77,6 +79,4 @@ def form_of(job: BaseModel, default_model: str) -> dict:
 def photos_of(job: BaseModel) -> dict[str, str]:
     """A job's photos besides the first, by the store's names ("last_image", "keyframe_N"): data URLs
     or paths, as the job gave them."""
-    found = {"last_image": job.last_image} if job.last_image else {}
-    found.update({f"keyframe_{index}": keyframe.image for index, keyframe in enumerate(job.keyframes)})
-    return found
+    return other_photos(job.model_dump(include={"last_image", "keyframes"}))  # the store's own naming
