@@ -238,8 +238,8 @@ class Studio:
         except (TypeError, ValueError):
             raise StudioError("studio.not_a_number", knob=note("knob.seed"), value=seed) from None
         values = {name: form[name] for name in GenerationRequest.knobs() if form.get(name) is not None}
-        if isinstance(values.get("segments"), str):  # the page's box: one prompt per line
-            values["segments"] = [line.strip() for line in values["segments"].splitlines() if line.strip()]
+        if "segments" in values:
+            values["segments"] = segments_of(values["segments"])
         if form.get("refine") and values.get("segments"):  # an API job: the refiner writes one prompt, not segments
             raise StudioError("studio.refine_and_segments")
         if not values.get("duration"):  # the page's 0: one segment (or the segments given)
@@ -277,7 +277,7 @@ class Studio:
         """The page's form as sent when its segments box has text: the segments are the prompts and
         the prompt box (a one-segment video's) goes empty. True when that box held other text than the
         first segment's, which the person is told was not used."""
-        lines = [line.strip() for line in str(form.get("segments") or "").splitlines() if line.strip()]
+        lines = segments_of(form.get("segments"))
         if not lines:
             return form, False
         prompt = (form.get("prompt") or "").strip()
@@ -499,6 +499,14 @@ class Studio:
             return self.say(stage, language)
         code = "studio.progress_eta" if update.eta is not None else "studio.progress"
         return self.say(note(code, stage=stage, step=update.step, total=update.total, eta=update.eta or 0), language)
+
+
+def segments_of(value) -> list:
+    """A form's segments: the page's box (a prompt a line, blank lines left out) as a list of prompts,
+    or the list an API job or batch line sends, as it is."""
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    return list(value or [])
 
 
 def history_key(item: dict, index: int) -> str:

@@ -21,6 +21,7 @@ from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
 from messages import MessageError, note
 
 from .metrics import Metrics
+from .service import segments_of
 from .store import Job, JobStore
 
 log = logging.getLogger("studio.worker")
@@ -244,8 +245,7 @@ class Worker:
         except Exception:  # noqa: BLE001 - a model gone since: its run says so; the estimate takes the usual video
             family = None
         per_call = int(form.get("num_frames") or (family.num_frames if family else 81))
-        segments = form.get("segments") or []
-        count = len([s for s in segments.splitlines() if s.strip()] if isinstance(segments, str) else segments) or 1
+        count = len(segments_of(form.get("segments"))) or 1
         if family is not None and family.multi_prompt:
             count = 1  # its segments are one call's prompts
         fps = int(form.get("fps") or (family.fps if family else 24))
