@@ -137,8 +137,19 @@ def _segment(text: str):
     return Segment(prompt=text)
 
 
+def _reference(text: str):
+    """--reference PATH or PATH=LABEL (a photo or an MP4 clip, and who or what it is)."""
+    from .request import Reference
+
+    path, _, label = text.partition("=")
+    if not path.strip():
+        raise InvalidInput("cli.reference_spec", value=text)
+    return Reference(source=Path(path.strip()).expanduser(), label=label.strip())
+
+
 # How one value of a repeatable flag is read, and how --help names it.
-_ITEM_PARSERS = {"loras": (_lora, "SPEC"), "segments": (_segment, "PROMPT"), "keyframes": (_keyframe, "PATH@FRAME")}
+_ITEM_PARSERS = {"loras": (_lora, "SPEC"), "segments": (_segment, "PROMPT"), "keyframes": (_keyframe, "PATH@FRAME"),
+                 "references": (_reference, "PATH[=LABEL]")}  # fmt: skip
 
 
 def _bad_input_as_usage(parse):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from messages import Message
 
@@ -92,6 +92,22 @@ class Keyframe(BaseModel):
     frame: int = Field(ge=0, le=1023, description="the frame index it stands at (0: the first frame)")
 
 
+class Reference(BaseModel):
+    """A subject the video holds (families that take references): a photo, or a short MP4 clip whose
+    frames are sampled as references. `label` says who or what it is, as the prompt names it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Path = Field(description="a photo, or a short MP4 clip")
+    label: str = Field("", max_length=200, description="who or what it is (\"the grey cat\"), as the prompt names it")
+
+
+Style = Literal["realistic", "cinematic", "anime", "3d", "watercolour", "oil_painting", "pixel_art", "claymation"]
+STYLES: tuple[str, ...] = Style.__args__  # type: ignore[attr-defined]
+Palette = Literal["warm", "cool", "neutral"]
+PALETTES: tuple[str, ...] = Palette.__args__  # type: ignore[attr-defined]
+MIN_INTENSITY, MAX_INTENSITY = 0.1, 1.5
+
 Factor = Literal[1, 2, 4]
 MAX_LONG_SIDE, MAX_SHORT_SIDE = 3840, 2160  # an upscaled video is at most 4K UHD, either way round
 
@@ -157,6 +173,28 @@ class GenerationRequest(BaseModel):
                                 "the fps: the same duration, smoother motion")  # fmt: skip
     upscale: Factor = Field(1, description="2 or 4 times the width and height (at most 3840x2160)")
 
+    references: list[Reference] = Field(default_factory=list, max_length=4,
+                                        description="subjects to hold (photos or short MP4 clips), each with a label "
+                                        "(models that take references)", json_schema_extra=_flag("--reference"))  # fmt: skip
+    template: str | None = Field(None, max_length=64, description="a motion template (`i2v templates` lists them): "
+                                 "its motion phrasing, camera move, intensity, and suggested frames and guidance")  # fmt: skip
+    soundtrack: Path | None = Field(None, description="an audio file laid under the video: trimmed or looped to "
+                                    "its length (models that make no sound of their own)")  # fmt: skip
+    style: Style | None = Field(None, description="the look: realistic, cinematic, anime, 3d, watercolour, "
+                                "oil_painting, pixel_art or claymation (prompt phrasing)")  # fmt: skip
+    color_palette: Palette | None = Field(None, description="warm, cool or neutral colours")
+    motion_intensity: float | None = Field(None, ge=MIN_INTENSITY, le=MAX_INTENSITY,
+                                           description="how much moves, 0.1 (barely) to 1.5 (a lot); 1 is the model's "
+                                           "usual")  # fmt: skip
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style_spelling(cls, value):
+        if isinstance(value, str):  # "3D", "Watercolor", "oil painting"
+            value = value.strip().lower().replace(" ", "_").replace("-", "_")
+            return {"watercolor": "watercolour", "3d_animation": "3d", "oil": "oil_painting"}.get(value, value)
+        return value
+
     @classmethod
     def knobs(cls) -> list[str]:
         """The names of every knob, in order."""
@@ -184,6 +222,9 @@ class VideoResult(GenerationRequest):
     segment_frames: int | None = Field(None, description="frames the model made for each segment")
     interpolation: Literal["optical_flow", "rife"] | None = Field(None, description="how frames were interpolated")
     upscaler: str | None = Field(None, description="what upscaled the video: an upscaler file's name, or lanczos")
+    has_audio: bool = Field(False, description="the MP4 carries a sound track")
+    audio: Literal["generated", "soundtrack"] | None = Field(None, description="where its sound came from: made "
+                                                             "with the video by the model, or the soundtrack file")  # fmt: skip
 
     path: Path
     metadata_path: Path
@@ -206,5 +247,7 @@ class VideoResult(GenerationRequest):
         data["image"] = self.image.name
         data["last_image"] = self.last_image.name if self.last_image else None
         data["keyframes"] = [{"image": keyframe.image.name, "frame": keyframe.frame} for keyframe in self.keyframes]
+        data["references"] = [{"file": ref.source.name, "label": ref.label} for ref in self.references]
+        data["soundtrack"] = self.soundtrack.name if self.soundtrack else None
         data["loras"] = [{"file": lora.name, "weight": lora.weight, "weight_2": lora.weight_2} for lora in self.loras]
         return data
