@@ -16,11 +16,15 @@ from PIL import Image
 
 from messages import Message, note
 
+from .audio import Audio, read_soundtrack
 from .chain import chained_frames
 from .errors import InvalidInput
 from .families import Family, ModelSource, resolve
 from .images import open_photo
+from .phrasing import refuse
+from .references import open_references
 from .request import MAX_LONG_SIDE, MAX_SEED, MAX_SHORT_SIDE, GenerationRequest, LeverReport, Segment
+from .templates import get_template
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,18 @@ class CheckedRequest:
     total_frames: int | None = None  # a long video's frames before interpolation (the last segment trimmed to it)
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
     levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
-    explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`)
+    explicit: frozenset[str] = frozenset()  # knobs the person set on their own: levers (not from `speed`), and
+    # camera_motion (a move other than static) and motion_intensity (not from the template)
+    file_fps: int | None = None  # the file's fps; knobs.fps is the model's, until `finish` retimes (None: the same)
+    fps_factor: int = 1  # the interpolation that fps and `interpolate` take together: a power of 2, at least `interpolate`
     last_segment_frames: int | None = None  # a duration's last segment, when it needs fewer frames than the others
     stopped_kept: bool = False  # a long video stopped, its finished segments kept (the engine's)
     latent_upscale: bool = False  # upscale 2 made inside the render by the family's latent upsampler (the engine's choice)
+    reference_photos: tuple[tuple[str, Image.Image], ...] = ()  # (label, image): photos and clips' sampled frames
+    # The video's sound: the soundtrack, read here (the first seconds the video needs, or all of a shorter
+    # file), or what a family that makes its own made with the frames (the render's). The export lays it
+    # under the file's frames, trimmed or looped; interpolation and upscaling keep the duration.
+    audio: Audio | None = None
 
     @property
     def family(self) -> Family:
@@ -70,6 +82,12 @@ def check(request: GenerationRequest) -> CheckedRequest:
     for index, lora in enumerate(request.loras):
         if lora.source in sources[:index]:
             raise InvalidInput("lora.duplicate", file=lora.name)
+    template = get_template(request.template) if request.template else None
+    refuse(family, template=template, style=request.style, motion_intensity=request.motion_intensity,
+           camera_motion=request.camera_motion)  # fmt: skip
+    explicit = {name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None}
+    explicit |= {"camera_motion"} if request.camera_motion != "static" else set()
+    explicit |= {"motion_intensity"} if request.motion_intensity is not None else set()
     steps, guidance = family.num_inference_steps, family.guidance_scale
     if request.speed == "turbo" and family.pipeline:
         turbo = turbo_for(family)
@@ -84,9 +102,11 @@ def check(request: GenerationRequest) -> CheckedRequest:
     asked = request.height is not None or request.width is not None
     height, width = family.fit_size(request.height or family.height, request.width or family.width, asked, source,
                                     notes)  # fmt: skip
-    fps = request.fps or family.fps
-    wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
+    fps, file_fps, fps_factor = _rates(request, family, notes)  # `fps` is the model's: frames and durations count at it
     maximum = family.max_frames_for(source)
+    if template is not None:
+        request = _with_template(request, template, family, fps, maximum, guidance, notes)
+    wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
     if wanted is not None and (request.num_frames is None or wanted < request.num_frames):
         # A duration: one call when it covers it, else segments of the family's own length (or the
         # person's); a family that makes long clips itself, or drifts when chained, makes as much as
@@ -110,12 +130,22 @@ def check(request: GenerationRequest) -> CheckedRequest:
         raise InvalidInput("request.no_loop", model=family.id)
     if request.loop and request.last_image is not None:
         raise InvalidInput("request.loop_and_last_image")
+    if request.references and not family.references:
+        from .families import all_families
+
+        takers = ", ".join(f.id for f in all_families().values() if f.references) or "none"
+        raise InvalidInput("reference.not_supported", model=family.id, families=takers)
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
     if family.multi_prompt:  # one call makes every segment: its prompts are that call's schedule
         segments, total_frames = _one_call(request, family, num_frames, wanted, fps, maximum, notes)
     else:
         segments, total_frames = _segments(request, family.id, num_frames, wanted, fps, notes)
+    if request.soundtrack is not None and family.audio:
+        raise InvalidInput("sound.model_makes_sound", model=family.id, file=request.soundtrack.name)
+    if family.audio and len(segments) > 1 and not family.multi_prompt:  # each call would start its sound anew
+        raise InvalidInput("sound.one_call", model=family.id, segments=len(segments), maximum=maximum,
+                           seconds=maximum / fps, fps=fps)  # fmt: skip
     chained = len(segments) > 1 and not family.multi_prompt  # calls one after another, each from the last frame
     last_frames = None  # a duration's last call makes only the frames it still needs (a pipeline's: time is GPU time)
     if total_frames is not None and wanted is not None and chained and family.pipeline:
@@ -135,10 +165,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
     family.check_conditions(num_frames, request.last_image is not None or request.loop,
                             [keyframe.frame for keyframe in request.keyframes], len(segments))  # fmt: skip
     frames_made = total_frames or num_frames
-    final_fps = fps * request.interpolate
-    if final_fps > 60:
-        raise InvalidInput("request.interpolate_fps", fps=fps, factor=request.interpolate, final=final_fps)
-    final_frames = (frames_made - 1) * request.interpolate + 1
+    final_frames = (frames_made - 1) * fps_factor + 1  # the most memory holds: interpolated, before a retime drops any
     final_w, final_h = width * request.upscale, height * request.upscale
     if max(final_w, final_h) > MAX_LONG_SIDE or min(final_w, final_h) > MAX_SHORT_SIDE:
         raise InvalidInput("request.upscale_too_big", width=width, height=height, factor=request.upscale,
@@ -174,6 +201,12 @@ def check(request: GenerationRequest) -> CheckedRequest:
         opened, keyframe_notes = open_photo(keyframe.image)
         keyframe_photos.append((keyframe.frame, opened))
         photo_notes += keyframe_notes
+    reference_photos, reference_notes = open_references(request.references)
+    photo_notes += reference_notes
+    if reference_photos:  # each call takes them all: the shortest call (a duration's last segment) must hold them
+        family.check_references(min(num_frames, last_frames or num_frames), len(reference_photos))
+    # The soundtrack, before any weights load: as much as the video will last (interpolation keeps it)
+    audio = read_soundtrack(request.soundtrack, (total_frames or num_frames) / fps) if request.soundtrack else None
     seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
     if family.multi_prompt:  # one call, one seed for every segment: the first segment's, else the video's
         seed = segments[0].seed if segments[0].seed is not None else seed
@@ -184,6 +217,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
                 for index, segment in enumerate(segments)]  # fmt: skip
     if request.segments and reads:
         prompt = segments[0].prompt  # the video's prompt is its first segment's
+    prompt, segments = _styled(prompt, segments, family, template, request, notes)
     if len(segments) == 1:
         seed = segments[0].seed  # a single segment's own seed is the video's
     knobs = request.model_copy(update=dict(
@@ -199,9 +233,102 @@ def check(request: GenerationRequest) -> CheckedRequest:
     ))  # fmt: skip
     for said in notes + photo_notes:
         log.info("%s", said)
-    explicit = frozenset(name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None)
     return CheckedRequest(knobs, source, photo, last_photo, tuple(keyframe_photos), total_frames,
-                          tuple(notes + photo_notes), explicit=explicit, last_segment_frames=last_frames)  # fmt: skip
+                          tuple(notes + photo_notes), explicit=frozenset(explicit), last_segment_frames=last_frames,
+                          reference_photos=reference_photos, audio=audio, file_fps=file_fps,
+                          fps_factor=fps_factor)  # fmt: skip
+
+
+def _rates(request: GenerationRequest, family: Family, notes: list[Message]) -> tuple[int, int, int]:
+    """The fps the model makes its frames at, the file's fps, and the interpolation factor between
+    them (i2v/interpolate.py's `fps_factor`: at least the request's `interpolate`). A pipeline makes
+    the family's own fps; the camera engine, which renders any, makes the asked fps over the asked
+    interpolation (so that interpolation has frames to make). Without an fps the file's is the
+    model's times `interpolate`, at most 60. With one, the file's is it: the model's frames are
+    interpolated up to it and retimed to it (said in `notes`), so the motion keeps its speed."""
+    from .interpolate import fps_factor
+
+    asked = request.interpolate
+    if request.fps is None:
+        model = family.fps
+        if model * asked > 60:
+            raise InvalidInput("request.interpolate_fps", fps=model, factor=asked, final=model * asked)
+        return model, model * asked, asked
+    file = request.fps
+    model = -(-file // asked) if family.pipeline is None else family.fps
+    factor = fps_factor(model, file, asked)
+    if factor > 1 and (factor != asked or model * factor != file):
+        notes.append(note("fps.planned", fps=file, model=family.id, model_fps=model, factor=factor,
+                          made_fps=model * factor))  # fmt: skip
+    elif model * factor != file:
+        notes.append(note("fps.planned_fewer", fps=file, model=family.id, model_fps=model))
+    return model, file, factor
+
+
+def _with_template(request: GenerationRequest, template, family: Family, fps: int, maximum: int,
+                   guidance: float | None, notes: list[Message]) -> GenerationRequest:  # fmt: skip
+    """`request` with what `template` suggests where the person left it unset: its camera move and
+    intensity (`templates.resolved`: a person's non-static move and any intensity win), its length
+    (frames at the model's `fps` by the family's rule, when neither num_frames nor duration is set)
+    and its guidance (a factor of the family's default `guidance`, when guidance_scale is unset).
+    Each is said in `notes`; its words are the prompt's (`_styled`)."""
+    from .templates import resolved
+
+    camera, intensity = resolved(template, request.camera_motion, request.motion_intensity)
+    update: dict = {"template": template.name, "camera_motion": camera, "motion_intensity": intensity}
+    notes.append(note("template.applied", template=template.name, camera_motion=camera, motion_intensity=intensity))
+    kept = [name for name, mine in (("camera_motion", request.camera_motion != "static"),
+                                    ("motion_intensity", request.motion_intensity is not None)) if mine]  # fmt: skip
+    if request.num_frames is None and request.duration is None:
+        frames = template.frames_for(fps, family.round_frames, maximum, family.min_frames)
+        update["num_frames"] = frames
+        if round(template.seconds * fps) > maximum:  # the family's most is shorter
+            notes.append(note("template.frames_capped", template=template.name, seconds=template.seconds,
+                              model=family.id, num_frames=frames, fps=fps))  # fmt: skip
+        else:
+            notes.append(note("template.frames", template=template.name, num_frames=frames, seconds=template.seconds,
+                              fps=fps))  # fmt: skip
+    else:
+        kept.append("num_frames" if request.num_frames is not None else "duration")
+    suggested = template.guidance_for(guidance) if family.pipeline else None
+    if request.guidance_scale is None and suggested is not None:
+        update["guidance_scale"] = suggested
+        notes.append(note("template.guidance", template=template.name, guidance_scale=suggested,
+                          factor=template.guidance_factor, model=family.id, default=guidance))  # fmt: skip
+    elif request.guidance_scale is not None and suggested is not None:
+        kept.append("guidance_scale")
+    if kept:
+        notes.append(note("template.yours_kept", template=template.name, knobs=", ".join(kept)))
+    if not family.text_prompt:
+        notes.append(note("template.no_words", template=template.name, model=family.id))
+    return request.model_copy(update=update)
+
+
+def _styled(prompt: str, segments: list[Segment], family: Family, template, request: GenerationRequest,
+            notes: list[Message]) -> tuple[str, list[Segment]]:  # fmt: skip
+    """The prompt and each segment's with the words of the style knobs (i2v/phrasing.py), said once in
+    `notes`; for a family that reads no prompt, what each knob does instead (SVD's motion bucket, the
+    camera engine's amplitude; a palette's grade is said when the frames are graded)."""
+    from .phrasing import effect, phrase
+
+    if not family.text_prompt:
+        intensity = request.motion_intensity
+        if intensity is not None and effect(family, "motion_intensity") == "bucket":
+            notes.append(note("style.bucket", value=intensity, model=family.id, bucket=family.motion_bucket(intensity)))
+        elif intensity is not None and effect(family, "motion_intensity") == "amplitude":
+            notes.append(note("style.amplitude", value=intensity, percent=round(intensity * 100)))
+        return prompt, segments
+    knobs = dict(template=template, style=request.style, color_palette=request.color_palette,
+                 motion_intensity=request.motion_intensity, camera_motion=request.camera_motion)  # fmt: skip
+    said: list[Message] = []
+    phrased = []
+    for segment in segments:
+        text, words = phrase(segment.prompt, family, **knobs)
+        phrased.append(segment.model_copy(update={"prompt": text}))
+        if words and (not said or said[0].code != "style.phrased"):
+            said = words
+    notes.extend(said)
+    return phrased[0].prompt if phrased else phrase(prompt, family, **knobs)[0], phrased
 
 
 def storyboard_shape(checked: CheckedRequest) -> tuple[int, float]:

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the model families and whether their weights are here")
     models.add_argument("--json", action="store_true", help="print one JSON array")
 
+    templates = commands.add_parser("templates", help="list the motion templates (--template NAME)")
+    templates.add_argument("--model", help="a family id: the frames and guidance each template suggests for it")
+    templates.add_argument("--json", action="store_true", help="print one JSON array")
+
     tiny = commands.add_parser("make-tiny", help="write a tiny random-weight model of a family (for tests and demos)")
     tiny.add_argument("family")
     tiny.add_argument("directory", type=Path)
@@ -98,7 +102,7 @@ def add_knobs(parser: argparse.ArgumentParser, names: list[str], defaults: dict 
             kind = next(a for a in get_args(kind) if a is not type(None))
         if get_origin(kind) is Literal:
             choices = list(get_args(kind))
-            kind = type(choices[0])  # str, or int (--interpolate 2)
+            kind = _SPELLINGS.get(name, type(choices[0]))  # str, or int (--interpolate 2); argparse checks choices after
         default = defaults.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
         if get_origin(kind) is list:  # repeatable: --lora A --lora B
             parse, metavar = _ITEM_PARSERS[name]
@@ -147,6 +151,10 @@ def _reference(text: str):
     return Reference(source=Path(path.strip()).expanduser(), label=label.strip())
 
 
+# Knobs whose other spellings the request accepts ("3D", "Watercolor"): read the same way before argparse
+# checks the value against the choices.
+_SPELLINGS = {"style": GenerationRequest._style_spelling}
+
 # How one value of a repeatable flag is read, and how --help names it.
 _ITEM_PARSERS = {"loras": (_lora, "SPEC"), "segments": (_segment, "PROMPT"), "keyframes": (_keyframe, "PATH@FRAME"),
                  "references": (_reference, "PATH[=LABEL]")}  # fmt: skip
@@ -186,10 +194,11 @@ def main(argv: list[str] | None = None, storyboard: Storyboard | None = None) ->
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not args.verbose and (args.command == "make-tiny" or getattr(args, "model", "camera") != "camera"):
+    # Only commands that load a model quieten the libraries: importing diffusers costs seconds
+    if not args.verbose and (args.command == "make-tiny" or (args.command == "generate" and args.model != "camera")):
         _quiet_libraries()
     try:
-        commands = {"models": _models, "make-tiny": _make_tiny, "plan": _plan,
+        commands = {"models": _models, "templates": _templates, "make-tiny": _make_tiny, "plan": _plan,
                     "generate": lambda args: _generate(args, storyboard)}  # fmt: skip
         return commands[args.command](args)
     except InvalidInput as exc:
@@ -238,6 +247,45 @@ def _models(args) -> int:
     for row in rows:
         present = "yes" if row["weights_present"] else "no"
         print(f"{row['id']:22} {present:8} {row['pipeline'] or '(none: camera moves only)':36} {row['hub_id'] or ''}")
+    return 0
+
+
+def _templates(args) -> int:
+    """The motion templates: name, labels, camera move, intensity, suggested seconds and guidance factor,
+    and with --model the frames and guidance they suggest for that family."""
+    from .families import get_family
+    from .templates import templates
+
+    family = get_family(args.model) if args.model else None
+    rows = []
+    for template in templates().values():
+        row = {"name": template.name, "label": template.label.en, "label_zh": template.label.zh,
+               "camera_motion": template.camera_motion, "motion_intensity": template.motion_intensity,
+               "seconds": template.seconds, "guidance_factor": template.guidance_factor,
+               "motion": template.motion["default"]}  # fmt: skip
+        if family is not None:
+            row.update(model=family.id, fps=family.fps,
+                       num_frames=template.frames_for(family.fps, family.round_frames, family.max_frames,
+                                                      family.min_frames),
+                       guidance_scale=template.guidance_for(family.guidance_scale) or family.guidance_scale)  # fmt: skip
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    suggested = f"{'frames':>6} {'guidance':>8}" if family else f"{'seconds':>7} {'guidance':>8}"
+    print(f"{'template':18} {'label':22} {'camera':12} {'intensity':>9} {suggested}")
+    for row in rows:
+        if family is not None:
+            guidance = "-" if row["guidance_scale"] is None else f"{row['guidance_scale']:g}"
+            values = f"{row['num_frames']:>6} {guidance:>8}"
+        else:
+            values = f"{row['seconds']:>7g} {'x' + format(row['guidance_factor'], 'g'):>8}"
+        print(f"{row['name']:18} {row['label']:22} {row['camera_motion']:12} {row['motion_intensity']:>9g} {values}")
+    if family is not None:
+        guidance = f"guidance from its {family.guidance_scale:g}" if family.pipeline else "it takes no guidance"
+        print(f"(frames at {family.id}'s {family.fps} fps, {family.frame_rule} rule; {guidance})")
+    else:
+        print("(guidance as a factor of the model's default; `--model ID` shows frames and guidance for one)")
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from messages import Message, note
 
+from .audio import Audio, lay_under
 from .checks import CheckedRequest, check
 from .errors import Cancelled, InvalidInput, ModelNotAvailable, OutOfMemory
 from .export import remove_orphaned_partials, unique_video_path, write_mp4
@@ -134,8 +135,8 @@ class VideoEngine:
                 per_segment = ran.knobs.num_frames
             checked = replace(ran.with_(**whole, num_frames=per_segment), photo=first_photo, last_photo=last_photo)
             frames = as_uint8(frames)
-            if index == 0:
-                reference = Colour.of(frames)
+            if index == 0:  # only later segments are held to it: a one-segment video makes no float copy of itself
+                reference = Colour.of(frames) if count > 1 else None
             else:
                 frames = self._same_size(frames, parts[0], index + 1)
             ends_on_photo = index == count - 1 and end_photo is not None  # its colour is that photo's
@@ -173,9 +174,10 @@ class VideoEngine:
 
     def finish(self, frames: np.ndarray, checked: CheckedRequest, on_progress: OnProgress | None = None,
                cancel: CancelFlag | None = None) -> tuple[np.ndarray, CheckedRequest, dict]:  # fmt: skip
-        """Interpolate and upscale the rendered frames as the request asks. Returns the frames, the
-        request with what was done said, and the result's fields for it (interpolation, upscaler).
-        Stopped: a long video keeping its finished segments is written as made; otherwise nothing is."""
+        """Grade, interpolate, retime and upscale the rendered frames as the request asks. Returns the
+        frames, the request with what was done said (its `fps` now the file's), and the result's fields
+        for it (interpolation, upscaler). Stopped: a long video keeping its finished segments is written
+        as made, at the model's fps; otherwise nothing is."""
         from dataclasses import replace
 
         knobs, post = checked.knobs, {}
@@ -183,7 +185,9 @@ class VideoEngine:
         in_latents = checked.latent_upscale  # already twice the size: LTX's latent upsampler made it in the render
         if in_latents:
             post["upscaler"] = LATENT_UPSAMPLER
-        post_work = knobs.interpolate > 1 or (knobs.upscale > 1 and not in_latents)
+        factor, file_fps = _fps_plan(checked)
+        grading = knobs.color_palette is not None and not checked.family.text_prompt  # a palette without words
+        post_work = (factor > 1 or file_fps != knobs.fps or grading or (knobs.upscale > 1 and not in_latents))
 
         def as_made():  # a stopped long video keeping what it made: written as it is, at once
             return frames, replace(checked.with_(note("post.skipped_stopped")), stopped_kept=True), post
@@ -203,19 +207,36 @@ class VideoEngine:
 
     def _post(self, frames: np.ndarray, checked: CheckedRequest, post: dict, in_latents: bool,
               on_progress: OnProgress | None, cancel: CancelFlag | None, started: float):  # fmt: skip
-        """`finish`'s work: interpolation, then upscaling (not in place: a Stop leaves `post` as it was)."""
+        """`finish`'s work: a palette's colour grade (a model that reads no prompt), interpolation and
+        retiming to the file's fps, then upscaling (not in place: a Stop leaves `post` as it was)."""
         knobs, post = checked.knobs, dict(post)
-        if knobs.interpolate > 1 and len(frames) > 1:
-            from .interpolate import interpolate_with
+        factor, file_fps = _fps_plan(checked)
+        if knobs.color_palette is not None and not checked.family.text_prompt:
+            from .grade import grade
 
-            watch = StepWatch("interpolating", len(frames) - 1, on_progress, cancel)
-            before = len(frames)
-            frames, used = interpolate_with(frames, knobs.interpolate, self.interpolator_dir, device=self.device,
-                                            on_frame=watch.step)  # fmt: skip
-            post["interpolation"] = used
-            checked = checked.with_(note("post.interpolated", factor=knobs.interpolate,
-                                         method="RIFE" if used == "rife" else "optical flow", before=before,
-                                         after=len(frames), fps=knobs.fps * knobs.interpolate))  # fmt: skip
+            frames = grade(frames, knobs.color_palette)
+            checked = checked.with_(note("style.graded", palette=knobs.color_palette, model=checked.family.id))
+        if len(frames) > 1 and (factor > 1 or file_fps != knobs.fps):
+            from .interpolate import interpolate_with, pairs_for, retime
+
+            before, made_fps, method = len(frames), knobs.fps, None
+            if factor > 1:
+                watch = StepWatch("interpolating", pairs_for(before, factor), on_progress, cancel)
+                frames, used = interpolate_with(frames, factor, self.interpolator_dir, device=self.device,
+                                                on_frame=watch.step)  # fmt: skip
+                post["interpolation"] = used
+                method = "RIFE" if used == "rife" else "optical flow"
+            frames = retime(frames, made_fps * factor, file_fps)  # the same frames when interpolation reached it
+            if file_fps == made_fps * factor:  # interpolation alone, as `interpolate` asks
+                said = note("post.interpolated", factor=factor, method=method, before=before, after=len(frames),
+                            fps=file_fps)  # fmt: skip
+            elif method is not None:
+                said = note("fps.retimed", before=before, model_fps=made_fps, factor=factor, method=method, fps=file_fps,
+                            after=len(frames), seconds=(len(frames) - 1) / file_fps)  # fmt: skip
+            else:
+                said = note("fps.dropped", before=before, model_fps=made_fps, fps=file_fps, after=len(frames),
+                            seconds=(len(frames) - 1) / file_fps)  # fmt: skip
+            checked = checked.with_(said, fps=file_fps)
         if knobs.upscale > 1 and in_latents:
             checked = checked.with_(note("post.upscaled", factor=knobs.upscale, upscaler=LATENT_UPSAMPLER,
                                          width=frames.shape[2], height=frames.shape[1]))  # fmt: skip
@@ -294,51 +315,73 @@ class VideoEngine:
         return replace(checked.with_(**used), levers=tuple(reports))
 
     def render(self, checked: CheckedRequest, on_progress: OnProgress | None = None,
-               cancel: CancelFlag | None = None, continuing: bool = False) -> np.ndarray:  # fmt: skip
+               cancel: CancelFlag | None = None, continuing: bool = False,
+               sound: list[Audio] | None = None) -> np.ndarray:  # fmt: skip
         """The frames of one call for a checked request, (T, H, W, 3), uint8 or floats in [0, 1]
         (twice the height and width when the request's upscale 2 is made in latent space).
         `continuing`: the photo is the last frame of the segment before. Cancel raises Cancelled at
-        the next step; out of GPU memory raises OutOfMemory (the pipeline is kept)."""
+        the next step; out of GPU memory raises OutOfMemory (the pipeline is kept). `sound`, a list,
+        receives the sound a family that makes its own (`audio`) made with the frames."""
         family, knobs = checked.family, checked.knobs
         if not family.pipeline:  # the camera engine: the family renders itself
             watch = StepWatch("rendering", knobs.num_frames, on_progress, cancel)
             watch.check_cancel()
             return family.render(knobs, checked.photo, on_frame=watch.step, continuing=continuing)
-        return self._run_pipeline(checked, on_progress, cancel)
+        frames, made = self._run_pipeline(checked, on_progress, cancel)
+        if sound is not None and made is not None:
+            sound.append(made)
+        return frames
 
     def export(self, frames: np.ndarray, checked: CheckedRequest, seconds: float,
                out_path: str | Path | None = None, **post) -> VideoResult:  # fmt: skip
         """Write `frames` as the MP4 of `checked` (at `out_path`, or a new unique name in the output
         folder) with its JSON beside it, and say how it was made: the file's frames, fps and size,
-        each segment's prompt and seed, and `post` (interpolation, upscaler) as `finish` gave it."""
+        each segment's prompt and seed, and `post` (interpolation, upscaler) as `finish` gave it.
+        `checked.audio`, the soundtrack or the model's own sound, becomes its AAC track, as long as the
+        file's frames last (a soundtrack trimmed or looped, said; the model's trimmed or padded to the frame)."""
         knobs, family = checked.knobs, checked.family
         path = Path(out_path) if out_path else unique_video_path(self.output_dir, knobs.model, knobs.seed)
         file = dict(num_frames=len(frames), height=frames.shape[1], width=frames.shape[2],
-                    fps=knobs.fps * (knobs.interpolate if post.get("interpolation") else 1),
+                    fps=knobs.fps,  # the file's: `finish` retimed it (a video kept as made: the model's)
                     segment_frames=knobs.num_frames)  # fmt: skip
+        audio, said = None, []
+        if checked.audio is not None:
+            soundtrack = knobs.soundtrack.name if knobs.soundtrack else None
+            audio, said = lay_under(checked.audio, len(frames) / file["fps"], soundtrack)
         result = VideoResult(
             **{**knobs.model_dump(), **file}, **post, path=path, metadata_path=path.with_suffix(".json"), family=family.id,
             engine=family.engine, label=family.label, preview=family.preview, seconds=round(seconds, 3),
-            device=self.device if family.pipeline else "cpu", adjustments=list(checked.adjustments),
-            levers=list(checked.levers),
+            device=self.device if family.pipeline else "cpu", adjustments=[*checked.adjustments, *said],
+            levers=list(checked.levers), has_audio=audio is not None,
+            audio=None if audio is None else "soundtrack" if knobs.soundtrack else "generated",
         )  # fmt: skip
-        write_mp4(frames, path, result.fps, _metadata(result))
+        sound = {"audio": audio} if audio is not None else {}  # silent: the call benches stub (four arguments)
+        write_mp4(frames, path, result.fps, _metadata(result), **sound)
         log.info("wrote %s (%d frames, %dx%d, %.1fs)", path, len(frames), result.width, result.height, result.seconds)
         return result
 
     def _render_with_retry(self, checked: CheckedRequest, on_progress, cancel,
                            continuing: bool = False) -> tuple[np.ndarray, CheckedRequest]:  # fmt: skip
         """`render`, and once more one rung down the downgrade plan when the GPU ran out of memory.
-        The retry happens outside the except block: no traceback keeps the first run's tensors alive."""
+        The retry happens outside the except block: no traceback keeps the first run's tensors alive.
+        Returns the frames and the request as it ran, holding the sound the family made with them
+        (`audio`; a family without sound keeps the request's, a soundtrack or None)."""
+        from dataclasses import replace
+
+        made: list[Audio] = []
+
+        def as_ran(frames, checked):
+            return frames, replace(checked, audio=made[-1]) if made else checked
+
         failure: Message | None = None
         try:
-            return self.render(checked, on_progress, cancel, continuing), checked
+            return as_ran(self.render(checked, on_progress, cancel, continuing, sound=made), checked)
         except OutOfMemory as exc:
             failure = exc.message
         checked, change = self._step_down(checked, failure)
         checked = self._levers_after_step_down(checked)
         try:
-            return self.render(checked, on_progress, cancel, continuing), checked
+            return as_ran(self.render(checked, on_progress, cancel, continuing, sound=made), checked)
         except OutOfMemory as exc:
             failure = exc.message
         self.unload()  # nothing stays behind for the next job
@@ -373,7 +416,7 @@ class VideoEngine:
                              num_frames=after.num_frames, memory_strategy=after.memory_strategy,
                              vae_tiling=after.vae_tiling), rung.change  # fmt: skip
 
-    def _run_pipeline(self, checked: CheckedRequest, on_progress, cancel) -> np.ndarray:
+    def _run_pipeline(self, checked: CheckedRequest, on_progress, cancel) -> tuple[np.ndarray, Audio | None]:
         import torch
 
         from . import lora
@@ -403,7 +446,8 @@ class VideoEngine:
         watch.check_cancel()
 
         def call(scale: int = 1) -> dict:
-            """The pipeline call's arguments at `scale` times the video's size, every photo fitted to it."""
+            """The pipeline call's arguments at `scale` times the video's size, every photo fitted to it
+            (references scaled to fit inside it, uncropped; passed only to families that take them)."""
             sized = knobs.model_copy(update=dict(height=knobs.height * scale, width=knobs.width * scale))
 
             def fitted(photo):
@@ -411,7 +455,13 @@ class VideoEngine:
 
             last = fitted(checked.last_photo) if checked.last_photo else None
             keyframes = [(frame, fitted(photo)) for frame, photo in checked.keyframe_photos]
-            return family.call_kwargs(pipe, sized, fitted(checked.photo), last, keyframes)
+            extra = {}
+            if family.references:
+                from .references import fit_reference
+
+                extra["references"] = [fit_reference(image, sized.width, sized.height)
+                                       for _, image in checked.reference_photos]  # fmt: skip
+            return family.call_kwargs(pipe, sized, fitted(checked.photo), last, keyframes, **extra)
 
         kwargs = call()
         restore = family.watch_steps(pipe, kwargs, watch)
@@ -446,7 +496,7 @@ class VideoEngine:
         frames = np.asarray(output.frames[0])
         if frames.dtype != np.uint8:
             frames = np.clip(frames, 0.0, 1.0)
-        return frames
+        return frames, family.sound(pipe, output)  # the sound made with them (a family that makes its own)
 
     # ------------------------------------------------------------------ models
     def load(self, source: ModelSource, strategy: str | None = None, quantize: str = "none", compile: bool = False,
@@ -579,6 +629,15 @@ class VideoEngine:
 
 
 LATENT_UPSAMPLER = "ltx_latent_upsampler"  # VideoResult.upscaler when upscale 2 was made in latent space
+
+def _fps_plan(checked: CheckedRequest) -> tuple[int, int]:
+    """The interpolation factor and the file's fps for a checked request whose knobs' fps is still the
+    model's (`finish` makes it the file's): the check step's, or `interpolate` alone for a request
+    checked without them."""
+    if checked.file_fps is None:
+        return checked.knobs.interpolate, checked.knobs.fps * checked.knobs.interpolate
+    return checked.fps_factor, checked.file_fps
+
 
 def _off_the_gpu(pipe) -> None:
     """Take a pipeline's weights off the GPU after a failed placement (hooks first, then a move that

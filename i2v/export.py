@@ -1,11 +1,13 @@
-"""Frames -> a browser-playable H.264 MP4 with the request embedded, written atomically.
+"""Frames (and their sound, if any) -> a browser-playable H.264 MP4 with an AAC sound track and the
+request embedded, written atomically.
 
 The video and its JSON go to hidden partial files beside their targets and are renamed into place
 only when both are whole, so a reader never sees half a file and a failure (a full disk, a killed
 encoder) leaves nothing under a final name. ffmpeg (the binary `imageio-ffmpeg` ships) runs as our
 child and dies with us; a partial file left by a process that was killed is removed by
 `remove_orphaned_partials`, which the engine calls when it starts. This module knows nothing about
-models: it takes frames and a metadata dict.
+models: it takes frames, a metadata dict and, for a video with sound, an `Audio` (i2v/audio.py) as long
+as the video. `read_mp4`, `read_audio` and `read_comment` decode a video back, for tests and checks.
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DiskFull, ExportFailed
 
+if TYPE_CHECKING:
+    from .audio import Audio
+
 log = logging.getLogger(__name__)
 
 CRF = 18  # visually lossless for generated video; files stay a few MB for a few seconds at 720p
+AAC_KBPS_PER_CHANNEL = 96  # 192 kb/s stereo: transparent for generated sound and most soundtracks
 # Hidden partial files: ".<final name>.<pid of the writer>.<random>.part" (before pids were in the
 # name: ".<final name>.<random>.part"); only those of a video or its JSON are ever ours.
 _PARTIAL = re.compile(r"^\..+?\.(?:mp4|json)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
@@ -54,8 +61,9 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
-    """Write (T, H, W, 3) frames to `path` as H.264 yuv420p, with `metadata` as the MP4 comment and
+def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict, audio: Audio | None = None) -> Path:
+    """Write (T, H, W, 3) frames to `path` as H.264 yuv420p, with `audio` (already as long as the
+    video: i2v/audio.py's `lay_under`) as its AAC sound track, and `metadata` as the MP4 comment and
     beside it as JSON. Both appear together or not at all; a full disk raises DiskFull."""
     frames = to_uint8(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -72,8 +80,12 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
         raise _failure(exc, path.parent) from None
     text = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str)
     video, sidecar = _partial(path), _partial(path.with_suffix(".json"))
+    sound = _partial(path)  # the raw samples ffmpeg reads, beside the video (a partial file: cleaned up alike)
     try:
-        _encode(frames, video, fps, text)
+        if audio is not None:
+            with open(sound, "wb") as handle:
+                handle.write(np.ascontiguousarray(audio.samples.T, dtype="<f4").tobytes())
+        _encode(frames, video, fps, text, (sound, audio.rate, audio.channels) if audio is not None else None)
         _write_text(sidecar, json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
         # The video first: the JSON is in its comment too, so a kill between the two renames leaves
         # a whole video, never a JSON without one.
@@ -88,6 +100,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict) -> Path:
     finally:
         video.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
+        sound.unlink(missing_ok=True)
     return path
 
 
@@ -125,12 +138,21 @@ def _alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------------- ffmpeg
-def _encode(frames: np.ndarray, target: Path, fps: int, comment: str) -> None:
+def _encode(frames: np.ndarray, target: Path, fps: int, comment: str,
+            sound: tuple[Path, int, int] | None = None) -> None:  # fmt: skip
+    """`frames` through ffmpeg's stdin into an MP4 at `target`; `sound`, (a file of float32 samples,
+    interleaved, its rate, its channels), becomes its AAC sound track."""
     count, height, width, _ = frames.shape
+    if sound is None:
+        audio_in, audio_out = [], ["-an"]
+    else:
+        raw, rate, channels = sound
+        audio_in = ["-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", str(raw)]
+        audio_out = ["-map", "0:v:0", "-map", "1:a:0", "-acodec", "aac", "-b:a", f"{AAC_KBPS_PER_CHANNEL * channels}k"]
     command = [
         _ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
         "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps),
-        "-i", "-", "-an",
+        "-i", "-", *audio_in, *audio_out,
         "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(CRF), "-preset", "medium",
         "-movflags", "+faststart+use_metadata_tags", "-metadata", f"comment={comment}",
         "-metadata", "title=i2v studio", "-f", "mp4", str(target),
@@ -214,6 +236,42 @@ def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     width, height = meta["size"]
     frames = [np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader]
     return np.stack(frames), meta
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int] | None:
+    """Decode a video's (or any file's) first sound track back: (channels, n) float32 samples and
+    their rate, or None when it has none."""
+    exe, source = _ffmpeg_exe(), f"file:{Path(path).resolve()}"
+    from .audio import stream_info
+
+    described = subprocess.run([exe, "-nostdin", "-hide_banner", "-i", source], capture_output=True, check=False)
+    info = stream_info(described.stderr.decode("utf-8", "replace"))
+    if info is None:
+        return None
+    rate, channels = info
+    out = subprocess.run([exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", source, "-map", "0:a:0",
+                          "-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    samples = np.frombuffer(out, dtype="<f4")
+    return samples[: len(samples) // channels * channels].reshape(-1, channels).T.copy(), rate
+
+
+def h264_round_trip(image: np.ndarray, crf: int) -> np.ndarray:
+    """One (H, W, 3) uint8 picture through H.264 at `crf` (libx264, veryfast, yuv420p) and back: the
+    compression a model trained on compressed video expects to see in its conditioning photo (LTX-2).
+    Odd sides lose their last row or column, as the encoder needs even ones."""
+    height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    image = np.ascontiguousarray(image[:height, :width])
+    with tempfile.TemporaryDirectory(prefix="i2v-crf-") as folder:
+        encoded = Path(folder) / "photo.mp4"
+        subprocess.run([_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", "1", "-i", "-", "-frames:v", "1",
+                        "-vcodec", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+                        str(encoded)], input=image.tobytes(), capture_output=True, check=True)  # fmt: skip
+        decoded = subprocess.run([_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(encoded),
+                                  "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+    return np.frombuffer(decoded, np.uint8).reshape(height, width, 3).copy()
 
 
 def first_frame(path: Path) -> np.ndarray:

@@ -9,6 +9,11 @@ occlusion: where something appears from behind something else, or moves much far
 can follow, the in-between frames show a soft double image (what a learned interpolator such as
 RIFE does better: `interpolate_with` uses RIFE, from `rife.py`, when a folder holds its weights,
 and this module's flow when not).
+
+A video's fps is reached from the model's in two steps (`fps_factor`, `retime`): interpolation by a
+power of two (x2 and x4 in one pass, x8 and x16 as two: x4 then x2 or x4) up to at least the fps
+asked, then each frame of the asked fps taken at its time from the nearest interpolated one, so the
+motion keeps its speed and the video its length. Frames are never held past the last one made.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-FACTORS = (2, 4)
+FACTORS = (2, 4)  # one pass
+PASSES = {2: (2,), 4: (4,), 8: (4, 2), 16: (4, 4)}  # the factors `interpolate_with` makes, in passes
 
 # cv2.calcOpticalFlowFarneback's arguments, those of OpenCV's own sample (samples/python/opt_flow.py):
 # a pyramid of 3 halvings, a 15-pixel window, 3 iterations, a degree-5 polynomial over a Gaussian of
@@ -54,14 +60,64 @@ def interpolate_with(
     on_frame: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, Literal["rife", "optical_flow"]]:
     """As `interpolate`, by RIFE when `folder` holds its weights (run on `device`), else by optical
-    flow (on the CPU); returns the frames and which of the two made them."""
+    flow (on the CPU); returns the frames and which of the two made them. `factor` 8 and 16 are two
+    passes (`PASSES`); `on_frame(k)` counts the pairs of every pass, one after the other
+    (`pairs_for` says how many in all)."""
+    if factor not in PASSES:
+        raise ValueError(f"interpolation factor {factor} must be one of {tuple(PASSES)}")
+    model_file = None
     if folder is not None:
-        from .rife import find_rife, rife_interpolate
+        from .rife import find_rife
 
         model_file = find_rife(folder)
+    done = 0
+    for step in PASSES[factor]:
+        counted = None if on_frame is None else (lambda k, before=done: on_frame(before + k))
+        pairs = len(frames) - 1
         if model_file is not None:
-            return rife_interpolate(frames, factor, model_file, device=device, on_frame=on_frame), "rife"
-    return interpolate(frames, factor, on_frame=on_frame), "optical_flow"
+            from .rife import rife_interpolate
+
+            frames = rife_interpolate(frames, step, model_file, device=device, on_frame=counted)
+        else:
+            frames = interpolate(frames, step, on_frame=counted)
+        done += pairs
+    return frames, "rife" if model_file is not None else "optical_flow"
+
+
+def pairs_for(count: int, factor: int) -> int:
+    """How many pairs of frames `interpolate_with` works through for `count` frames at `factor`."""
+    pairs = 0
+    for step in PASSES[factor]:
+        pairs += count - 1
+        count = (count - 1) * step + 1
+    return pairs
+
+
+def fps_factor(model_fps: int, fps: int, asked: int = 1) -> int:
+    """The interpolation factor that takes `model_fps` frames to at least `fps`: the least power of two
+    that does, and at least `asked` (a request's own `interpolate`). 1 when the model makes enough."""
+    factor = 1
+    while model_fps * factor < fps and factor < max(PASSES):
+        factor *= 2
+    return max(factor, asked)
+
+
+def retimed_count(count: int, from_fps: int, to_fps: int) -> int:
+    """How many frames `retime` makes of `count`: as many as fit, at `to_fps`, in the time from the
+    first frame to the last ((count - 1) / from_fps seconds)."""
+    return (count - 1) * to_fps // from_fps + 1
+
+
+def retime(frames: np.ndarray, from_fps: int, to_fps: int) -> np.ndarray:
+    """`frames` made at `from_fps` as the same motion at `to_fps`: frame j of the result is the one
+    nearest the time j / to_fps (ties to the later), from the first frame to the last. Fewer frames
+    when `to_fps` is lower (dropped evenly), the same ones when it is equal; a higher `to_fps` would
+    repeat frames, so interpolate up to it first (`fps_factor`)."""
+    if from_fps == to_fps:
+        return frames
+    count = retimed_count(len(frames), from_fps, to_fps)
+    picks = (2 * np.arange(count) * from_fps + to_fps) // (2 * to_fps)  # round(j * from_fps / to_fps), in integers
+    return frames[picks]
 
 
 def interpolate(frames: np.ndarray, factor: int, on_frame: Callable[[int], None] | None = None) -> np.ndarray:

@@ -130,14 +130,18 @@ class GenerationRequest(BaseModel):
     width: int | None = Field(None, ge=16, le=3840, description="pixels; rounded down to the model's multiple")
     num_frames: int | None = Field(None, ge=1, le=1024, description="frames; moved to the model's rule (4n+1, ...)",
                                    json_schema_extra=_flag("--frames"))  # fmt: skip
-    fps: int | None = Field(None, ge=1, le=60, description="frames per second of playback")
+    fps: int | None = Field(None, ge=1, le=60, description="frames per second of the video file (15 to 60 is what "
+                            "people pick): the model makes its own fps and the motion keeps its speed, the frames "
+                            "between interpolated where it makes fewer, dropped evenly where more; left out: the "
+                            "model's own (times interpolate)")  # fmt: skip
     num_inference_steps: int | None = Field(None, ge=1, le=200, description="denoising steps",
                                             json_schema_extra=_flag("--steps"))  # fmt: skip
     guidance_scale: float | None = Field(None, ge=0.0, le=30.0, description="how closely to follow the prompt",
                                          json_schema_extra=_flag("--guidance"))  # fmt: skip
     seed: int | None = Field(None, ge=0, le=MAX_SEED,
                              description="same seed and settings give the same video; left out: a random one, reported")  # fmt: skip
-    camera_motion: CameraMotion = Field("static", description="camera move for the camera engine",
+    camera_motion: CameraMotion = Field("static", description="the camera move: rendered by the camera engine, said "
+                                        "in the prompt of a model that reads one; static: none asked",
                                         json_schema_extra=_flag("--camera"))  # fmt: skip
     last_image: Path | None = Field(None, description="a photo to end on (models that take one)")
     fit: Fit = Field("crop", description="how the photo meets the video's aspect: center crop, or pad with black")
@@ -170,7 +174,8 @@ class GenerationRequest(BaseModel):
                                       description="photos at chosen frames (models that take keyframes)",
                                       json_schema_extra=_flag("--keyframe"))  # fmt: skip
     interpolate: Factor = Field(1, description="make 2 or 4 times the frames between the model's, at 2 or 4 times "
-                                "the fps: the same duration, smoother motion")  # fmt: skip
+                                "the fps: the same duration, smoother motion (with fps: at least this factor, then "
+                                "timed to that fps)")  # fmt: skip
     upscale: Factor = Field(1, description="2 or 4 times the width and height (at most 3840x2160)")
 
     references: list[Reference] = Field(default_factory=list, max_length=4,
@@ -182,7 +187,8 @@ class GenerationRequest(BaseModel):
                                     "its length (models that make no sound of their own)")  # fmt: skip
     style: Style | None = Field(None, description="the look: realistic, cinematic, anime, 3d, watercolour, "
                                 "oil_painting, pixel_art or claymation (prompt phrasing)")  # fmt: skip
-    color_palette: Palette | None = Field(None, description="warm, cool or neutral colours")
+    color_palette: Palette | None = Field(None, description="warm, cool or neutral colours (prompt phrasing; a gentle "
+                                          "colour grade of the frames for models that read no prompt)")  # fmt: skip
     motion_intensity: float | None = Field(None, ge=MIN_INTENSITY, le=MAX_INTENSITY,
                                            description="how much moves, 0.1 (barely) to 1.5 (a lot); 1 is the model's "
                                            "usual")  # fmt: skip

@@ -84,7 +84,7 @@ def test_the_next_segment_starts_from_the_last_frame_made(engine, tiny_models, c
     monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
     monkeypatch.setattr(VideoEngine, "render", spy_render)
     request = GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), segments=["a", "b", "c"],
-                                height=32, width=32, num_frames=5, fps=8, num_inference_steps=2, seed=3)  # fmt: skip
+                                height=32, width=32, num_frames=5, fps=16, num_inference_steps=2, seed=3)  # fmt: skip
     result = engine.generate(request)
     from i2v.chain import as_uint8
 
@@ -114,7 +114,7 @@ def test_a_short_duration_is_one_call(engine, chelsea):
     (dict(segments=["a", "b"], prompt="other"), "the prompt 'other' is not the first segment's 'a'"),
     (dict(segments=["a", "b"], duration=5.0), "takes 5 segments of 9 frames, but 2 segment prompts were given"),
     (dict(duration=600.0), "32 at most"),
-    (dict(interpolate=4, fps=16), "64 fps: interpolation goes up to 60 fps"),
+    (dict(interpolate=4, fps=None), "64 fps: interpolation goes up to 60 fps"),  # the camera's 16 fps x 4
     (dict(upscale=4, height=720, width=1280), "1280x720 x 4 is 5120x2880: upscaling goes up to 3840x2160"),
     (dict(duration=60.0, num_frames=241, height=1080, width=1920, interpolate=2, fps=30), "GB in memory"),
     (dict(loop=True), "cannot end on a given frame, so it cannot loop"),
@@ -136,7 +136,7 @@ def test_loop_ends_the_last_segment_on_the_first_photo(engine, tiny_models, chel
 
     monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
     request = GenerationRequest(image=chelsea, model=str(tiny_models["wan2.2-i2v-a14b"]), segments=["a", "b"], loop=True,
-                                height=32, width=32, num_frames=5, fps=8, num_inference_steps=2, seed=3)  # fmt: skip
+                                height=32, width=32, num_frames=5, fps=16, num_inference_steps=2, seed=3)  # fmt: skip
     result = engine.generate(request)
     assert result.loop and result.num_frames == 9
     assert lasts[0] is None  # only the last segment ends on the first photo
@@ -164,8 +164,9 @@ def test_stop_mid_chain_keeps_nothing_unless_asked(engine, chelsea, tmp_path):
     assert kept.num_frames == 9 == len(read_mp4(kept.path)[0])
     assert any("stopped after 1 of 3 segments" in str(a) for a in kept.adjustments)
 
-    cancel = threading.Event()  # asked to interpolate and upscale too: what was kept is written at once, as made
-    kept = engine.generate(request.model_copy(update={"keep_segments": True, "interpolate": 2, "upscale": 2}),
+    cancel = threading.Event()  # asked to interpolate (8 fps made, 16 in the file) and upscale too: what was kept is
+    # written at once, as made, at the 8 fps it was made at
+    kept = engine.generate(request.model_copy(update={"keep_segments": True, "interpolate": 2, "upscale": 2, "fps": 16}),
                            on_progress=stop_at_segment_two(cancel), cancel=cancel)  # fmt: skip
     assert (kept.num_frames, kept.width, kept.fps, kept.interpolation, kept.upscaler) == (9, 96, 8, None, None)
     assert any("without interpolation or upscaling" in str(a) for a in kept.adjustments)
@@ -265,12 +266,12 @@ def test_the_last_call_of_a_duration_makes_only_what_it_needs(engine, tiny_model
         return call_kwargs(self, pipe, knobs, photo, last_photo, keyframes)
 
     monkeypatch.setattr(family, "call_kwargs", spy_kwargs)
-    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
-                                               duration=2.0, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
-    # 16 frames: 9, then 7 more, which a call of 4n+1 frames makes as 9 (it starts on the frame before)
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=16,
+                                               duration=1.0, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
+    # 1 s at Wan's 16 fps is 16 frames: 9, then 7 more, which a call of 4n+1 frames makes as 9 (it starts on the frame before)
     assert asked == [9, 9] and result.num_frames == 16 and result.segment_frames == 9
-    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
-                                               duration=1.5, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=16,
+                                               duration=0.75, num_frames=9, height=32, width=32, num_inference_steps=2))  # fmt: skip
     assert asked[2:] == [9, 5] and result.num_frames == 12 == len(read_mp4(result.path)[0])
 
 
@@ -293,7 +294,7 @@ def test_a_stop_during_interpolation_keeps_the_finished_video_only_when_asked(en
     def stop_while_interpolating(cancel):
         return lambda progress: cancel.set() if progress.stage == "interpolating" and progress.step >= 2 else None
 
-    request = GenerationRequest(image=chelsea, segments=["a", "b"], interpolate=2, **SMALL)
+    request = GenerationRequest(image=chelsea, segments=["a", "b"], interpolate=2, **{**SMALL, "fps": 16})  # made at 8
     cancel = threading.Event()
     with pytest.raises(Cancelled):
         engine.generate(request, on_progress=stop_while_interpolating(cancel), cancel=cancel)
@@ -354,11 +355,11 @@ def test_keep_segments_keeps_a_whole_video_when_stop_lands_after_its_last_segmen
 
 
 def test_a_duration_shorter_than_the_frames_asked_makes_and_says_only_what_it_needs(engine, tiny_models, chelsea):
-    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=8,
-                                               num_frames=33, duration=0.5, height=32, width=32,
+    result = engine.generate(GenerationRequest(image=chelsea, model=str(tiny_models["wan2.1-i2v-14b-480p"]), fps=16,
+                                               num_frames=33, duration=0.25, height=32, width=32,
                                                num_inference_steps=2))  # fmt: skip
     said = [a.code for a in result.adjustments]
-    # 0.5 s at 8 fps is 4 frames: one call of 5 (4n+1), cut to 4, and both said
+    # 0.25 s at Wan's 16 fps is 4 frames: one call of 5 (4n+1), cut to 4, and both said
     assert (result.segment_frames, result.num_frames) == (5, 4)
     assert "request.frames_for_duration" in said and "request.trimmed" in said
 

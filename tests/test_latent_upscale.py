@@ -35,8 +35,9 @@ FULL_SIZE = dict(in_channels=128, mid_channels=512, num_blocks_per_stage=4, dims
 
 
 def tiny_request(photo, model, **overrides) -> GenerationRequest:
+    # fps None: the model's own, so the frames made are the file's (another fps retimes them)
     fields = dict(image=photo, prompt="a cat slowly turns its head", negative_prompt="blurry", model=str(model),
-                  height=32, width=32, num_frames=9, fps=8, num_inference_steps=2, seed=7, upscale=2)  # fmt: skip
+                  height=32, width=32, num_frames=9, fps=None, num_inference_steps=2, seed=7, upscale=2)  # fmt: skip
     return GenerationRequest(**{**fields, **overrides})
 
 

@@ -23,8 +23,9 @@ FEWEST = {FLF2V: 9, LTX: 9, FRAMEPACK: 37, SKYREELS: 9, SKYREELS_14B: 9}  # a sh
 
 
 def tiny_request(photo, model, **overrides) -> GenerationRequest:
+    # fps None: the model's own, so the frames made are the file's (another fps retimes them)
     fields = dict(image=photo, prompt="a cat slowly turns its head", negative_prompt="blurry", model=str(model),
-                  height=32, width=32, num_frames=9, fps=8, num_inference_steps=2, seed=7)  # fmt: skip
+                  height=32, width=32, num_frames=9, fps=None, num_inference_steps=2, seed=7)  # fmt: skip
     return GenerationRequest(**{**fields, **overrides})
 
 
@@ -65,8 +66,9 @@ def test_family_end_to_end(family_id, engine, tiny_models, chelsea, coffee):
 
     video, meta = read_mp4(result.path)
     assert video.shape == (frames, 32, 32, 3)
-    assert (result.num_frames, result.height, result.width, result.fps) == (frames, 32, 32, 8)
-    assert result.family == family_id and meta["fps"] == 8
+    fps = get_family(family_id).fps
+    assert (result.num_frames, result.height, result.width, result.fps) == (frames, 32, 32, fps)
+    assert result.family == family_id and meta["fps"] == fps
     denoising = [p for p in steps if p.stage == "denoising"]
     assert [p.step for p in denoising] == [1, 2] and denoising[-1].total == 2
 
@@ -194,7 +196,7 @@ def test_ltx_condition_puts_every_photo_at_its_frame(engine, tiny_models, chelse
     assert conditions[0].image.tobytes() == first.tobytes() and conditions[3].image.tobytes() == last.tobytes()
     assert conditions[2].image.tobytes() == fit(checked_photo(coffee), 32, 32, "crop").tobytes()
     assert kwargs["decode_timestep"] == 0.05 and kwargs["image_cond_noise_scale"] == 0.025
-    assert kwargs["frame_rate"] == 8
+    assert kwargs["frame_rate"] == 24  # the fps it makes: LTX-Video's own
 
     _, kwargs = room_kwargs(engine, tiny_request(chelsea, model, num_frames=17),
                             keyframes=[(16, checked_photo(coffee))])  # fmt: skip

@@ -34,8 +34,9 @@ PROMPTS = ["a cat looks up", "the cat turns its head", "the cat lies down"]
 
 
 def tiny_request(photo, model, **overrides) -> GenerationRequest:
+    # fps 25: the family's own, so the frames made are the file's and a duration counts them at it
     fields = dict(image=photo, segments=PROMPTS, negative_prompt="blurry", model=str(model), height=64, width=64,
-                  num_frames=41, fps=8, num_inference_steps=2, seed=7)  # fmt: skip
+                  num_frames=41, fps=25, num_inference_steps=2, seed=7)  # fmt: skip
     return GenerationRequest(**{**fields, **overrides})
 
 
@@ -138,7 +139,7 @@ def test_three_prompts_in_one_call_over_several_windows(engine, tiny_models, tin
     assert [(s["start_window"], s["end_window"]) for s in kwargs["prompt_segments"]] == [(0, 0), (1, 2), (3, 4)]
     assert kwargs["cond_image"].tobytes() == fit(checked.photo, 64, 64, "crop").tobytes() and "image" not in kwargs
     assert (kwargs["num_frames"], kwargs["temporal_tile_size"], kwargs["temporal_overlap"]) == (41, 16, 8)
-    assert (kwargs["seed"], kwargs["frame_rate"], kwargs["sigmas"]) == (7, 8, [1.0, 0.975, 0.0])
+    assert (kwargs["seed"], kwargs["frame_rate"], kwargs["sigmas"]) == (7, 25, [1.0, 0.975, 0.0])  # the fps it makes
     assert (kwargs["decode_horizontal_tiles"], kwargs["decode_vertical_tiles"], kwargs["adain_factor"]) == (1, 1, 0.25)
     assert type(pipe.scheduler).__name__ == "LTXEulerAncestralRFScheduler"  # swapped in at load, as the docstring does
 
@@ -155,7 +156,7 @@ def test_three_prompts_in_one_call_over_several_windows(engine, tiny_models, tin
     assert encoded == [PROMPTS[0], PROMPTS[1], PROMPTS[1], PROMPTS[2], PROMPTS[2]]  # window by window, in order
 
     video, meta = read_mp4(result.path)
-    assert video.shape == (41, 64, 64, 3) and result.num_frames == 41 and meta["fps"] == 8
+    assert video.shape == (41, 64, 64, 3) and result.num_frames == 41 and meta["fps"] == 25
     assert [(s.prompt, s.seed) for s in result.segments] == [(p, 7) for p in PROMPTS]  # one seed applies to all
     assert result.prompt == PROMPTS[0] and result.seed == 7 and result.segment_frames == 41
     data = json.loads(result.metadata_path.read_text())
@@ -166,7 +167,7 @@ def test_three_prompts_in_one_call_over_several_windows(engine, tiny_models, tin
 
 
 def test_a_duration_makes_one_call_and_keeps_the_segments(engine, tiny_models, tiny_tiles, chelsea):
-    request = tiny_request(chelsea, tiny_models[LONG], num_frames=None, duration=5.0)  # 40 frames at 8 fps
+    request = tiny_request(chelsea, tiny_models[LONG], num_frames=None, duration=1.6)  # 40 frames at 25 fps
     checked = check(request)
     assert checked.knobs.num_frames == 41 and checked.total_frames == 40 and checked.last_segment_frames is None
     assert [s.prompt for s in checked.knobs.segments] == PROMPTS
@@ -177,12 +178,12 @@ def test_a_duration_makes_one_call_and_keeps_the_segments(engine, tiny_models, t
     assert not any(a.code == "request.segments_for_duration" for a in result.adjustments)
 
     one_prompt = check(tiny_request(chelsea, tiny_models[LONG], segments=[], prompt="a cat", num_frames=None,
-                                    duration=5.0))  # fmt: skip
+                                    duration=1.6))  # fmt: skip
     assert one_prompt.knobs.num_frames == 41 and one_prompt.knobs.segments == []
-    with pytest.raises(InvalidInput, match=r"in one call.* 200 s at 8 fps is 1600 frames, more than that call's 1017"):
-        check(tiny_request(chelsea, tiny_models[LONG], num_frames=None, duration=200.0))
-    with pytest.raises(InvalidInput, match="6 s at 8 fps is 48 frames, more than that call's 41"):
-        check(tiny_request(chelsea, tiny_models[LONG], duration=6.0))  # num_frames and a longer duration
+    with pytest.raises(InvalidInput, match=r"in one call.* 64 s at 25 fps is 1600 frames, more than that call's 1017"):
+        check(tiny_request(chelsea, tiny_models[LONG], num_frames=None, duration=64.0))
+    with pytest.raises(InvalidInput, match="1.92 s at 25 fps is 48 frames, more than that call's 41"):
+        check(tiny_request(chelsea, tiny_models[LONG], duration=1.92))  # num_frames and a longer duration
 
 
 def test_one_seed_applies_to_every_segment(tiny_models, tiny_tiles, chelsea):

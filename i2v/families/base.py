@@ -7,7 +7,8 @@ or its scheduler's `step` where there is none), which `save_pretrained` folders 
 (`claims`), and a tiny random-weight model of the same shape for tests (`tiny_components`).
 A family whose VAE latents a published x2 latent upsampler was trained on names it
 (`latent_upscaler`): `latent_upsampler_folder` finds its weights, and the room's
-`render_latent_upscaled` makes an upscale-2 video through it.
+`render_latent_upscaled` makes an upscale-2 video through it. A family that makes the video's sound
+with it (`audio`, LTX-2) returns that sound from a call's output (`sound`).
 A room (one file in this folder) subclasses it for one family or a few close ones.
 This module knows nothing about requests' sources beyond `ModelSource`, or about the engine.
 """
@@ -28,6 +29,7 @@ from messages import Message, note
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..audio import Audio
     from ..progress import StepWatch
     from ..request import GenerationRequest
 
@@ -63,6 +65,10 @@ class Family(BaseModel):
     guidance_scale: float | None = None
     end_frame: bool = False
     keyframes: bool = Field(False, description="the pipeline takes photos at chosen frame indices")
+    references: bool = Field(False, description="the pipeline takes reference images of subjects (people, objects, "
+                             "a background) the video holds")  # fmt: skip
+    audio: bool = Field(False, description="the pipeline makes the video's sound with it, in one call: the MP4 "
+                        "carries it, a soundtrack is refused, and a video is never chained from several calls")  # fmt: skip
     long_video: bool = Field(False, description="one call makes a long clip (next-section prediction, diffusion "
                              "forcing): long requests are steered here")  # fmt: skip
     chains_well: bool = Field(True, description="segments started from the last frame hold together; false: a long "
@@ -149,11 +155,18 @@ class Family(BaseModel):
         take: `has_last` an end photo (or loop), `keyframes` their frame indices, over `segments` calls
         (only the last ends on the end photo). Rooms with rules of their own override it."""
 
+    def check_references(self, num_frames: int, count: int) -> None:
+        """Refuse, in the check step, `count` reference images (photos and clips' sampled frames) that a
+        call of `num_frames` cannot take. Rooms of families that take references override it."""
+
     def call_kwargs(self, pipe, knobs: GenerationRequest, photo: Image.Image, last_photo: Image.Image | None,
-                    keyframes: Sequence[tuple[int, Image.Image]] = ()) -> dict:  # fmt: skip
+                    keyframes: Sequence[tuple[int, Image.Image]] = (),
+                    references: Sequence[Image.Image] = ()) -> dict:  # fmt: skip
         """The keyword arguments of one pipeline call, in diffusers' names, for `knobs` (every default
         filled in) and the photos already fitted to the video's size: the first, the last (or None), and
-        (frame index, photo) keyframes for families that take them (`keyframes` true)."""
+        (frame index, photo) keyframes for families that take them (`keyframes` true). `references`,
+        images of subjects fitted inside the video's size, are passed (by keyword) only to families that
+        take them (`references` true), whose rooms override this; other rooms need not accept it."""
         import torch
 
         params = inspect.signature(pipe.__call__).parameters
@@ -271,6 +284,11 @@ class Family(BaseModel):
     def tiny_components(self) -> dict:
         """The pipeline's components with tiny random weights (seed 0 before each), for tests."""
         raise NotImplementedError(f"family {self.id!r} has no tiny model")
+
+    def sound(self, pipe, output) -> Audio | None:
+        """The sound a family that makes its own (`audio` true) made with the frames of one pipeline
+        call (`output`), at its rate; None for the others. Rooms of families with sound override it."""
+        return None
 
     # ------------------------------------------------------------------ families that render themselves
     def render(self, knobs: GenerationRequest, photo: Image.Image, on_frame: Callable[[int], None],

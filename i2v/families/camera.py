@@ -6,6 +6,11 @@ with a margin so that pans and tilts have room to travel. Moves are eased (smoot
 start and stop gently. Orbits are approximated by a parallax-free rotate-and-scale; dollies by a
 push that accelerates towards a point a little below the center. This is a motion preview, not a
 generated video, and every result says so (`preview`). It knows nothing about diffusion models.
+
+A request's `motion_intensity` (0.1 to 1.5, 1 the usual) scales each move's amplitude about the
+still view: offsets and roll times the intensity, zoom to the power of it (1.5: half again as far,
+0.5: half as far; the shake of handheld too). Where a larger move would run past the photo's
+margin, every view of the clip is zoomed in by the same small amount so none does (`fitted`).
 """
 
 from __future__ import annotations
@@ -68,12 +73,34 @@ def _handheld(seed: int, count: int) -> list[View]:
     return [View(dx=0.02 * noise[0][i], dy=0.02 * noise[1][i], scale=0.9, angle=0.6 * noise[2][i]) for i in range(count)]
 
 
-def views(motion: str, count: int, seed: int) -> list[View]:
+def views(motion: str, count: int, seed: int, amplitude: float = 1.0) -> list[View]:
+    """The `count` views of `motion`, its amplitude scaled by `amplitude` about the still view."""
     if motion == "handheld":
-        return _handheld(seed, count)
-    move = MOVES[motion]
-    times = [i / (count - 1) if count > 1 else 0.0 for i in range(count)]
-    return [move(_smooth(t), t) for t in times]
+        moves = _handheld(seed, count)
+    else:
+        move = MOVES[motion]
+        times = [i / (count - 1) if count > 1 else 0.0 for i in range(count)]
+        moves = [move(_smooth(t), t) for t in times]
+    if amplitude == 1.0:
+        return moves
+    return [View(dx=v.dx * amplitude, dy=v.dy * amplitude, scale=v.scale**amplitude, angle=v.angle * amplitude)
+            for v in moves]  # fmt: skip
+
+
+def fitted(moves: list[View], width: int, height: int, margin: float = MARGIN) -> list[View]:
+    """`moves` zoomed in together by the least that keeps every view inside a canvas of `margin` times
+    the frame (a view's rotated corners included); as they are when all fit already (every move at
+    amplitude 1 does, with room to spare)."""
+    zoom = 1.0
+    for v in moves:
+        theta = np.deg2rad(v.angle)
+        cos, sin = abs(np.cos(theta)), abs(np.sin(theta))
+        room_x = (margin / 2 - abs(v.dx)) * width / (v.scale * (width * cos + height * sin) / 2)
+        room_y = (margin / 2 - abs(v.dy)) * height / (v.scale * (width * sin + height * cos) / 2)
+        zoom = min(zoom, room_x, room_y)
+    if zoom >= 1.0:
+        return moves
+    return [View(dx=v.dx, dy=v.dy, scale=v.scale * zoom, angle=v.angle) for v in moves]
 
 
 def render(
@@ -86,12 +113,14 @@ def render(
     fit_mode: str = "crop",
     on_frame: Callable[[int], None] | None = None,
     continuing: bool = False,
+    amplitude: float = 1.0,
 ) -> np.ndarray:
-    """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`. `continuing`: `photo` is
-    the last frame of a segment before (already the video's size): the move goes on from it, its first
-    frame is that frame exactly, and what lies beyond its edges (a move runs up to 0.43 of the frame
-    past them) is the frame mirrored: a preview has nothing else to show there."""
-    moves = views(motion, num_frames, seed)
+    """(num_frames, height, width, 3) uint8 frames of `motion` over `photo`, its amplitude scaled by
+    `amplitude`. `continuing`: `photo` is the last frame of a segment before (already the video's
+    size): the move goes on from it, its first frame is that frame exactly, and what lies beyond its
+    edges (a move runs up to 0.43 of the frame past them; at amplitude 1.5 still within the half
+    frame mirrored each side) is the frame mirrored: a preview has nothing else to show there."""
+    moves = views(motion, num_frames, seed, amplitude)
     if continuing:
         pad_x, pad_y = width // 2, height // 2  # half a frame each side: room for a whole move
         pixels = np.asarray(fit(photo, width, height, fit_mode))
@@ -101,6 +130,7 @@ def render(
                  for v in moves]  # fmt: skip
     else:
         canvas = fit(photo, round(width * MARGIN), round(height * MARGIN), fit_mode)
+        moves = fitted(moves, width, height)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for index, view in enumerate(moves):
         frames[index] = np.asarray(_look(canvas, view, width, height))
@@ -125,5 +155,6 @@ class Camera(Family):
     """The camera engine as a family: no pipeline, no weights, no GPU; a preview of the photo moving."""
 
     def render(self, knobs, photo: Image.Image, on_frame: Callable[[int], None], continuing: bool = False) -> np.ndarray:
+        amplitude = 1.0 if knobs.motion_intensity is None else knobs.motion_intensity
         return render(photo, knobs.camera_motion, knobs.width, knobs.height, knobs.num_frames, knobs.seed, knobs.fit,
-                      on_frame=on_frame, continuing=continuing)  # fmt: skip
+                      on_frame=on_frame, continuing=continuing, amplitude=amplitude)  # fmt: skip

@@ -1,18 +1,36 @@
 """Stable Video Diffusion XT through StableVideoDiffusionPipeline: no text prompt; guidance rises
-from `min_guidance_scale` (1.0) to `max_guidance_scale` over the frames; the fps is a conditioning
-input; its VAE (AutoencoderKLTemporalDecoder) has no tiled decode and decodes 8 frames at a time."""
+from `min_guidance_scale` (1.0) to `max_guidance_scale` over the frames; its VAE
+(AutoencoderKLTemporalDecoder) has no tiled decode and decodes 8 frames at a time.
+
+Two conditioning inputs stand in for the words it cannot read. `fps`: the rate it renders at, which
+is the family's own (7; the check step keeps `knobs.fps` at the model's rate, and a request's other
+fps is reached after the render by interpolation: the pipeline itself conditions on fps - 1, as SVD
+was trained). `motion_bucket_id`: how much moves, 127 its usual; a request's `motion_intensity` sets
+it (`motion_bucket`).
+"""
 
 from __future__ import annotations
 
 from .base import Family
 
+USUAL_BUCKET = 127  # the pipeline's default motion_bucket_id, and Stability's demos'
+
 
 class SVD(Family):
+    @staticmethod
+    def motion_bucket(intensity: float | None) -> int:
+        """SVD's motion_bucket_id for a motion_intensity (0.1 to 1.5, 1 the model's usual): linear
+        through the usual, 127 x intensity, kept within 1 to 255 (the buckets' range in training).
+        0.1 -> 13, 0.5 -> 64, 1 (or None) -> 127, 1.5 -> 190."""
+        if intensity is None:
+            return USUAL_BUCKET
+        return max(1, min(255, round(USUAL_BUCKET * intensity)))
+
     def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
         kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         guidance = kwargs.pop("guidance_scale")
         kwargs.update(max_guidance_scale=guidance, min_guidance_scale=min(1.0, guidance), fps=knobs.fps,
-                      decode_chunk_size=8)  # fmt: skip
+                      motion_bucket_id=self.motion_bucket(knobs.motion_intensity), decode_chunk_size=8)  # fmt: skip
         return kwargs
 
     def tiny_components(self) -> dict:
