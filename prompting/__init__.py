@@ -6,11 +6,21 @@ never imports torch, gradio or the video engine.
 """
 
 from .client import Endpoint
-from .errors import InvalidStoryboard, RefinerError, UnknownFamily
-from .refiner import PromptRefiner
+from .config import bounds
+from .errors import InvalidChoice, InvalidStoryboard, RefinerError, UnknownFamily
+from .refiner import PromptRefiner, Reference
 from .rules import refine_offline, storyboard_offline
-from .schema import CAMERA_MOTIONS, MAX_SEGMENTS, MIN_SEGMENTS, MOTION_TAGS, RefinedPrompt, Storyboard, Suggestions
+from .schema import (
+    CAMERA_MOTIONS,
+    MAX_REFERENCES,
+    MAX_SEGMENTS,
+    MIN_SEGMENTS,
+    MOTION_TAGS,
+    RefinedPrompt,
+    Storyboard,
+    Suggestions,
+)
 
-__all__ = ["CAMERA_MOTIONS", "MAX_SEGMENTS", "MIN_SEGMENTS", "MOTION_TAGS", "Endpoint", "InvalidStoryboard",
-           "PromptRefiner", "RefinedPrompt", "RefinerError", "Storyboard", "Suggestions", "UnknownFamily",
-           "refine_offline", "storyboard_offline"]  # fmt: skip
+__all__ = ["CAMERA_MOTIONS", "MAX_REFERENCES", "MAX_SEGMENTS", "MIN_SEGMENTS", "MOTION_TAGS", "Endpoint",
+           "InvalidChoice", "InvalidStoryboard", "PromptRefiner", "RefinedPrompt", "Reference", "RefinerError",
+           "Storyboard", "Suggestions", "UnknownFamily", "bounds", "refine_offline", "storyboard_offline"]  # fmt: skip

@@ -5,7 +5,9 @@ Servers differ, so a completion asks for `json_schema` structured output first, 
 this endpoint took (per client: no state is shared between clients). What a reply must look like
 (the schema, its name, its token limit) is the client's default or a `Reply` given per request.
 Within one deadline it retries connection errors, 429 (honouring Retry-After) and 5xx, at most
-twice, and never a 401 or 403.
+twice, and never a 401 or 403. A request with images that the server answers with "I cannot take
+images" (llama-server without a projector says so with a 500) is not retried: ImagesRefused tells
+the caller to ask again without them.
 Every failure is an EndpointFailed whose words hold no secret: the API key stays inside the openai
 client. This module knows nothing about prompts, video models or what the reply means.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import openai
 
-from .errors import EndpointFailed, FormatRefused
+from .errors import EndpointFailed, FormatRefused, ImagesRefused
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +104,27 @@ class ChatClient:
             "text": None,
         }[mode]
         extra = {"response_format": response_format} if response_format else {}
+        images = any(isinstance(m["content"], list) and any(part.get("type") == "image_url" for part in m["content"])
+                     for m in messages)  # fmt: skip
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
                 raise EndpointFailed("refiner.timeout", seconds=reply.timeout_s)
             try:
-                response = self._openai.with_options(timeout=remaining).chat.completions.create(
-                    model=self.endpoint.model,
-                    messages=messages,
-                    max_tokens=reply.max_tokens,
-                    temperature=0.3,
-                    **extra,
-                )
+                try:
+                    response = self._openai.with_options(timeout=remaining).chat.completions.create(
+                        model=self.endpoint.model,
+                        messages=messages,
+                        max_tokens=reply.max_tokens,
+                        temperature=0.3,
+                        **extra,
+                    )
+                except openai.APIStatusError as exc:
+                    if images and _about_images(exc):  # no other format or retry will make it see
+                        detail = _detail(exc)
+                        raise ImagesRefused("refiner.images_refused", status=exc.status_code, detail=detail) from None
+                    raise
                 return (response.choices[0].message.content or "") if response.choices else ""
             except (openai.BadRequestError, openai.UnprocessableEntityError, openai.NotFoundError) as exc:
                 if mode != "text" and not isinstance(exc, openai.NotFoundError):
@@ -151,6 +161,17 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+# What servers that cannot see say to a request with images: llama-server without a projector answers
+# 500 "image input is not supported - hint: ... mmproj"; OpenAI 400 "image_url is only supported by
+# certain models"; vLLM 400 "... is not a multimodal model" or "At most 0 image(s) may be provided".
+_IMAGE_WORDS = ("image", "multimodal", "vision", "mmproj")
+
+
+def _about_images(exc: openai.APIStatusError) -> bool:
+    """Whether an error answered to a request with images says the server cannot take images."""
+    return exc.status_code in (400, 415, 422, 500, 501) and any(word in _detail(exc).lower() for word in _IMAGE_WORDS)
 
 
 def _detail(exc: openai.APIStatusError) -> str:

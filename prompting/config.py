@@ -1,6 +1,8 @@
-"""The refiner's data: configs/refiner.toml, the system prompts in configs/prompts/, and the offline
-refiner's word tables in configs/refiner_words.toml; and the checks of a caller's choices against it
-(a family it knows, a storyboard's size)."""
+"""The refiner's data: configs/refiner.toml, the system prompts in configs/prompts/, the offline
+refiner's word tables in configs/refiner_words.toml; and, read as data from the engine's files
+(prompting never imports the engine), each family's frame and fps rules (configs/models.toml) and the
+words for the style knobs (configs/styles.toml); and the checks of a caller's choices against them (a
+family it knows, a storyboard's size, a style, palette, camera motion or intensity it can honour)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import InvalidStoryboard, UnknownFamily
-from .schema import CAMERA_MOTIONS, MAX_SECONDS_EACH, MAX_SEGMENTS, MIN_SEGMENTS, MOTION_TAGS
+from .errors import InvalidChoice, InvalidStoryboard, UnknownFamily
+from .schema import CAMERA_MOTIONS, MAX_REFERENCES, MAX_SECONDS_EACH, MAX_SEGMENTS, MIN_SEGMENTS, MOTION_TAGS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -42,6 +44,61 @@ class FamilyStyle(BaseModel):
     word_budget: int = Field(ge=10)
     quality: str
     negative: str
+    guidance: tuple[float, float] | None = Field(None, description="the guidance_scale advice may name; None: the "
+                                                 "family takes no guidance and advice leaves it out")  # fmt: skip
+
+
+class AdviceDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fps: tuple[int, int]
+
+
+class FamilyBounds(BaseModel):
+    """What a family can make, as its advice must respect: frame counts frame_step * n + frame_offset
+    (n >= 1, as the engine rounds them) from `frames[0]` to `frames[1]`, playback fps in `fps`, and
+    guidance in `guidance` (None: it takes none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: str
+    frame_step: int = Field(ge=1)
+    frame_offset: int = Field(ge=0)
+    frames: tuple[int, int]
+    fps: tuple[int, int]
+    guidance: tuple[float, float] | None
+
+    @property
+    def frame_rule(self) -> str:
+        return "any count of" if self.frame_step == 1 else f"{self.frame_step}n+{self.frame_offset}"
+
+    def frames_on_rule(self, value: float) -> int:
+        """`value` moved to the nearest frame count of the rule, within `frames`."""
+        step, offset = self.frame_step, self.frame_offset
+        n = round((value - offset) / step)
+        low, high = ((bound - offset) // step for bound in self.frames)
+        return min(max(n, low), high) * step + offset
+
+
+# The offline refiner's word tables: configs/refiner_words.toml.
+TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity", "storyboard", "looks", "references")
+
+
+@cache
+def words() -> dict[str, dict]:
+    data = tomllib.loads((CONFIG_DIR / "refiner_words.toml").read_text(encoding="utf-8"))
+    unknown = set(data) ^ set(TABLES)
+    if unknown:
+        raise ValueError(f"configs/refiner_words.toml: unknown or missing tables {sorted(unknown)}")
+    return data
+
+
+@cache
+def looks() -> dict:
+    """configs/styles.toml, read as data: the words the engine adds to a prompt for a style, a colour
+    palette and a motion intensity, per dialect (the engine's i2v/phrasing.py checks the file; the
+    refiner writes the same sentences, so the engine need not add them again)."""
+    return tomllib.loads((CONFIG_DIR / "styles.toml").read_text(encoding="utf-8"))
 
 
 @cache
@@ -60,6 +117,11 @@ def storyboard_defaults() -> StoryboardDefaults:
 
 
 @cache
+def advice_defaults() -> AdviceDefaults:
+    return AdviceDefaults(**_config()["advice"])
+
+
+@cache
 def styles() -> dict[str, FamilyStyle]:
     return {fid: FamilyStyle(id=fid, **entry) for fid, entry in _config()["families"].items()}
 
@@ -69,6 +131,48 @@ def style(family: str) -> FamilyStyle:
     if family not in known:
         raise UnknownFamily("refiner.unknown_family", family=family, known=", ".join(known))
     return known[family]
+
+
+@cache
+def _models() -> dict[str, dict]:
+    return tomllib.loads((CONFIG_DIR / "models.toml").read_text(encoding="utf-8"))["families"]
+
+
+@cache
+def bounds(family: str) -> FamilyBounds:
+    """`family`'s frame rule and range and fps (configs/models.toml, read as data: the engine's own
+    defaults there, min_frames 1, frame_step 1, frame_offset 0), and its guidance range
+    (configs/refiner.toml). The fps range is [advice] fps, reaching down to the family's own fps where
+    that is lower (SVD makes 7). An unknown family raises UnknownFamily."""
+    chosen = style(family)
+    model = _models().get(family)
+    if model is None:
+        raise UnknownFamily("refiner.unknown_family", family=family, known=", ".join(_models()))
+    step, offset = model.get("frame_step", 1), model.get("frame_offset", 0)
+    # The fewest frames: one step (the engine's rounding never goes below n = 1), at least min_frames.
+    low = max(step + offset, offset + step * math.ceil((model.get("min_frames", 1) - offset) / step))
+    high = offset + step * ((model["max_frames"] - offset) // step)
+    fps_low, fps_high = advice_defaults().fps
+    return FamilyBounds(family=family, frame_step=step, frame_offset=offset, frames=(low, high),
+                        fps=(min(fps_low, model["fps"]), fps_high), guidance=chosen.guidance)  # fmt: skip
+
+
+def check_choices(references: int, style: str | None, color_palette: str | None, camera_motion: str | None,
+                  motion_intensity: float | None) -> None:
+    """Refuse choices the refiner cannot honour (a caller's mistakes): more than MAX_REFERENCES
+    references, a style or palette it has no words for, an unknown camera motion, an intensity off
+    its 0-1 scale (the request's 0.1-1.5 is the caller's to map onto it)."""
+    if references > MAX_REFERENCES:
+        raise InvalidChoice("refiner.too_many_references", count=references, limit=MAX_REFERENCES)
+    for kind, value, known in (("refiner.unknown_style", style, looks()["styles"]),
+                               ("refiner.unknown_palette", color_palette, looks()["palettes"]),
+                               ("refiner.unknown_camera", camera_motion, CAMERA_MOTIONS)):  # fmt: skip
+        if value is not None and value not in known:
+            raise InvalidChoice(kind, value=str(value), known=", ".join(known))
+    if motion_intensity is not None:
+        number = isinstance(motion_intensity, (int, float)) and not isinstance(motion_intensity, bool)
+        if not (number and 0.0 <= motion_intensity <= 1.0):
+            raise InvalidChoice("refiner.bad_intensity", value=str(motion_intensity))
 
 
 def check_storyboard(segments: int, seconds_each: float) -> None:

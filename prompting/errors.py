@@ -16,6 +16,11 @@ class UnknownFamily(RefinerError):
     """The refiner has no phrasing for this model family."""
 
 
+class InvalidChoice(RefinerError):
+    """A choice the refiner cannot honour: an unknown style, palette or camera motion, an intensity off
+    its 0-1 scale, too many references."""
+
+
 class InvalidStoryboard(RefinerError):
     """A storyboard the video cannot be made of: too few or too many segments, or a bad length."""
 
@@ -26,6 +31,10 @@ class EndpointFailed(RefinerError):
 
 class FormatRefused(EndpointFailed):
     """The endpoint will not do the response_format asked for; another may do."""
+
+
+class ImagesRefused(EndpointFailed):
+    """The endpoint cannot take images: the request may be sent again without them."""
 
 
 class InvalidReply(RefinerError):

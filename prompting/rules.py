@@ -4,35 +4,28 @@ It finds camera and motion words and subjects in Chinese and English (word table
 configs/refiner_words.toml), keeps the person's own words, adds the family's camera phrasing and
 quality words and a default negative prompt, and says plainly in `warnings` that no LLM refined the
 prompt (and, for non-English input, that it was not translated: `prompt_language` says which
-language the prompt is still in). A storyboard for a long video is that prompt for the first segment
-and the same prompt behind continuation phrasing for each later one. It knows nothing about LLMs or HTTP.
+language the prompt is still in). The person's choices go in as they are: the subjects of reference
+photos by their labels (no model sees the photos), a motion template's phrasing, the style and
+colour palette (their phrases replace the family's quality words, which may say "realistic"), the
+camera motion and the motion intensity. A storyboard for a long video is that prompt for the first
+segment and the same prompt behind continuation phrasing for each later one. It knows nothing about
+LLMs or HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tomllib
-from functools import cache
+from collections.abc import Sequence
 
 from messages import Message, note
 
-from .config import CONFIG_DIR, check_storyboard, defaults, style
+from .config import check_storyboard, defaults, looks, words
+from .config import style as style_of
 from .schema import RefinedPrompt, Storyboard
-from .text import language
+from .text import clean, language
 
-# The word tables are data: configs/refiner_words.toml.
-TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity", "storyboard")
 _AVOID = re.compile(r"(?:不要|别|避免|无|no|without|avoid|don't|do not)\s*(\S+)", re.IGNORECASE)
-
-
-@cache
-def words() -> dict[str, dict]:
-    data = tomllib.loads((CONFIG_DIR / "refiner_words.toml").read_text(encoding="utf-8"))
-    unknown = set(data) ^ set(TABLES)
-    if unknown:
-        raise ValueError(f"configs/refiner_words.toml: unknown or missing tables {sorted(unknown)}")
-    return data
 
 
 def _word_bounds(text: str) -> set[int]:
@@ -70,7 +63,7 @@ def _find(text: str, table: dict[str, str], whole_words: bool = False) -> list[s
     return list(dict.fromkeys(value for _, value in sorted(hits)))
 
 
-def camera_motion(text: str) -> str | None:
+def camera_motion_in(text: str) -> str | None:
     found = _find(text, words()["camera"])
     return found[0] if found else None
 
@@ -94,23 +87,33 @@ def subjects(text: str) -> list[str]:
     return _find(text, words()["subjects"], whole_words=True)[:5]
 
 
-def refine_offline(text: str, family: str, has_image: bool = False, reason: Message | None = None) -> RefinedPrompt:
-    """Refine `text` with rules alone. `reason` says why no LLM was used; it leads the warnings."""
-    chosen = style(family)
+def refine_offline(
+    text: str, family: str, has_image: bool = False, reason: Message | None = None, *, names: Sequence[str] = (),
+    motion: str | None = None, style: str | None = None, color_palette: str | None = None,
+    camera_motion: str | None = None, motion_intensity: float | None = None,
+) -> RefinedPrompt:
+    """Refine `text` with rules alone. `reason` says why no LLM was used; it leads the warnings.
+    `names` are the subjects of reference photos, in order (`reference_names`): the prompt names those
+    the text does not, and `subjects` lists them all. `motion` (a template's phrasing), `style`,
+    `color_palette`, `camera_motion` and `motion_intensity` (0..1) are the person's choices, already
+    checked (config.check_choices): the prompt says each, and the result holds the camera and intensity given."""
+    chosen = style_of(family)
     lang = language(text)
     warnings = [reason] if reason else []
     warnings.append(note("offline.no_llm"))
 
-    camera = camera_motion(text)
+    camera = camera_motion or camera_motion_in(text)
     tags = motion_tags(text)
-    if not text:
-        what = "the subject of the photo" if has_image else "the scene"
+    if text:
+        body = text.rstrip(" .。") + ("." if lang == "en" else "。" if lang == "zh" else ".")
+    elif motion:
+        body = ""  # the template's motion is the whole action
+    else:
+        what = "the subject of the photo" if has_image or names else "the scene"
         body = f"Subtle, natural motion of {what}, as if alive."
         camera = camera or "dolly_in"
         tags = tags or ["subtle"]
         warnings.append(note("offline.no_prompt"))
-    else:
-        body = text.rstrip(" .。") + ("." if lang == "en" else "。" if lang == "zh" else ".")
     if lang not in ("en", ""):
         warnings.append(note("offline.untranslated", language=lang))
     camera = camera or "static"
@@ -118,17 +121,31 @@ def refine_offline(text: str, family: str, has_image: bool = False, reason: Mess
     intensity = min([table[t] for t in tags if t in table], default=0.5)
     if "dynamic" in tags or "fast_motion" in tags:
         intensity = max(table[t] for t in tags if t in table)
+    if motion_intensity is not None:
+        intensity = motion_intensity
+    if names:
+        warnings.append(note("refiner.references_by_label", why=note("refiner.no_llm_saw"), names=quoted(names)))
 
     parts = [*avoided(text), *(p.strip() for p in chosen.negative.split(","))]
     negative = ", ".join(dict.fromkeys(p for p in parts if p))
-    prompt = " ".join(part for part in [body, words()["camera_phrases"][camera], _sentence(chosen.quality)] if part)
+    unsaid = [name for name in names if name.lower() not in text.lower()]
+    sentences = [
+        body,
+        sentence(words()["references"]["together"].format(subjects=joined(unsaid))) if unsaid else "",
+        sentence(motion or ""),
+        intensity_phrase(motion_intensity, family) if motion_intensity is not None else "",
+        words()["camera_phrases"][camera],
+        look_phrase("styles", style, family),
+        look_phrase("palettes", color_palette, family),
+        "" if style else sentence(chosen.quality),  # the family's quality words may say "realistic"
+    ]
     return RefinedPrompt(
-        prompt=prompt,
+        prompt=" ".join(part for part in sentences if part),
         negative_prompt=negative,
         camera_motion=camera,
         motion_tags=tags,
         motion_intensity=intensity,
-        subjects=subjects(text),
+        subjects=list(names) or subjects(text),
         original=text,
         language=lang,
         prompt_language=lang or "en",  # the person's words, untranslated
@@ -139,21 +156,75 @@ def refine_offline(text: str, family: str, has_image: bool = False, reason: Mess
     )
 
 
-def _sentence(phrase: str) -> str:
+def reference_names(labels: Sequence[str]) -> list[str]:
+    """The names of reference photos' subjects, in order: each label cleaned (no control or invisible
+    characters, no <request> tag, at most 60 characters, as a result's subjects are), or "subject N"."""
+    names = []
+    for number, label in enumerate(labels, 1):
+        cleaned, _ = clean((label or "").replace("<request>", "").replace("</request>", ""), 60)
+        names.append(cleaned.strip(" .,;:") or words()["references"]["unnamed"].format(number=number))
+    return names
+
+
+def dialect(family: str) -> str:
+    """The family's prompt dialect: the first in configs/styles.toml's [dialects] whose prefixes start
+    its id, else "default" (as i2v/phrasing.py's dialect_of)."""
+    for name, prefixes in looks()["dialects"].items():
+        if family.startswith(tuple(prefixes)):
+            return name
+    return "default"
+
+
+def look_phrase(table: str, key: str | None, family: str) -> str:
+    """The sentence for a style or colour palette (`table` "styles" or "palettes") in `family`'s
+    dialect: the engine's own words (configs/styles.toml); "" for None."""
+    if not key:
+        return ""
+    entry = looks()[table][key]
+    return entry.get(dialect(family)) or entry["default"]
+
+
+def says_look(prompt: str, key: str) -> bool:
+    """Whether `prompt` already says the style or palette `key` (any of its words in [looks], as whole words)."""
+    return bool(_find(prompt, {word: key for word in words()["looks"][key]}))
+
+
+def intensity_phrase(value: float, family: str) -> str:
+    """The engine's words for a motion intensity on the refiner's 0-1 scale (configs/styles.toml's band
+    of the request's 0.1-1.5 value it stands for; "" for the band of the model's usual motion)."""
+    request = 0.1 + value / 0.5 * 0.9 if value <= 0.5 else 1.0 + (value - 0.5) / 0.5 * 0.5  # i2v.phrasing.from_refiner
+    for band in looks()["intensity"]:
+        if request <= band["up_to"] + 1e-9:
+            return band.get(dialect(family)) or band["default"]
+    return ""
+
+
+def joined(names: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def sentence(phrase: str) -> str:
+    """`phrase` as a sentence: a capital first letter and one full stop."""
     phrase = phrase.strip().rstrip(".")
     return f"{phrase[:1].upper()}{phrase[1:]}." if phrase else ""
 
 
 def storyboard_offline(
     text: str, segments: int, seconds_each: float, family: str | None = None, has_image: bool = False,
-    reason: Message | None = None,
+    reason: Message | None = None, *, style: str | None = None, color_palette: str | None = None,
 ) -> Storyboard:
     """A storyboard of `segments` prompts from rules alone: segment 1 is `refine_offline(text)`'s
-    prompt, each later one that prompt after a sentence that continues the shot (`continuation`).
-    Deterministic. Refuses 1 or more than 32 segments (InvalidStoryboard); `reason` says why no LLM
-    was used."""
+    prompt (with the `style` and `color_palette` chosen), each later one that prompt after a sentence
+    that continues the shot (`continuation`). Deterministic. Refuses 1 or more than 32 segments
+    (InvalidStoryboard); `reason` says why no LLM was used."""
     check_storyboard(segments, seconds_each)
-    base = refine_offline(text, family or defaults().family, has_image, reason)
+    base = refine_offline(text, family or defaults().family, has_image, reason, style=style,
+                          color_palette=color_palette)  # fmt: skip
     later = [f"{continuation(i, segments, base.subjects)} {base.prompt}" for i in range(2, segments + 1)]
     prompts = [base.prompt, *later]
     # The storyboard's own note replaces the single prompt's "no LLM refined this prompt".

@@ -3,8 +3,8 @@
 `LLMReply` is the part an LLM fills in (and the JSON schema it is asked to follow); RefinedPrompt
 adds where it came from and what went wrong (`Provenance`). A Storyboard is one prompt per segment of
 a long video, with the same provenance; `StoryboardReply` is its LLM part. Every field is bounded, so
-nothing an LLM writes can push a value out of range: suggestions are advisory and the caller clamps
-them again into its preset's bounds with `Suggestions.clamped`.
+nothing an LLM writes can push a value out of range; suggestions are advisory, and the refiner moves
+them into the family's own bounds (prompting/advice.py) before a result leaves it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
 
 from messages import Message
 
@@ -46,6 +46,9 @@ Source = Literal["llm", "offline"]
 # package imports the other); tests/test_storyboard.py keeps them equal. One segment is no storyboard:
 # that is a single refined prompt.
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 32
+# A request's reference photos (i2v/request.py bounds GenerationRequest.references the same way;
+# tests/test_refiner_issue15.py keeps them equal): one subject each.
+MAX_REFERENCES = 4
 MAX_SECONDS_EACH = 60.0  # a segment is one run of the video model: 2-10 s in practice
 PROMPT_CHARS = 3000  # the longest prompt anything here holds: a refined prompt, a storyboard's segment
 SegmentPrompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_CHARS)]
@@ -59,7 +62,8 @@ def _token(value: object) -> object:
 
 
 class Suggestions(BaseModel):
-    """Advisory generation settings. Never used unchecked: see `clamped`."""
+    """Advisory generation settings. In a result they are within the family's bounds (prompting/advice.py);
+    `clamped` narrows them further, to a caller's own bounds."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -89,6 +93,8 @@ class LLMReply(BaseModel):
     motion_intensity: float = Field(0.5, ge=0.0, le=1.0)
     subjects: list[str] = Field(default_factory=list, max_length=8)
     suggestions: Suggestions = Field(default_factory=Suggestions)
+    # The advice as the LLM wrote it, before any bounds: what the notes on bounding it name.
+    _advised: dict = PrivateAttr(default_factory=dict)
 
     @field_validator("camera_motion", mode="before")
     @classmethod

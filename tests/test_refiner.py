@@ -41,7 +41,9 @@ def test_a_good_reply_is_used_and_normalised(faulty_llm):
     assert_valid(result, "llm")
     assert result.model == model and result.camera_motion == "dolly_in"  # "Dolly In" from the server
     assert result.original == "猫转头" and result.language == "zh"
-    assert result.suggestions.num_frames == 1024  # 5000 pulled into the schema's range
+    assert result.suggestions.num_frames == 129  # 5000, moved into Wan 2.1's 4n+1 frames from 5 to 129
+    assert "the LLM advised 5000 frames; wan2.1-i2v-14b-480p makes 4n+1 frames from 5 to 129: the advice says 129" in [
+        str(w) for w in result.warnings]  # fmt: skip
     sent = faulty_llm.requests[-1]
     assert sent["headers"]["authorization"] == f"Bearer {SECRET}"
     assert sent["body"]["response_format"]["type"] == "json_schema"

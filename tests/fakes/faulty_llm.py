@@ -3,10 +3,18 @@
 The request's `model` picks the fault: "429-then-ok", "500", "hang", "401", "prose", ... Anything
 after a '#' is ignored, so a test can take a fresh call counter with "429-then-ok#<unique>". Every
 request is recorded (path, headers, body) for the tests to inspect.
+
+Two see images: "sees" decodes each image that follows a "Reference N" line and names its subject by
+its colour ("red subject"), as a vision model names what a photo shows; "sees-one" names only the
+first. "blind" answers a request holding images as llama-server without a projector does (500,
+"image input is not supported"). "advice" advises num_frames 1000 and guidance_scale 30, what the
+test LLM wrote when a prompt asked for them. "board" writes a storyboard of as many prompts as asked.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 import time
@@ -25,6 +33,31 @@ VALID = {
 }
 LONG = {**VALID, "prompt": " ".join(["The cat turns its head slowly."] * 80)}
 HANG_SECONDS = 8
+COLOURS = {"red": (255, 0, 0), "green": (0, 160, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+           "white": (255, 255, 255), "black": (0, 0, 0)}  # fmt: skip
+
+
+def seen_references(body: dict) -> list[str]:
+    """The subject of each image after a "Reference N" text part of the last message, named by its
+    colour (the nearest of COLOURS to its mean), in order."""
+    from PIL import Image, ImageStat
+
+    content = body["messages"][-1]["content"]
+    if not isinstance(content, list):
+        return []
+    names = []
+    for before, part in zip(content, content[1:]):
+        if part.get("type") == "image_url" and before.get("type") == "text" and before["text"].startswith("Reference "):
+            data = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+            mean = ImageStat.Stat(Image.open(io.BytesIO(data)).convert("RGB")).mean
+            colour = min(COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(COLOURS[name], mean)))
+            names.append(f"{colour} subject")
+    return names
+
+
+def has_images(body: dict) -> bool:
+    return any(isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+               for m in body.get("messages", []))  # fmt: skip
 
 
 class FaultyLLM:
@@ -117,6 +150,24 @@ class FaultyLLM:
                     if fmt is not None:
                         return self._send(400, {"error": {"message": "response_format is not supported"}})
                     return self._reply("Here you go: " + json.dumps(VALID))
+                if fault in ("sees", "sees-one"):
+                    names = seen_references(body)[: 1 if fault == "sees-one" else None]
+                    prompt = " and ".join(f"the {name}" for name in names).capitalize() + " move slowly apart."
+                    return self._reply(json.dumps({**VALID, "prompt": prompt, "subjects": names}))
+                if fault == "blind":
+                    if has_images(body):
+                        return self._send(500, {"error": {"code": 500, "type": "server_error", "message":
+                                          "image input is not supported - hint: if this is unexpected, you may need "
+                                          "to provide the mmproj"}})  # fmt: skip
+                    return self._reply(json.dumps(VALID))
+                if fault == "advice":
+                    return self._reply(json.dumps({**VALID, "suggestions": {"num_frames": 1000, "fps": 120,
+                                                                            "guidance_scale": 30}}))  # fmt: skip
+                if fault == "board":  # a storyboard of as many prompts as the schema asks for (2 without one)
+                    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema", {})
+                    count = schema.get("properties", {}).get("segments", {}).get("minItems", 2)
+                    segments = [f"The cat turns its head slowly, part {k} of {count}." for k in range(1, count + 1)]
+                    return self._reply(json.dumps({"segments": segments, "negative_prompt": "blurry"}))
                 if fault == "injected":
                     # What a model that obeyed an injected instruction might say.
                     return self._reply(json.dumps({**VALID, "num_frames": 100000, "guidance_scale": 99,
