@@ -7,8 +7,9 @@ the same job store and worker as the page (studio/hosting.py), so there is one q
     GET    /api/v1/jobs/{id}         status, queue position, progress, ETA, result
     GET    /api/v1/jobs/{id}/video   the MP4
     DELETE /api/v1/jobs/{id}         stop a queued or running job; delete an ended one
-    POST   /api/v1/refine            the refiner alone
+    POST   /api/v1/refine            the refiner alone, with advice: suggested settings and their estimate
     GET    /api/v1/models            the models here, with their size and frame rules
+    GET    /api/v1/templates         the motion templates, in the request's language
     GET    /api/v1/plan              the memory plan and time estimate for a model and size
     GET    /metrics                  Prometheus text
 
@@ -16,7 +17,12 @@ Auth: I2V_API_TOKENS=alice:TOKEN,bob:TOKEN2 (bearer tokens, each with its user; 
 is kept in memory). With tokens set, a request without a valid one is a 401, and a user sees only
 their own jobs (another user's job is a 404). Without tokens the API is open, unless the page has
 users (I2V_AUTH): then it refuses, as it cannot tell who asks. The server never fetches a URL or
-reads a path a client names: photos are uploaded.
+reads a path a client names: photos, reference clips and soundtracks are uploaded.
+
+Uploads: each file (a photo, a reference photo or clip, a soundtrack) is at most I2V_MAX_UPLOAD_MB
+(20 MB by default; a 413 names the file as the client sent it), and a request's body at most seven
+such files as base64 (the photo, an end photo, four references, a soundtrack) plus 1 MiB for the
+other fields: 188 MB by default (a 413 before it is all read).
 """
 
 from __future__ import annotations
@@ -33,21 +39,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from messages import Message, note
 from studio import Studio
 from studio.hosting import ANYONE, Hosting, public_model
-from studio.jobspec import JobIn, form_of, photos_of
+from studio.jobspec import REFINE_KNOBS, STYLE_KNOBS, JobIn, RefineIn, files_of, form_of
 from studio.metrics import CONTENT_TYPE
-from studio.store import StoreError, photo_suffix
-
-
-class RefineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=4000, description="a short prompt, in any language")
-    model: str | None = Field(None, max_length=100)
-    image: str | None = Field(None, description="the photo as a data URL, for an LLM that can see")
+from studio.store import StoreError, file_suffix
 
 
 def language(request: Request) -> str:
@@ -116,13 +115,13 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     @router.post("/api/v1/jobs", status_code=202, openapi_extra={"requestBody": {"content": {
         "application/json": {"schema": JobIn.model_json_schema()},
         "multipart/form-data": {"schema": {"type": "object", "description": "the same fields as form values; "
-                                           "'image' a file, 'loras' a JSON list"}}}, "required": True}})  # fmt: skip
+                                           "'image' a file, 'loras' and 'segments' JSON lists; files 'last_image', "
+                                           "'keyframe_FRAME', 'reference_1' to 'reference_4' (a photo or an MP4 "
+                                           "clip, each with a field 'reference_label_N') and 'soundtrack'"}}},
+        "required": True}})  # fmt: skip
     async def submit(request: Request, who: str | None = Depends(owner)):
         lang = language(request)
-        files, fields = await _read_job(request, lang, refuse)
-        # a multipart file's field as the client named it: its keyframe files are keyframe_FRAME
-        files_named = {name: name if not name.startswith("keyframe_")
-                       else f"keyframe_{fields['keyframes'][int(name[9:])]['frame']}" for name in files}  # fmt: skip
+        files, fields, files_named = await _read_job(request, lang, refuse)
         photo, suffix = files.get("image", (None, ".png"))
         try:
             job_in = JobIn.model_validate(fields)
@@ -131,15 +130,13 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         if photo is None:  # decoded, checked and copied off the event loop: big photos take a moment
             photo, suffix = await run_in_threadpool(_data_url, job_in.image, lang, refuse)
         others = {name: files[name] for name in files if name != "image"}
-        for name, value in photos_of(job_in).items():
+        for name, value in files_of(job_in).items():
             if name not in others:
-                others[name] = await run_in_threadpool(_data_url, value, lang, refuse, name)
+                others[name] = await run_in_threadpool(_data_url, value, lang, refuse, _json_field(name, True), name)
         for name, (data, _) in {"image": (photo, suffix), **others}.items():
             if len(data) > limit:  # named as the client sent it (keyframes[2].image, or its multipart field)
-                shown = files_named.get(name) or (f"keyframes[{name[9:]}].image" if name.startswith("keyframe_")
-                                                   else name)  # fmt: skip
-                raise refuse(413, note("api.photo_too_large", field=shown, size_mb=_mb(len(data)),
-                                       limit_mb=max_upload_mb), lang)  # fmt: skip
+                shown = files_named.get(name) or _json_field(name)
+                raise refuse(413, _too_large(name, shown, len(data), max_upload_mb), lang)
         form = form_of(job_in, studio.default_model())
         form["model"] = model_value(job_in.model, lang)
         try:
@@ -182,24 +179,50 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
     # ------------------------------------------------------------------ the rest
     @router.post("/api/v1/refine")
     def refine(body: RefineIn, request: Request, who: str | None = Depends(owner)):
+        """The refiner's prompt, as the job would run it (the template's, style's and palette's words
+        added as the engine adds them), and `advice`: the settings the refiner (else the template)
+        suggests, within the model's bounds, with the planner's estimate for them on this server's
+        GPU and the fields one action would set (`apply`). Advice changes nothing by itself."""
         lang = language(request)
-        image = None
         model = model_value(body.model, lang)
-        if body.image:
-            data, suffix = _data_url(body.image, lang, refuse)
-            if len(data) > limit:
-                raise refuse(413, note("api.photo_too_large", field="image", size_mb=_mb(len(data)),
-                                       limit_mb=max_upload_mb), lang)  # fmt: skip
-            image = hosting.scratch(data, suffix)
+        uploads = {"image": body.image} if body.image else {}
+        uploads.update({f"reference_{index}": ref.image for index, ref in enumerate(body.references, start=1)})
+        files: dict[str, Path] = {}
         try:
-            refined = studio.refine(body.prompt, str(image) if image else None, model, lang)
-        except Exception as exc:  # noqa: BLE001
-            raise unprocessable(exc, lang) from None
+            for name, value in uploads.items():
+                data, suffix = _data_url(value, lang, refuse, _json_field(name), name)
+                if len(data) > limit:
+                    raise refuse(413, _too_large(name, _json_field(name), len(data), max_upload_mb), lang)
+                files[name] = hosting.scratch(data, suffix, name)
+            references = [(ref.label, str(files[f"reference_{index}"]))
+                          for index, ref in enumerate(body.references, start=1)]  # fmt: skip
+            # what the advice is estimated for: the size, steps, placement and speed (the style knobs go to the refiner)
+            settings = body.model_dump(include=set(REFINE_KNOBS) - set(STYLE_KNOBS), exclude_none=True)
+            try:
+                refined = studio.refine(body.prompt, str(files["image"]) if "image" in files else None, model, lang,
+                                        template=body.template, style=body.style, color_palette=body.color_palette,
+                                        motion_intensity=body.motion_intensity, camera_motion=body.camera_motion,
+                                        references=references, settings=settings)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001
+                raise unprocessable(exc, lang) from None
         finally:
-            if image is not None:
-                hosting.drop_scratch(image)
+            for path in files.values():
+                hosting.drop_scratch(path)
+        advice = refined.advice
         return {"prompt": refined.prompt, "negative_prompt": refined.negative_prompt,
-                "camera_motion": refined.camera_motion, "details": refined.details, "warning": refined.warning}  # fmt: skip
+                "camera_motion": refined.camera_motion, "details": refined.details, "warning": refined.warning,
+                "advice": {"suggestions": {knob: advice.values[knob] for knob, who in advice.source.items()
+                                           if who == "refiner"},
+                           "source": advice.source, "estimate": advice.estimate, "apply": advice.values,
+                           "text": advice.text}}  # fmt: skip
+
+    @router.get("/api/v1/templates")
+    def templates(request: Request, model: str | None = None, who: str | None = Depends(owner)):
+        """The motion templates: name, label in the request's language, camera move, intensity, and
+        the frames and guidance each suggests for `model` (this server's default when left out)."""
+        lang = language(request)
+        value = model_value(model, lang)
+        return {"model": public_model(value), "templates": studio.templates(lang, value)}
 
     @router.get("/api/v1/models")
     def models(who: str | None = Depends(owner)):
@@ -249,15 +272,20 @@ def add_api(app: FastAPI, hosting: Hosting, **kwargs) -> None:
                            "msg": studio.field_error({**error, "loc": tuple(named)}, language(request))})  # fmt: skip
         return JSONResponse({"detail": detail}, status_code=422)
     # A body is counted as it streams in (a chunked one has no Content-Length to check first): the
-    # photo and an end photo, each at its limit as base64 (4/3), plus room for the other fields.
-    # Each photo is still held to its own limit once decoded (a 413 naming that photo).
+    # files of one request (BODY_FILES), each at its limit as base64 (4/3), plus room for the other
+    # fields. Each file is still held to its own limit once decoded (a 413 naming that file).
     app.add_middleware(BodyLimit, limit=body_limit(kwargs["max_upload_mb"]), say=hosting.studio.say)
 
 
+# The files one request's body has room for, each at I2V_MAX_UPLOAD_MB: the photo, an end photo, four
+# references (photos or short clips) and a soundtrack. Keyframes share that room.
+BODY_FILES = 7
+
+
 def body_limit(max_upload_mb: float) -> int:
-    """The most bytes an API request's body may hold: two photos (the first and an end photo) at
-    I2V_MAX_UPLOAD_MB each, as base64, and 1 MiB for the other fields."""
-    return 2 * int(max_upload_mb * 1024**2 * 4 / 3) + 1024**2
+    """The most bytes an API request's body may hold: BODY_FILES files at I2V_MAX_UPLOAD_MB each, as
+    base64, and 1 MiB for the other fields (188 MB with the default 20 MB)."""
+    return BODY_FILES * int(max_upload_mb * 1024**2 * 4 / 3) + 1024**2
 
 
 class BodyLimit:
@@ -271,7 +299,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         lang = "zh" if headers.get(b"accept-language", b"").lower().startswith(b"zh") else "en"
-        refusal = HTTPException(413, detail=self.say(note("api.body_too_large", limit_mb=_mb(self.limit)), lang))
+        refusal = HTTPException(413, detail=self.say(note("api.request_too_large", limit_mb=_mb(self.limit)), lang))
         try:
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:
@@ -291,28 +319,38 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
-async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tuple[bytes, str]], dict]:
-    """The job's fields, and the photos that came as files of a multipart form, by the store's names:
-    "image", "last_image", and "keyframe_N" for a file field named keyframe_FRAME (its frame goes
-    into the fields' keyframes)."""
+async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tuple[bytes, str]], dict, dict[str, str]]:
+    """The job's fields, the files that came in a multipart form by the store's names ("image",
+    "last_image", "keyframe_N" for a file field named keyframe_FRAME (its frame goes into the fields'
+    keyframes), "reference_N" for the N-th reference file, "soundtrack"), and each such file's field
+    as the client named it (what a message about it names)."""
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         form = await request.form()
-        files, fields, keyframes = {}, {}, []
+        files, fields, named, keyframes, references, labels = {}, {}, {}, [], {}, {}
         for key, value in form.multi_items():
+            slot = _reference_slot(key, "reference_")
             if hasattr(value, "read"):  # an uploaded file
                 frame = key.removeprefix("keyframe_")
                 # a frame index in ASCII digits ("keyframe_²" or "keyframe_٣" is no frame): anything
                 # else is an unknown field, named as such
                 frame_ok = frame.isascii() and frame.isdecimal() and len(frame) <= 9
-                if key not in ("image", "last_image") and not (key.startswith("keyframe_") and frame_ok):
+                if key not in ("image", "last_image", "soundtrack") and not (key.startswith("keyframe_") and frame_ok) \
+                        and (slot is None or slot in references):  # fmt: skip
                     fields[key] = "(a file)"
+                    continue
+                data = await value.read()
+                suffix = file_suffix("reference_1" if slot else key, Path(value.filename or "").suffix,
+                                     value.content_type, data[:16])  # fmt: skip
+                if slot is not None:  # its place in the list is known once every field is read
+                    references[slot] = (data, suffix)
                     continue
                 name = key if not key.startswith("keyframe_") else f"keyframe_{len(keyframes)}"
                 if name.startswith("keyframe_"):
                     keyframes.append({"image": "(a file)", "frame": int(frame)})
-                data = await value.read()
-                files[name] = (data, photo_suffix(Path(value.filename or "").suffix, value.content_type))
+                files[name], named[name] = (data, suffix), key
+            elif _reference_slot(key, "reference_label_") is not None:
+                labels[_reference_slot(key, "reference_label_")] = value
             elif key in ("loras", "segments"):
                 try:
                     fields[key] = json.loads(value)
@@ -323,9 +361,17 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tupl
         if "image" not in files:
             raise refuse(422, note("api.photo_missing"), lang)
         fields.pop("image", None)
+        for slot in sorted(set(labels) - set(references)):  # a label without its file: refused, not dropped
+            raise refuse(422, note("studio.reference_label_only", slot=slot, label=str(labels[slot])[:60]), lang)
         if keyframes:
             fields["keyframes"] = keyframes
-        return files, fields
+        if references:  # reference_2 and reference_4 alone are the first and the second reference
+            fields["references"] = [{"image": "(a file)", "label": labels.get(slot, "")} for slot in sorted(references)]
+            for index, slot in enumerate(sorted(references), start=1):
+                files[f"reference_{index}"], named[f"reference_{index}"] = references[slot], f"reference_{slot}"
+        if "soundtrack" in files:
+            fields["soundtrack"] = "(a file)"
+        return files, fields, named
     try:
         fields = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -334,11 +380,36 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tupl
     if not isinstance(fields, dict):
         raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "msg": "the body must be a JSON object",
                                        "input": None}])  # fmt: skip
-    return {}, fields
+    return {}, fields, {}
 
 
-def _data_url(value: str | None, lang: str, refuse, field: str = "image") -> tuple[bytes, str]:
-    """A photo sent as a data URL in the field `field`: its bytes and its file's suffix."""
+def _reference_slot(key: str, prefix: str) -> int | None:
+    """The slot (1 to 4) of a multipart field named PREFIX1 to PREFIX4; None for any other field."""
+    slot = key.removeprefix(prefix) if key.startswith(prefix) else ""
+    return int(slot) if slot in ("1", "2", "3", "4") else None
+
+
+def _json_field(name: str, data_url: bool = False) -> str:
+    """A job's file named as the client's JSON holds it: references[0].image for the first reference;
+    keyframes[2].image for the third keyframe (keyframe_2 where its data URL is refused, as before)."""
+    if name.startswith("reference_"):
+        return f"references[{int(name[10:]) - 1}].image"
+    if name.startswith("keyframe_") and not data_url:
+        return f"keyframes[{name[9:]}].image"
+    return name
+
+
+def _too_large(name: str, shown: str, size: int, limit_mb: float) -> Message:
+    """A 413's words for the file `name` (the store's name), shown as the client sent it: a photo, or
+    another file (a reference clip, a soundtrack)."""
+    photo = name in ("image", "last_image") or name.startswith("keyframe_")
+    return note("api.photo_too_large" if photo else "api.file_too_large", field=shown, size_mb=_mb(size),
+                limit_mb=limit_mb)  # fmt: skip
+
+
+def _data_url(value: str | None, lang: str, refuse, field: str = "image", name: str = "image") -> tuple[bytes, str]:
+    """A file (a photo, a reference clip, a soundtrack: the store's `name`) sent as a data URL in the
+    field `field`: its bytes and its file's suffix."""
     if not value:
         raise refuse(422, note("api.photo_missing"), lang)
     head, _, data = value.partition(",")
@@ -348,7 +419,7 @@ def _data_url(value: str | None, lang: str, refuse, field: str = "image") -> tup
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise refuse(422, note("api.photo_bad_base64", field=field), lang) from None
-    return raw, photo_suffix(media_type=head[5:].split(";")[0])
+    return raw, file_suffix(name, media_type=head[5:].split(";")[0], head=raw[:16])
 
 
 def _mb(size: int) -> float:

@@ -2,7 +2,8 @@
 on this machine, or with `--server URL --token T` through a running server's REST API.
 
 A line is a JSON object: GenerationRequest's knobs by name (studio/jobspec.py), `image` the path of
-a photo relative to the file, `refine: true` to refine the prompt first. Progress goes to stderr; a
+a photo relative to the file (and so an end photo's, keyframes', references' `image` (a photo or an
+MP4 clip) and a `soundtrack`'s), `refine: true` to refine the prompt first. Progress goes to stderr; a
 summary JSON (per line: job id, status, output path, seconds, error) is rewritten after every line,
 so a batch that was stopped resumes where it stopped when it is run again: done lines are skipped,
 a job still queued or running is waited for, not submitted twice.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .jobspec import JobIn, form_of, photos_of
+from .jobspec import JobIn, files_of, form_of
 from .store import ENDED, media_type
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -60,18 +61,21 @@ def read_lines(path: Path) -> list[dict]:
                 raise ValueError(f"photo {image} is not there")
             entry["job"] = JobIn.model_validate(data)
             entry["others"] = {}
-            for name, other in photos_of(entry["job"]).items():  # the end photo, keyframes: beside the file too
+            # the end photo, keyframes, references and the soundtrack: beside the file too
+            for name, other in files_of(entry["job"]).items():
                 entry["others"][name] = (path.parent / other).resolve()
                 if not entry["others"][name].is_file():
-                    raise ValueError(f"photo {other} is not there")
+                    kind = "file" if name.startswith("reference_") or name == "soundtrack" else "photo"
+                    raise ValueError(f"{kind} {other} is not there")
         except (ValueError, ValidationError) as exc:
             entry["error"] = _one_line(exc)
         lines.append(entry)
     return lines
 
 
-def _as_data_url(photo: Path) -> str:
-    return f"data:{media_type(photo.suffix)};base64," + base64.b64encode(photo.read_bytes()).decode()
+def _as_data_url(path: Path) -> str:
+    """A photo, clip or soundtrack beside the batch file, as the API takes it."""
+    return f"data:{media_type(path.suffix)};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +204,10 @@ class ServerRunner:
                 body["last_image"] = _as_data_url(entry["others"]["last_image"])
             for index, keyframe in enumerate(body.get("keyframes") or []):
                 keyframe["image"] = _as_data_url(entry["others"][f"keyframe_{index}"])
+            for index, reference in enumerate(body.get("references") or [], start=1):
+                reference["image"] = _as_data_url(entry["others"][f"reference_{index}"])
+            if "soundtrack" in entry["others"]:
+                body["soundtrack"] = _as_data_url(entry["others"]["soundtrack"])
             while True:
                 try:
                     reply = self.http.post("/api/v1/jobs", json=body)

@@ -17,7 +17,7 @@ from messages import MessageError
 
 from .metrics import Metrics
 from .service import Studio, StudioError
-from .store import ENDED, Job, JobStore, other_photos, photo_suffix, with_photo
+from .store import ENDED, Job, JobStore, file_suffix, head_of, other_files, with_file
 from .worker import Worker
 
 ANYONE = "local"  # the owner of every job when nobody signs in
@@ -80,18 +80,19 @@ class Hosting:
     def submit(self, form: dict, owner: str, language: str, *, photo: Path | bytes | None = None, suffix: str = ".png",
                session: str | None = None, last_refine: dict | None = None,
                others: dict[str, tuple[bytes, str]] | None = None) -> Job:  # fmt: skip
-        """Check the form as a request, then queue it with its photos copied into the store. The end
-        photo and keyframes are paths in the form (the page, batch), or uploaded bytes in `others`
-        (the API), named as `other_photos` names them. Raises the studio's errors (a missing photo, a
-        bad value, a full queue) before anything is queued."""
+        """Check the form as a request, then queue it with its files copied into the store. The end
+        photo, keyframes, references and soundtrack are paths in the form (the page, batch), or
+        uploaded bytes in `others` (the API), named as `other_files` names them. Raises the studio's
+        errors (a missing photo, a bad value, a full queue) before anything is queued."""
         form = self.studio.with_keyframes(form)  # the page's keyframe photos and frames, as the form's keyframes
+        form = self.studio.with_references(form)  # the page's reference slots, as the form's references
         photo = photo if photo is not None else (Path(form["image"]) if form.get("image") else None)
         if photo is None:
             raise StudioError("studio.no_photo")
         if isinstance(photo, Path):
             suffix = photo.suffix or suffix
         files: dict[str, tuple[Path | bytes, str]] = {name: (Path(path), Path(path).suffix)
-                                                      for name, path in other_photos(form).items()}  # fmt: skip
+                                                      for name, path in other_files(form).items()}  # fmt: skip
         files.update(others or {})
         checked_form, scratches = dict(form), []
         try:
@@ -101,7 +102,7 @@ class Hosting:
                     data = self.scratch(data, data_suffix, name)
                     scratches.append(data)
                 checked_form = ({**checked_form, "image": str(data)} if name == "image"
-                                else with_photo(checked_form, name, str(data)))  # fmt: skip
+                                else with_file(checked_form, name, str(data)))  # fmt: skip
             check(self.studio.request(checked_form))
         except (MessageError, ValidationError):
             self.metrics.failures.labels("bad_input").inc()
@@ -113,15 +114,16 @@ class Hosting:
         form.pop("image", None)
         return self.store.submit(owner, form, photo, suffix, session=session, language=language, others=files)
 
-    def scratch(self, photo: bytes, suffix: str, name: str = "image") -> Path:
-        """An uploaded photo as a file for a moment (to check it, or to refine with it), named by the
-        field it came in ("image", "last_image", ...), which is what a message about it will name."""
+    def scratch(self, data: bytes, suffix: str, name: str = "image") -> Path:
+        """An uploaded file (a photo, a clip, a soundtrack) as a file for a moment (to check it, or to
+        refine with it), named by the field it came in ("image", "last_image", "reference_1", ...),
+        which is what a message about it will name."""
         import secrets
 
         folder = self.store.root / f".check-{secrets.token_hex(6)}"
         folder.mkdir()
-        path = folder / f"{name}{photo_suffix(suffix)}"
-        path.write_bytes(photo)
+        path = folder / f"{name}{file_suffix(name, suffix, head=head_of(data))}"
+        path.write_bytes(data)
         return path
 
     @staticmethod
@@ -208,8 +210,10 @@ class Hosting:
             # the video's metadata names a model folder by its name already (VideoResult.metadata)
             params = {key: value for key, value in (job.result.get("params") or {}).items()
                       if key not in ("output_path", "metadata_file")}  # fmt: skip
+            # whether the MP4 carries sound, and whence (the model's own, or the soundtrack), said at the top too
             result = {**{k: v for k, v in job.result.items() if k not in ("params", "refined")},
-                      "refined_details": (job.result.get("refined") or {}).get("details"), "video": params}  # fmt: skip
+                      "refined_details": (job.result.get("refined") or {}).get("details"),
+                      "has_audio": bool(params.get("has_audio")), "audio": params.get("audio"), "video": params}  # fmt: skip
         return {
             "id": job.id, "status": job.status, "owner": job.owner, "created": job.created, "started": job.started,
             "finished": job.finished, "attempts": job.attempts, "position": self.store.position(job),

@@ -13,41 +13,52 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from i2v.engine import VideoEngine
-from i2v.errors import Cancelled, I2VError
+from i2v.errors import Cancelled, I2VError, InvalidInput
 from i2v.families import CAMERA, Family, all_families, resolve, weights_present
 from i2v.hardware import Hardware
-from i2v.memory import RunShape
+from i2v.memory import Estimate, RunShape, downgrade, fastest_fit, memory_profiles
 from i2v.progress import Progress
 from i2v.request import GenerationRequest, LoraChoice, VideoResult
-from messages import Message, MessageError, note, render
+from messages import Message, MessageError, language_of, note, render
 from prompting import PromptRefiner, RefinedPrompt
 
-from .panel import gpu_panel
+from .panel import gpu_panel, memory_words, with_speed
 
 log = logging.getLogger("studio")
 
 # The form of the page, by knob: the person's own words ("words") and the prompt the model gets
 # ("prompt", refined or edited) are two fields; the rest are GenerationRequest's knobs.
-# Two LoRA slots: a file of the LoRA folder (by name only) and its weight each.
+# Two LoRA slots: a file of the LoRA folder (by name only) and its weight each. Four reference slots:
+# a file (a photo or an MP4 clip) and its label each. The page's "none" for template, style and
+# color_palette is "" (or None); for motion_intensity, None (or 0): the model's usual; soundtrack is
+# an uploaded file's path, or None.
 FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model", "height", "width", "num_frames",
         "fps", "num_inference_steps", "guidance_scale", "seed", "auto_refine", "memory_strategy", "vae_tiling",
         "speed", "lora_1", "lora_weight_1", "lora_2", "lora_weight_2", "quantize", "compile", "step_cache",
         "last_image", "loop", "duration", "segments", "keep_segments", "interpolate", "upscale", "keyframe_photos",
-        "keyframe_frames")  # fmt: skip
+        "keyframe_frames", "reference_1", "reference_2", "reference_3", "reference_4", "reference_label_1",
+        "reference_label_2", "reference_label_3", "reference_label_4", "template", "soundtrack", "style",
+        "color_palette", "motion_intensity")  # fmt: skip
 # The single speed levers on the page: "auto" leaves each to `speed`; compile is "on" or "off".
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
 LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
+REFERENCE_SLOTS = tuple((f"reference_{n}", f"reference_label_{n}") for n in range(1, 5))
+# Knobs whose "none" the page sends as "" (a dropdown's first choice): none, as the request has it.
+_NONE_AS_EMPTY = ("template", "style", "color_palette")
 HISTORY_COLUMNS = ("index", "time", "status", "model", "seed", "size", "prompt")
 # What "Load into form" leaves as it is: the photo, and where the weights went and which levers ran
 # (a video made on another GPU, or on a CPU, says what was used there, not what was asked).
-_NOT_LOADED = ("image", "last_image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache")
+# Nor the references and the soundtrack: their files, like the photo's and the keyframes', stay the form's own.
+_NOT_LOADED = ("image", "last_image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache",
+               "soundtrack", *(name for slot in REFERENCE_SLOTS for name in slot))  # fmt: skip
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
 _PATH_PARAMS = ("directory", "folder", "path")
 
@@ -57,15 +68,28 @@ class StudioError(MessageError):
 
 
 @dataclass
+class Advice:
+    """Settings suggested for this video (frames, fps, guidance: the refiner's, already within the
+    family's bounds, else the template's), with the planner's estimate for them on this machine's
+    GPU. Shown beside the refined prompt; nothing changes until the person applies `values`."""
+
+    values: dict  # the form values its one action applies, by FORM's names ({} when nothing is suggested)
+    source: dict  # knob -> "refiner" or "template": who suggested each value
+    estimate: dict | None  # seconds, peak_gb, host_gb, fits, measured, gpu; None: no GPU here, or no measurements
+    text: str  # Markdown, in the page's language
+
+
+@dataclass
 class Refined:
     """A refinement as the page shows it."""
 
-    prompt: str
+    prompt: str  # the refined prompt with the template's, style's and palette's phrasing: what the model gets
     negative_prompt: str
     camera_motion: str
     details: str  # Markdown, in the page's language
     warning: str | None  # set when the LLM failed and the offline rules answered
     last: dict  # {"for": the words refined, "text": what the refiner wrote}: tells a hand edit
+    advice: Advice | None = None  # suggested settings and their estimate: applied only when the person asks
 
 
 @dataclass
@@ -144,8 +168,38 @@ class Studio:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ refining
-    def refine(self, words: str, image: str | None, model: str, language: str) -> Refined:
-        result = self.refiner.refine(words or "", self.family(model).id, image)
+    def refine(self, words: str, image: str | None, model: str, language: str, *, template: str | None = None,
+               style: str | None = None, color_palette: str | None = None, motion_intensity: float | None = None,
+               camera_motion: str | None = None, references: Sequence[tuple[str, str]] = (),
+               settings: dict | None = None) -> Refined:  # fmt: skip
+        """The refiner's prompt for `words`, with the person's choices: a motion template (its motion
+        words for the family are what the refiner describes; its camera move and intensity apply
+        where the person set none: `templates.resolved`), a style, a palette, an intensity (0.1-1.5,
+        onto the refiner's 0-1 scale), a camera move (None: the refiner picks one from the words, or
+        the template's), and references as (label, photo or clip) pairs. The refined prompt then gets
+        the same phrasing the engine's check step adds (`phrase`, idempotent), so the preview is the
+        prompt that runs. With it comes the advice: the refiner's suggested settings (else the
+        template's) and their estimate for `settings` (the form's size, steps and placement; the
+        model's defaults where missing). Nothing here changes a setting."""
+        from i2v.phrasing import dialect_of, phrase, refiner_intensity, refuse
+        from i2v.templates import get_template, resolved
+
+        family = self.family(model)
+        chosen = get_template(template) if template else None
+        # A knob the model can do nothing with is refused here as the job would be, not refined for
+        refuse(family, template=chosen, style=style, motion_intensity=motion_intensity,
+               camera_motion=camera_motion or "static")  # fmt: skip
+        if references and not family.references:
+            takers = ", ".join(f.id for f in all_families().values() if f.references)
+            raise InvalidInput("reference.not_supported", model=family.id, families=takers or "none")
+        camera, intensity = resolved(chosen, camera_motion or "static", motion_intensity)
+        if chosen is None and camera_motion is None:  # nothing asked: the refiner picks from the words
+            camera = None
+        result = self.refiner.refine(
+            words or "", family.id, image, references=[(label or "", path) for label, path in references],
+            motion=chosen.words(dialect_of(family.id)) if chosen else None, style=style, color_palette=color_palette,
+            motion_intensity=refiner_intensity(intensity) if intensity is not None else None, camera_motion=camera,
+        )  # fmt: skip
         if self.metrics is not None:
             self.metrics.refine_seconds.labels(result.source).observe(result.seconds)
         warning = None
@@ -154,13 +208,124 @@ class Studio:
             warning = self.say(note("studio.llm_failed", reason=reason), language)
             if self.metrics is not None:
                 self.metrics.failures.labels("llm_fallback").inc()
-        negative = result.negative_prompt if self.family(model).negative_prompt else ""  # one it would not read: none
-        return Refined(result.prompt, negative, result.camera_motion, self.describe(result, language),
-                       warning, {"for": words or "", "text": result.prompt})  # fmt: skip
+        # What the model gets: the words of the template, style, palette, intensity and camera move
+        # that the refiner left out, as the check step would add them (it then adds nothing more)
+        prompt, phrasing = phrase(result.prompt, family, template=chosen, style=style, color_palette=color_palette,
+                                  motion_intensity=motion_intensity, camera_motion=result.camera_motion)  # fmt: skip
+        negative = result.negative_prompt if family.negative_prompt else ""  # one it would not read: none
+        form = {**(settings or {}), "model": model}
+        suggested = result.suggestions.model_dump(exclude_none=True)
+        advice = self.advice(suggested, form, language, self.template_advice(chosen, model, form))
+        details = self.describe(result, language, phrasing)
+        return Refined(prompt, negative, result.camera_motion, details, warning, {"for": words or "", "text": prompt},
+                       advice)  # fmt: skip
 
-    def describe(self, result: RefinedPrompt, language: str) -> str:
-        """The refinement's details for the page: what it found, who wrote it, in what language, and
-        every warning."""
+    def refine_form(self, form: dict, language: str) -> Refined:
+        """`refine` with everything the page's form (FORM's names) or a job's form holds: the words,
+        the photo, the model, the template, style, palette and intensity (the page's "" and 0 for
+        none), the camera move (static: the refiner picks one, or the template's), the references
+        (the page's slots, or a job's list) and the settings the advice is estimated for."""
+        form = self.with_references(form)
+        chosen = {name: form.get(name) or None for name in _NONE_AS_EMPTY}
+        camera = form.get("camera_motion")
+        return self.refine(form.get("words") or "", form.get("image"), form["model"], language, **chosen,
+                           motion_intensity=form.get("motion_intensity") or None,
+                           camera_motion=None if camera in (None, "", "static") else camera,
+                           references=[(ref.get("label") or "", ref["source"]) for ref in form.get("references") or []],
+                           settings=form)  # fmt: skip
+
+    def templates(self, language: str, model: str | None = None) -> list[dict]:
+        """The motion templates, in their order: name, label in `language`, camera move, intensity,
+        suggested length, and the frames and guidance that length and guidance come to for `model`
+        (the default model when None). The page's pick list and GET /api/v1/templates."""
+        from i2v.templates import templates
+
+        model = model or self.default_model()
+        rows = []
+        for name, template in templates().items():
+            suggested = self.template_advice(template, model, {})
+            rows.append({"name": name, "label": getattr(template.label, language_of(language)),
+                         "camera_motion": template.camera_motion, "motion_intensity": template.motion_intensity,
+                         "seconds": template.seconds, "num_frames": suggested["num_frames"],
+                         "guidance_scale": suggested["guidance_scale"]})  # fmt: skip
+        return rows
+
+    def template_advice(self, template, model: str, form: dict) -> dict:
+        """What a template (a Template, or None) suggests for `model`: the frames its length takes at
+        the model's fps (on the family's frame rule, within its bounds) and its guidance (none where the
+        family has no guidance to scale). The check step applies them only where a request sets none."""
+        if template is None:
+            return {}
+        family = self.family(model)
+        fps = family.fps  # the fps the model makes (the camera engine: the form's, over its interpolation)
+        if family.pipeline is None and form.get("fps"):
+            fps = -(-int(form["fps"]) // int(str(form.get("interpolate") or 1).lstrip("x") or 1))
+        maximum = family.max_frames_for(resolve(model))  # as the check step counts them
+        frames = template.frames_for(fps, family.round_frames, maximum, family.min_frames)
+        return {"num_frames": frames, "guidance_scale": template.guidance_for(family.guidance_scale if family.pipeline
+                                                                              else None)}  # fmt: skip
+
+    def advice(self, suggestions: dict, form: dict, language: str, template: dict | None = None) -> Advice:
+        """The advice for `form` (its model, size, steps, placement and speed): `suggestions` (the
+        refiner's num_frames, fps and guidance_scale, already within the family's bounds), each
+        missing one taken from `template` (a template's suggested frames and guidance, where one is
+        chosen), with the planner's estimate for the video they make on the GPU the engine runs on
+        (i2v/memory.py, as the hardware panel and GET /api/v1/plan estimate). Changes nothing."""
+        family = self.family(form["model"])
+        wanted = ("num_frames", "fps", "guidance_scale") if family.pipeline else ("num_frames", "fps")
+        values, source = {}, {}
+        for knob in wanted:
+            for who, given in (("refiner", suggestions or {}), ("template", template or {})):
+                if given.get(knob) is not None:
+                    values[knob], source[knob] = given[knob], who
+                    break
+        guess, fits = self._estimate(family, {**form, **values}) if values else (None, False)
+        estimate = None if guess is None else {
+            "seconds": guess.seconds, "peak_gb": guess.peak_gb, "host_gb": guess.host_gb, "fits": fits,
+            "measured": guess.measured, "gpu": self.hardware.gpu_for(self.engine.device).name,
+            "memory_strategy": guess.shape.memory_strategy, "vae_tiling": guess.shape.vae_tiling}  # fmt: skip
+        if not values:
+            lines = [note("studio.advice_none")]
+        else:
+            parts = [note(f"studio.advice_{knob}", value=value) for knob, value in values.items()]
+            lines = [note("studio.advice", settings=" · ".join(self.say(part, language) for part in parts),
+                          source=", ".join(self.say(note(f"studio.advice_by_{who}"), language)
+                                           for who in dict.fromkeys(source.values())))]  # fmt: skip
+            if guess is not None:
+                lines.append(note("studio.advice_fits" if fits else "studio.advice_does_not_fit", gpu=estimate["gpu"],
+                                  memory=memory_words(guess), minutes=guess.seconds / 60))  # fmt: skip
+            elif self.hardware.gpu_for(self.engine.device) is None:
+                lines.append(note("studio.advice_no_gpu"))
+            else:
+                lines.append(note("studio.advice_no_estimate", model=family.id))
+        return Advice(values, source, estimate, "\n\n".join(self.say(line, language) for line in lines))
+
+    def _estimate(self, family: Family, form: dict) -> tuple[Estimate | None, bool]:
+        """The planner's estimate for `form` on the engine's GPU (seconds, peak GPU memory, host RAM),
+        and whether it fits as asked (memory strategy auto: with the fastest placement that fits).
+        None without a GPU, for the camera engine, or for a family with no memory measurements."""
+        gpu = self.hardware.gpu_for(self.engine.device)
+        if gpu is None or not family.pipeline or family.id not in memory_profiles():
+            return None, False
+        strategy = form.get("memory_strategy") or "auto"
+        shape = RunShape(family.id, int(form.get("height") or family.height), int(form.get("width") or family.width),
+                         int(form.get("num_frames") or family.num_frames),
+                         int(form.get("num_inference_steps") or family.num_inference_steps or 1),
+                         self.engine.offload if strategy == "auto" else strategy, bool(form.get("vae_tiling")),
+                         guidance_scale=form.get("guidance_scale"))  # fmt: skip
+        levers = {lever: value for lever, value in _levers(form).items() if lever in ("quantize", "compile")}
+        shape = with_speed(family, shape, form.get("speed") or "exact", levers)
+        vram, ram = gpu.free_gb, self.hardware.ram_gb or None
+        if strategy == "auto":
+            fastest = fastest_fit(shape, vram, ram, gpu.name)
+            if fastest is not None:
+                return fastest, True
+        guess, plan = downgrade(shape, vram, ram, gpu.name)
+        return guess, not plan
+
+    def describe(self, result: RefinedPrompt, language: str, phrasing: Sequence[Message] = ()) -> str:
+        """The refinement's details for the page: what it found, who wrote it, in what language, what
+        the style knobs' phrasing added (`phrasing`), and every warning."""
         who = note("studio.by_llm", model=result.model) if result.source == "llm" else note("studio.by_rules")
         lines = [
             note("studio.found", camera=result.camera_motion, tags=", ".join(result.motion_tags) or "—",
@@ -169,6 +334,7 @@ class Studio:
             note("studio.prompt_english") if result.translated
             else note("studio.prompt_untranslated" if result.source == "offline" else "studio.prompt_not_english",
                       language=result.prompt_language),
+            *phrasing,
         ]  # fmt: skip
         text = "\n\n".join(self.say(line, language) for line in lines)
         warnings = [f"- {self.say(note('studio.warning', text=w), language)}" for w in result.warnings]
@@ -227,10 +393,29 @@ class Studio:
                 raise StudioError("studio.not_a_number", knob=note("knob.keyframes"), value=frame[:20])
         return {**form, "keyframes": [{"image": photo, "frame": int(frame)} for photo, frame in zip(photos, frames)]}
 
+    @staticmethod
+    def with_references(form: dict) -> dict:
+        """The page's reference slots (a photo or MP4 clip, and its label, each) as the form's
+        `references`, slot by slot, the empty ones left out; a form without slots as it is. A label
+        whose slot has no file is refused: nothing asked is dropped unsaid."""
+        names = [name for slot in REFERENCE_SLOTS for name in slot]
+        if not any(name in form for name in names):
+            return form
+        references = []
+        for number, (slot, label) in enumerate(REFERENCE_SLOTS, start=1):
+            source, words = form.get(slot), str(form.get(label) or "").strip()
+            if source:
+                references.append({"source": str(source), "label": words})
+            elif words:
+                raise StudioError("studio.reference_label_only", slot=number, label=words[:60])
+        form = {key: value for key, value in form.items() if key not in names}
+        return {**form, "references": references} if references else form
+
     def request(self, form: dict) -> GenerationRequest:
         """The request the form asks for (the knobs the family has no use for left to it)."""
         if not form.get("image"):
             raise StudioError("studio.no_photo")
+        form = self.with_references(form)
         diffusion = bool(self.family(form["model"]).pipeline)
         seed = form.get("seed")
         try:
@@ -244,6 +429,14 @@ class Studio:
             raise StudioError("studio.refine_and_segments")
         if not values.get("duration"):  # the page's 0: one segment (or the segments given)
             values.pop("duration", None)
+        for name in _NONE_AS_EMPTY:  # the page's "" (no template, no style, no palette): none
+            if isinstance(values.get(name), str) and not values[name].strip():
+                values.pop(name)
+        if values.get("motion_intensity") == 0:  # the page's 0, as duration's: the model's usual
+            values.pop("motion_intensity")
+        if "references" in values:  # the store's files: a photo or clip each, and its label
+            values["references"] = [{"source": ref.get("source"), "label": ref.get("label") or ""}
+                                    for ref in values["references"]]  # fmt: skip
         for name in ("interpolate", "upscale"):  # the page's radios give "x2"; the API gives 2
             if isinstance(values.get(name), str):
                 values[name] = int(values[name].lstrip("x"))
@@ -334,7 +527,7 @@ class Studio:
         if refined is None and not segments and self.needs_refining(words, prompt, last, auto):
             if on_progress is not None:
                 on_progress(Progress("refining", 0, 1, 0.0, None))
-            refined = self.refine(words, form.get("image"), form["model"], language)
+            refined = self.refine_form(form, language)  # with its template, style, references, ...
             form = {**form, "prompt": refined.prompt, "camera_motion": refined.camera_motion,
                     "negative_prompt": form.get("negative_prompt") or refined.negative_prompt}  # fmt: skip
         request = self.request(form)
@@ -405,19 +598,21 @@ class Studio:
         values = {name: item.get(name) for name in FORM if name in item and name not in _NOT_LOADED}
         values.update(model=model, num_inference_steps=item.get("num_inference_steps") or 1,
                       guidance_scale=item.get("guidance_scale") or 0.0)  # fmt: skip
-        # The file's frames, size and fps are after chaining, interpolation and upscaling: the form
-        # takes what the model made (one segment's frames, before upscaling and interpolation). A
+        # The file's frames and size are after chaining, interpolation and upscaling: the form takes
+        # what the model made (one segment's frames, before upscaling); its fps is the asked one (the
+        # file's, interpolated and retimed to it; a video stopped before its interpolation: times it). A
         # video that was not upscaled or interpolated (a stopped long video keeps its segments as
         # made) is divided by nothing; the form still asks for what the video asked.
         upscaled = (item.get("upscale") or 1) if item.get("upscaler") else 1
-        interpolated = (item.get("interpolate") or 1) if item.get("interpolation") else 1
+        unfinished = (item.get("interpolate") or 1) if not item.get("interpolation") else 1  # asked, not done
         values.update(num_frames=item.get("segment_frames") or item.get("num_frames"),
                       height=item["height"] // upscaled if item.get("height") else None,
                       width=item["width"] // upscaled if item.get("width") else None,
-                      fps=item["fps"] // interpolated if item.get("fps") else None,
+                      fps=min(60, item["fps"] * unfinished) if item.get("fps") else None,
                       segments="\n".join(segment["prompt"] for segment in item.get("segments") or []),
                       interpolate=f"x{item.get('interpolate') or 1}", upscale=f"x{item.get('upscale') or 1}",
                       duration=item.get("duration") or 0)  # fmt: skip
+        values.update({name: item.get(name) or "" for name in _NONE_AS_EMPTY})  # the page's none: ""
         present = self.lora_files()  # the video's LoRAs, where their files are still in the folder
         loras = [lora for lora in item.get("loras") or [] if lora["file"] in present]
         for (slot, weight), lora in zip(LORA_SLOTS, [*loras, None, None]):

@@ -2,9 +2,10 @@
 restart, a closed tab or a second client loses nothing. The page, the REST API and `i2v batch` all
 submit here, and one worker (worker.py) takes the jobs in order.
 
-A job holds its form (the knobs by name, the photo copied into the store when it is submitted, so
-nothing depends on a browser's or gradio's temporary files), who asked, its status, its progress,
-timings, result and error. Statuses: queued, running, done, failed, stopped, interrupted (a job
+A job holds its form (the knobs by name; its files, the photo and any end photo, keyframes,
+reference photos or clips and soundtrack, copied into the store when it is submitted, so nothing
+depends on a browser's or gradio's temporary files), who asked, its status, its progress, timings,
+result and error. Statuses: queued, running, done, failed, stopped, interrupted (a job
 that was running when the process died: it is queued again once, then fails with a clear error).
 
 Only one process may run jobs from a store: `hold()` takes a lock file that the operating system
@@ -33,6 +34,11 @@ RETENTION_GRACE_S = 600  # retention never removes a job that ended less than th
 MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fails instead of looping
 MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/bmp": ".bmp",
                "image/gif": ".gif"}  # a photo's media type -> the suffix its file takes here  # fmt: skip
+# A reference may be a short clip, a soundtrack is sound: their media types and suffixes, as for photos.
+CLIP_TYPES = {"video/mp4": ".mp4"}
+SOUND_TYPES = {"audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
+               "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/aac": ".aac",
+               "audio/ogg": ".ogg", "audio/opus": ".opus", "audio/flac": ".flac", "audio/x-flac": ".flac"}  # fmt: skip
 
 
 def photo_suffix(suffix: str | None = None, media_type: str | None = None) -> str:
@@ -44,32 +50,90 @@ def photo_suffix(suffix: str | None = None, media_type: str | None = None) -> st
     return ".jpg" if suffix == ".jpeg" else suffix if suffix in MEDIA_TYPES.values() else ".png"
 
 
+def file_suffix(name: str, suffix: str | None = None, media_type: str | None = None, head: bytes = b"") -> str:
+    """The suffix the file `name` of a job (as `other_files` names it, or "image") takes in the store.
+    A reference is a clip (".mp4") when its media type, its first bytes or its own suffix say so,
+    else a photo; a soundtrack keeps a sound's suffix (".wav" when nothing tells). The engine reads
+    each by its content; the suffix tells a clip from a photo, and keeps the names people see right."""
+    suffix = (suffix or "").lower()
+    if name == "soundtrack":
+        if media_type in SOUND_TYPES:
+            return SOUND_TYPES[media_type]
+        sniffed = _sniff(head)
+        if sniffed in set(SOUND_TYPES.values()):
+            return sniffed
+        return suffix if suffix in set(SOUND_TYPES.values()) else ".m4a" if sniffed == ".mp4" else ".wav"
+    if name.startswith("reference_") and (media_type in CLIP_TYPES or _sniff(head) == ".mp4" or (
+            suffix == ".mp4" and media_type not in MEDIA_TYPES)):  # fmt: skip
+        return ".mp4"
+    return photo_suffix(suffix, media_type)
+
+
+def _sniff(head: bytes) -> str | None:
+    """What a file's first bytes say it is: an MP4 (or M4A) box, a WAV, an MP3, Ogg or FLAC; else None."""
+    if head[4:8] == b"ftyp":
+        return ".m4a" if head[8:11] == b"M4A" else ".mp4"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return ".wav"
+    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return ".mp3"
+    return {b"OggS": ".ogg", b"fLaC": ".flac"}.get(head[:4])
+
+
+def head_of(data: Path | bytes, size: int = 16) -> bytes:
+    """A file's (or uploaded bytes') first `size` bytes, for `file_suffix`; none when it cannot be read."""
+    if isinstance(data, bytes):
+        return data[:size]
+    try:
+        with Path(data).open("rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
 def media_type(suffix: str) -> str:
-    """The media type a photo's file is sent with (its data URL)."""
+    """The media type a file of the store is sent with (its data URL): a photo's, a clip's or a sound's."""
+    suffix = suffix.lower()
+    for table in (CLIP_TYPES, SOUND_TYPES):
+        found = [kind for kind, known in table.items() if known == suffix]
+        if found:
+            return found[0]
     return {value: key for key, value in MEDIA_TYPES.items()}[photo_suffix(suffix)]
 
 
-def other_photos(form: dict) -> dict[str, str]:
-    """The photos of a form besides the first, by name: "last_image", and "keyframe_N" for the N-th
-    keyframe; their values are the paths the form holds."""
+def other_files(form: dict) -> dict[str, str]:
+    """The files of a form besides the first photo, by name: "last_image", "keyframe_N" for the N-th
+    keyframe (from 0), "reference_N" for the N-th reference (from 1, as the page's slots and the
+    API's multipart fields count them) and "soundtrack"; their values are the paths the form holds."""
     found = {"last_image": form["last_image"]} if form.get("last_image") else {}
     for index, keyframe in enumerate(form.get("keyframes") or []):
         if keyframe.get("image"):
             found[f"keyframe_{index}"] = keyframe["image"]
+    for index, reference in enumerate(form.get("references") or [], start=1):
+        if reference.get("source"):
+            found[f"reference_{index}"] = reference["source"]
+    if form.get("soundtrack"):
+        found["soundtrack"] = form["soundtrack"]
     return found
 
 
-def with_photo(form: dict, name: str, path: str) -> dict:
-    """The form with its photo `name` (as `other_photos` names it) at `path`."""
-    if name == "last_image":
-        return {**form, "last_image": path}
+def with_file(form: dict, name: str, path: str) -> dict:
+    """The form with its file `name` (as `other_files` names it) at `path`."""
+    if name in ("last_image", "soundtrack"):
+        return {**form, name: path}
+    if name.startswith("reference_"):
+        index = int(name.removeprefix("reference_")) - 1
+        references = [dict(reference) for reference in form.get("references") or []]
+        references[index]["source"] = path
+        return {**form, "references": references}
     index = int(name.removeprefix("keyframe_"))
     keyframes = [dict(keyframe) for keyframe in form.get("keyframes") or []]
     keyframes[index]["image"] = path
     return {**form, "keyframes": keyframes}
 
+
 def _copy_in(photo: Path | bytes, target: Path) -> Path:
-    """A photo written to `target` whole, or not at all."""
+    """A file (a photo, a clip, a soundtrack) written to `target` whole, or not at all."""
     partial = target.with_name(f".{target.name}.part")
     if isinstance(photo, bytes):
         partial.write_bytes(photo)
@@ -205,8 +269,9 @@ class JobStore:
     # ------------------------------------------------------------------ submitting
     def submit(self, owner: str, form: dict, photo: Path | bytes, suffix: str = ".png", *, session: str | None = None,
                language: str = "en", others: dict[str, tuple[Path | bytes, str]] | None = None) -> Job:  # fmt: skip
-        """Queue a job: its photos are copied into the store first (`others`: the end photo and
-        keyframes, by `other_photos`' names, with their suffixes). Refused when the queue is full."""
+        """Queue a job: its files are copied into the store first (`others`: the end photo, keyframes,
+        references and the soundtrack, by `other_files`' names, with their suffixes). Refused when the
+        queue is full."""
         suffix = photo_suffix(suffix)
         job_id = secrets.token_urlsafe(12)  # not guessable
         folder = self.root / "inputs" / job_id
@@ -217,7 +282,8 @@ class JobStore:
             folder.mkdir(parents=True)
             form = {**form, "image": str(_copy_in(photo, folder / f"photo{suffix}"))}
             for name, (other, other_suffix) in (others or {}).items():
-                form = with_photo(form, name, str(_copy_in(other, folder / f"{name}{photo_suffix(other_suffix)}")))
+                kept = folder / f"{name}{file_suffix(name, other_suffix, head=head_of(other))}"
+                form = with_file(form, name, str(_copy_in(other, kept)))
             self._db.execute(
                 "INSERT INTO jobs (id, owner, session, status, form, language, created) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
                 (job_id, owner, session, json.dumps(form), language, time.time()))  # fmt: skip
@@ -336,7 +402,7 @@ class JobStore:
         return self.root / "thumbs" / f"{job_id}.jpg"
 
     def delete(self, job: Job) -> None:
-        """Remove an ended job's record, its photo, its thumbnail, its video and the video's JSON."""
+        """Remove an ended job's record, its files, its thumbnail, its video and the video's JSON."""
         assert job.status in ENDED
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id=?", (job.id,))

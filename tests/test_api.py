@@ -401,7 +401,7 @@ def test_with_page_users_a_video_goes_only_to_its_owner(tiny_model, tmp_path, ch
 
 def test_a_long_video_by_segments_with_interpolation(server, chelsea):
     body = job_body(chelsea, segments=["a cat looks up", {"prompt": "the cat turns its head", "seed": 77}],
-                    interpolate=2, fps=12)  # fmt: skip
+                    interpolate=2, fps=48)  # fmt: skip
     body.pop("prompt")
     reply = httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=60)
     assert reply.status_code == 202, reply.text
@@ -410,13 +410,14 @@ def test_a_long_video_by_segments_with_interpolation(server, chelsea):
     video = done["result"]["video"]
     assert [(s["prompt"], s["seed"]) for s in video["segments"]] == [("a cat looks up", 5),
                                                                        ("the cat turns its head", 77)]  # fmt: skip
-    # two segments of 9 frames join into 17, interpolated x2 into 33 at 24 fps: the same 1.33 s
-    assert (video["num_frames"], video["fps"], video["segment_frames"], video["interpolation"]) == (33, 24, 9,
+    # two segments of 9 frames (made at the tiny Wan 2.2 TI2V's own 24 fps) join into 17, interpolated x2 into 33 at
+    # the 48 fps asked: the same 0.67 s
+    assert (video["num_frames"], video["fps"], video["segment_frames"], video["interpolation"]) == (33, 48, 9,
                                                                                                     "optical_flow")  # fmt: skip
     path = server.out.parent / "long.mp4"
     path.write_bytes(httpx.get(server.url + done["video_url"], headers=auth(ALICE), timeout=30).content)
     frames, meta = read_mp4(path)
-    assert frames.shape == (33, 64, 64, 3) and meta["fps"] == 24
+    assert frames.shape == (33, 64, 64, 3) and meta["fps"] == 48
 
 
 def test_end_photos_and_keyframes_come_as_uploads_never_paths(server, chelsea):
@@ -502,8 +503,8 @@ def test_a_photo_and_an_end_photo_each_within_the_limit_fit_in_one_request(tiny_
         reply = httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth(ALICE), timeout=60)
         assert reply.status_code == 202, reply.text
         assert wait_for(server.url, ALICE, reply.json()["id"])["status"] == "done"
-        too_big = {**body, "last_image": "data:image/png;base64," + "A" * 3 * 1024**2}  # the two past 2 photos' room
-        for header, words in (("en", "the photos of one request together"), ("zh", "同一请求中的照片合计")):
+        too_big = {**body, "last_image": "data:image/png;base64," + "A" * 12 * 1024**2}  # past 7 files' room
+        for header, words in (("en", "the files of one request together"), ("zh", "同一请求中的文件合计")):
             reply = httpx.post(f"{server.url}/api/v1/jobs", json=too_big, timeout=60,
                                headers={**auth(ALICE), "Accept-Language": header})  # fmt: skip
             assert reply.status_code == 413 and words in reply.json()["detail"], reply.text

@@ -96,17 +96,19 @@ def studio(tmp_path):
     hosting.store.close()
 
 
-def test_load_into_form_divides_only_by_the_upscaling_and_interpolation_done(studio):
-    # Stopped with keep_segments: written as made, neither upscaled nor interpolated
+def test_load_into_form_takes_the_asked_fps_and_divides_only_by_the_upscaling_done(studio):
+    # Stopped with keep_segments: written as made, neither upscaled nor interpolated: the form asks again
+    # for what the video asked (its fps times the interpolation it did not get)
     stopped = history_item(height=64, width=96, num_frames=9, fps=8, upscale=2, interpolate=2, upscaler=None,
                            interpolation=None)  # fmt: skip
     values = studio.from_history([stopped], "j1")
-    assert (values["height"], values["width"], values["fps"], values["num_frames"]) == (64, 96, 8, 9)
+    assert (values["height"], values["width"], values["fps"], values["num_frames"]) == (64, 96, 16, 9)
     assert (values["upscale"], values["interpolate"]) == ("x2", "x2")  # still what the video asked for
+    # Done: the file's fps is the asked one (interpolated and retimed to it), its size twice the model's
     done = history_item(height=128, width=192, num_frames=33, fps=16, upscale=2, interpolate=2, upscaler="lanczos",
                         interpolation="optical_flow")  # fmt: skip
     values = studio.from_history([done], "j1")
-    assert (values["height"], values["width"], values["fps"], values["num_frames"]) == (64, 96, 8, 9)
+    assert (values["height"], values["width"], values["fps"], values["num_frames"]) == (64, 96, 16, 9)
 
 
 def test_the_segments_box_wins_over_a_stale_prompt_box(studio, chelsea):
