@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
@@ -22,7 +23,8 @@ from pydantic import ValidationError
 
 from i2v.memory import RunShape
 from i2v.progress import Progress
-from i2v.request import CAMERA_MOTIONS, MAX_SEED, SPEEDS, STRATEGIES
+from i2v.request import CAMERA_MOTIONS, MAX_SEED, PALETTES, SPEEDS, STRATEGIES, STYLES, GenerationRequest
+from i2v.templates import templates
 from messages import DEFAULT, LANGUAGES, language_of, note, render
 from settings import Settings
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
@@ -30,6 +32,32 @@ from studio.hosting import ANYONE, Hosting, make_hosting
 from studio.store import ENDED, StoreError
 
 log = logging.getLogger("app")
+
+
+def bound(knob: str, rule: str):
+    """A bound of a GenerationRequest knob ("ge", "le", "max_length"): the page's controls follow the request's."""
+    return next(getattr(item, rule) for item in GenerationRequest.model_fields[knob].metadata if hasattr(item, rule))
+
+
+REFERENCE_SLOTS = bound("references", "max_length")  # subjects: a photo or clip and its label each
+# Issue 15's controls take their words from configs/messages/ ("page." ids), with every other message
+# the page shows; gradio swaps them by the browser's language like the words below.
+PAGE_WORDS = ("subjects_and_sound", "subjects_hint", "subjects", "no_subjects", "soundtrack", "own_sound",
+              "style_and_motion", "template", "template_none", "style", "color_palette", "usual",
+              "motion_intensity", "apply_advice")  # fmt: skip
+
+
+def page_words(language: str) -> dict[str, str]:
+    """The words of issue 15's controls in `language`, keyed as I18N below keys its own."""
+    words = {key: render(note(f"page.{key}"), language) for key in PAGE_WORDS}
+    words |= {f"style_{style}": render(note(f"page.style_{style}"), language) for style in STYLES}
+    words |= {f"palette_{palette}": render(note(f"page.palette_{palette}"), language) for palette in PALETTES}
+    words |= {f"template_{name}": getattr(template.label, language) for name, template in templates().items()}
+    for index in range(1, REFERENCE_SLOTS + 1):
+        words[f"reference_{index}"] = render(note("page.reference", index=index), language)
+        words[f"reference_label_{index}"] = render(note("page.reference_label", index=index), language)
+    return words
+
 
 # The page's own words (labels, buttons, notes); gradio picks the browser's language. Everything the
 # server says (errors, warnings, the panel, refine details) comes from configs/messages/ instead.
@@ -94,6 +122,7 @@ I18N = gr.I18n(
         "with `--model /path/to/model`.",
         "no_llm": "**No LLM endpoint is set.** Prompts are refined offline by rules (camera and motion words), "
         "not translated. Set `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `I2V_LLM_MODEL` for full refinement.",
+        **page_words("en"),
     },
     zh={
         "title": "# i2v studio 图生视频\n一张照片加几个字，生成一段短视频。",
@@ -154,6 +183,7 @@ I18N = gr.I18n(
         "把权重放进 Hugging Face 缓存，或用 `--model /模型/路径` 启动。",
         "no_llm": "**未设置大模型接口。** 提示词由离线规则优化（识别镜头与运动词），不会翻译。"
         "设置 `OPENAI_BASE_URL`、`OPENAI_API_KEY` 和 `I2V_LLM_MODEL` 即可完整优化。",
+        **page_words("zh"),
     },
 )
 
@@ -207,6 +237,16 @@ def checked_by_the_engine(number):
     and say so in the page's language (gradio's own refusal is English only)."""
     number.preprocess = lambda payload: payload
     return number
+
+
+def interpolated_fps(model_fps: int, factor) -> int:
+    """The fps a model's frames come to under the interpolation radio ("x2": twice), at most the request's most."""
+    return min(bound("fps", "le"), model_fps * int(str(factor or "x1").lstrip("x")))
+
+
+def template_choices() -> list[tuple]:
+    """The motion templates as (label in the page's language, name), "none" first (configs/templates.toml's order)."""
+    return [(I18N("template_none"), ""), *((I18N(f"template_{name}"), name) for name in templates())]
 
 
 def toast_titles() -> str:
@@ -271,6 +311,7 @@ def build_demo(services: Services) -> gr.Blocks:
         history = gr.State([])
         last_refine = gr.State({})  # {"for": the words refined, "text": what the refiner wrote}
         actions = gr.State({})
+        advice = gr.State({})  # the advice shown: {"values": {knob: value}, "text": Markdown}, or {}
         with gr.Row():
             with gr.Column(scale=1):
                 # image_mode=None and unopened: the photo reaches the engine as uploaded; it
@@ -283,6 +324,10 @@ def build_demo(services: Services) -> gr.Blocks:
                     mine_button = gr.Button(I18N("use_mine"), size="sm", elem_id="use-mine")
                 refined = gr.Textbox(label=I18N("refined"), lines=5, interactive=True, elem_id="refined")
                 details = gr.Markdown(elem_id="refine-details")
+                # The refiner's suggested settings (else the template's) and the planner's estimate for
+                # them: shown, never applied unasked; the one button applies them to the form.
+                advice_box = gr.Markdown(elem_id="advice")
+                advice_button = gr.Button(I18N("apply_advice"), size="sm", visible=False, elem_id="apply-advice")
                 negative = gr.Textbox(label=I18N("negative"), lines=2, elem_id="negative")
                 camera = gr.Dropdown(list(CAMERA_MOTIONS), value="static", label=I18N("camera"), elem_id="camera")
                 model = gr.Dropdown(choices, value=first_model, label=I18N("model"), elem_id="model")
@@ -306,6 +351,40 @@ def build_demo(services: Services) -> gr.Blocks:
                     preset_button = gr.Button(I18N("apply_preset"), size="sm", elem_id="apply-preset")
                     plan_button = gr.Button(I18N("apply_plan"), size="sm", elem_id="apply-plan")
                     faster_button = gr.Button(I18N("apply_faster"), size="sm", elem_id="apply-faster")
+                first_family = studio.family(first_model)
+                with gr.Accordion(I18N("subjects_and_sound"), open=False, elem_id="subjects-and-sound"):
+                    # Shown for models that take references; hidden, they hold nothing (see on_capabilities).
+                    with gr.Column(visible=first_family.references, elem_id="subjects-box") as subjects_box:
+                        gr.Markdown(I18N("subjects_hint"), elem_id="subjects-hint")
+                        subjects = gr.Gallery(label=I18N("subjects"), columns=REFERENCE_SLOTS, height=150,
+                                              allow_preview=False, interactive=False, elem_id="subjects")  # fmt: skip
+                        reference_files, reference_labels = [], []
+                        for index in range(1, REFERENCE_SLOTS + 1):
+                            with gr.Row(equal_height=True):
+                                reference_files.append(gr.File(type="filepath", file_types=["image", ".mp4"], height=90,
+                                                               label=I18N(f"reference_{index}"),
+                                                               elem_id=f"reference-{index}"))  # fmt: skip
+                                reference_labels.append(gr.Textbox(label=I18N(f"reference_label_{index}"), max_lines=1,
+                                                                   placeholder="the grey cat",
+                                                                   elem_id=f"reference-label-{index}"))  # fmt: skip
+                    subjects_note = gr.Markdown(I18N("no_subjects"), visible=not first_family.references,
+                                                elem_id="no-subjects")  # fmt: skip
+                    # format=None: the file reaches the engine as uploaded (gradio would re-encode it to wav)
+                    soundtrack = gr.Audio(type="filepath", format=None, sources=["upload"], label=I18N("soundtrack"),
+                                          visible=not first_family.audio, elem_id="soundtrack")  # fmt: skip
+                    sound_note = gr.Markdown(I18N("own_sound"), visible=first_family.audio, elem_id="own-sound")
+                with gr.Accordion(I18N("style_and_motion"), open=False, elem_id="style-and-motion"):
+                    template = gr.Dropdown(template_choices(), value="", label=I18N("template"), elem_id="template")
+                    template_details = gr.Markdown(elem_id="template-details")
+                    with gr.Row():  # "" (the first choice): the model's usual look and colours
+                        styles = [(I18N("usual"), ""), *((I18N(f"style_{name}"), name) for name in STYLES)]
+                        style = gr.Dropdown(styles, value="", label=I18N("style"), elem_id="style")
+                        palettes = [(I18N("usual"), ""), *((I18N(f"palette_{name}"), name) for name in PALETTES)]
+                        color_palette = gr.Dropdown(palettes, value="", label=I18N("color_palette"),
+                                                    elem_id="color-palette")  # fmt: skip
+                    # 0 is the model's usual (no intensity asked), as the duration's 0 is one segment
+                    motion_intensity = gr.Slider(0.0, bound("motion_intensity", "le"), value=0.0, step=0.1,
+                                                 label=I18N("motion_intensity"), elem_id="motion-intensity")
                 with gr.Accordion(I18N("advanced"), open=False):
                     with gr.Row():
                         height = gr.Slider(value=first["height"], label=I18N("height"), elem_id="height", **first["size"])
@@ -313,7 +392,8 @@ def build_demo(services: Services) -> gr.Blocks:
                     with gr.Row():
                         frames = gr.Slider(first["frame_min"], first["frame_max"], value=first["frames"],
                                            step=first["frame_step"], label=I18N("frames"), elem_id="frames")  # fmt: skip
-                        fps = gr.Slider(1, 60, value=first["fps"], step=1, label=I18N("fps"), elem_id="fps")
+                        fps = gr.Slider(bound("fps", "ge"), bound("fps", "le"), value=first["fps"], step=1,
+                                        label=I18N("fps"), elem_id="fps")  # fmt: skip
                     with gr.Row():
                         steps = gr.Slider(1, 100, value=first["steps"], step=1, label=I18N("steps"),
                                           interactive=first["diffusion"], elem_id="steps")  # fmt: skip
@@ -377,7 +457,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     history_pick = gr.Dropdown(choices=[], label=I18N("history_pick"), elem_id="history-pick")
                     load_button = gr.Button(I18N("load"), size="sm", elem_id="load-history")
                     delete_button = gr.Button(I18N("delete"), size="sm", variant="stop", elem_id="delete-history")
-        for number in (height, width, frames, fps, steps, guidance, seed):
+        for number in (height, width, frames, fps, steps, guidance, seed, motion_intensity):
             checked_by_the_engine(number)
 
         # The form, by the studio's names for it (studio.FORM): the knobs of a request.
@@ -388,21 +468,61 @@ def build_demo(services: Services) -> gr.Blocks:
                     lora_weight_2=lora_weight_2, quantize=quantize, compile=compile_, step_cache=step_cache,
                     last_image=last_image, loop=loop, duration=duration, segments=segments, keep_segments=keep_segments,
                     interpolate=interpolate, upscale=upscale, keyframe_photos=keyframe_photos,
-                    keyframe_frames=keyframe_frames)  # fmt: skip
+                    keyframe_frames=keyframe_frames,
+                    **{f"reference_{index}": slot for index, slot in enumerate(reference_files, 1)},
+                    **{f"reference_label_{index}": box for index, box in enumerate(reference_labels, 1)},
+                    template=template, soundtrack=soundtrack, style=style, color_palette=color_palette,
+                    motion_intensity=motion_intensity)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
         # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
         sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")
 
-        def refine(prompt: str, image: str | None, model: str, request: gr.Request):  # the API's names
+        # /refine's values: the person's words, the photo and the model first (its API as it always
+        # was), then the rest of the form (template, style, references, the settings the advice is for)
+        refine_names = ["words", "image", "model", *(name for name in form if name not in ("words", "image", "model"))]
+
+        def refine(request: gr.Request, *values):
             lang = language(request)
             try:
-                result = studio.refine(prompt, image, model, lang)
+                result = studio.refine_form(dict(zip(refine_names, values)), lang)
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
                 raise refusal(exc, lang, "refine") from None
             if result.warning:
                 warn(result.warning, lang)
             return {refined: result.prompt, negative: result.negative_prompt, camera: result.camera_motion,
-                    details: result.details, last_refine: result.last}  # fmt: skip
+                    details: result.details, last_refine: result.last, advice: advice_of(result.advice)}  # fmt: skip
+
+        def advice_of(made) -> dict:
+            """A refinement's advice (studio.Advice, or its dict from a job's result) as the page keeps it."""
+            made = made if isinstance(made, dict) or made is None else dataclasses.asdict(made)
+            return {"values": made["values"], "text": made["text"]} if made else {}
+
+        def show_advice(kept: dict):
+            kept = kept or {}
+            return {advice_box: kept.get("text", ""), advice_button: gr.update(visible=bool(kept.get("values")))}
+
+        def apply_advice(kept: dict, request: gr.Request):
+            """The advice's frames, fps and guidance into the form: only here, when the person asks."""
+            values = (kept or {}).get("values") or {}
+            if not values:
+                raise refusal(StudioError("page.no_advice"), language(request), "advice")
+            return {form[name]: value for name, value in values.items() if name in form}
+
+        def show_template(name: str, chosen: str, request: gr.Request):
+            """What the picked template does, for the model picked: shown, nothing set."""
+            lang = language(request)
+            if not name:
+                return ""
+            try:
+                row = next((row for row in studio.templates(lang, chosen) if row["name"] == name), None)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, lang, "template") from None
+            if row is None:
+                return ""
+            guidance = note("page.template_guidance", value=row["guidance_scale"]) if row["guidance_scale"] else ""
+            return studio.say(note("page.template_details", label=row["label"], camera=row["camera_motion"],
+                                   intensity=row["motion_intensity"], seconds=row["seconds"], frames=row["num_frames"],
+                                   model=studio.family(chosen).id, guidance=guidance), lang)  # fmt: skip
 
         def storyboard(request: gr.Request, *values):
             lang = language(request)
@@ -417,9 +537,52 @@ def build_demo(services: Services) -> gr.Blocks:
         def use_my_words(text: str):
             return {refined: text or "", last_refine: {"for": text or "", "text": text or ""}}
 
-        def on_model_change(chosen: str, h, w, n, current_steps, chosen_speed, request: gr.Request):
+        def on_capabilities(chosen: str, request: gr.Request):
+            """The subjects for models that take references, the soundtrack for models that make no sound
+            of their own; a section hidden is emptied (it would ask the model for what it cannot take),
+            and a note says why it is not there. The advice was for the model before: it goes."""
+            try:
+                family = studio.family(chosen)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, language(request), "model change") from None
+            subjects_too, own_sound = family.references, family.audio
+            shown_or_emptied = {} if subjects_too else {slot: None for slot in [*reference_files, *reference_labels]}
+            return {subjects_box: gr.update(visible=subjects_too), subjects_note: gr.update(visible=not subjects_too),
+                    soundtrack: gr.update(visible=not own_sound, **({"value": None} if own_sound else {})),
+                    sound_note: gr.update(visible=own_sound), advice: {}, **shown_or_emptied}  # fmt: skip
+
+        def show_subjects(*values):
+            """The subjects' pictures (a clip plays), each captioned with its label."""
+            files, labels = values[:REFERENCE_SLOTS], values[REFERENCE_SLOTS:]
+            return [(path, (label or "").strip() or None) for path, label in zip(files, labels) if path]
+
+        def on_interpolate(chosen: str, factor, request: gr.Request):
+            """Picking x2 or x4 (the same duration at x fps) sets the fps to the model's own times it: the
+            fps is the file's (i2v/checks.py), and at the model's own the picked interpolation would be
+            timed away again."""
+            try:
+                return interpolated_fps(studio.family(chosen).fps, factor)
+            except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
+                raise refusal(exc, language(request), "interpolation") from None
+
+        def fps_info(chosen: str, value, request: gr.Request):
+            """Under the fps slider: the video's fps against the model's own (i2v/checks.py's rates): more
+            is reached by interpolation, fewer by dropping frames; the camera engine renders any."""
+            try:
+                family = studio.family(chosen)
+            except Exception:  # noqa: BLE001 - a model that cannot be read is refused by its own change event
+                return gr.skip()
+            code = "page.fps_own"
+            if family.pipeline is None:
+                code = "page.fps_rendered"
+            elif isinstance(value, (int, float)) and value != family.fps:
+                code = "page.fps_interpolated" if value > family.fps else "page.fps_fewer"
+            return gr.update(info=studio.say(note(code, fps=value, model=family.id, own=family.fps), language(request)))
+
+        def on_model_change(chosen: str, h, w, n, current_steps, chosen_speed, factor, request: gr.Request):
             """New bounds for `chosen`; the current values stay where the family allows them (so that
-            applying a preset, which sets model and sizes together, keeps its sizes), else its defaults."""
+            applying a preset, which sets model and sizes together, keeps its sizes), else its defaults;
+            the fps is the model's own, times the interpolation picked."""
             try:
                 rules = studio.rules(chosen)
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
@@ -440,7 +603,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 width: gr.update(value=keep(w, rules["width"], size["minimum"], size["maximum"], size["step"]), **size),
                 frames: gr.update(value=keep(n, rules["frames"], rules["frame_min"], rules["frame_max"], grid, offset),
                                   minimum=rules["frame_min"], maximum=rules["frame_max"], step=grid),
-                fps: gr.update(value=rules["fps"]),
+                fps: gr.update(value=interpolated_fps(rules["fps"], factor)),
                 steps: gr.update(value=current_steps if rules["diffusion"] and current_steps else rules["steps"],
                                  interactive=rules["diffusion"]),
                 guidance: gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
@@ -498,6 +661,8 @@ def build_demo(services: Services) -> gr.Blocks:
                    camera: result.get("camera_motion", "static"), details: made["details"] if made else gr.update(),
                    last_refine: made["last"] if made else last,
                    params: result.get("params") if done else {"stopped": True}}  # fmt: skip
+            if made:  # refined first: its advice, shown as Refine shows it (applied only when asked)
+                out[advice] = advice_of(made.get("advice"))
             past = hosting.history(owner_of(request)) if done else past  # the pick list and pictures follow it
             out.update({video: await asyncio.to_thread(shown, result["params"]["output_path"]) if done else None,
                         history: past,
@@ -623,8 +788,18 @@ def build_demo(services: Services) -> gr.Blocks:
             *(inspect.Parameter(API_NAMES.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
               for name in [*form, "history", "last_refine"]),
         ])  # fmt: skip
-        refine_button.click(refine, [words, image, model], [refined, negative, camera, details, last_refine],
+        refine.__signature__ = inspect.Signature([
+            list(inspect.signature(refine).parameters.values())[0],
+            *(inspect.Parameter(API_NAMES.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+              for name in refine_names),
+        ])  # fmt: skip
+        refine_button.click(refine, [form[name] for name in refine_names],
+                            [refined, negative, camera, details, last_refine, advice],
                             api_name="refine", concurrency_id="llm", concurrency_limit=4)  # fmt: skip
+        advice.change(show_advice, [advice], [advice_box, advice_button], api_name=False, queue=False)
+        advice_button.click(apply_advice, [advice], [frames, fps, guidance], api_name=False, queue=False)
+        for control in (template, model):
+            control.change(show_template, [template, model], [template_details], api_name=False, queue=False)
         mine_button.click(use_my_words, [words], [refined, last_refine], api_name=False)
         storyboard.__signature__ = inspect.Signature([
             list(inspect.signature(storyboard).parameters.values())[0],
@@ -642,8 +817,18 @@ def build_demo(services: Services) -> gr.Blocks:
             return {steps: values["num_inference_steps"], guidance: values["guidance_scale"]}
 
         speed.input(on_speed_change, [speed, model, steps, guidance], [steps, guidance], api_name=False, queue=False)
-        model.change(on_model_change, [model, height, width, frames, steps, speed],
+        model.change(on_model_change, [model, height, width, frames, steps, speed, interpolate],
                      [height, width, frames, fps, steps, guidance], api_name=False)  # fmt: skip
+        interpolate.input(on_interpolate, [model, interpolate], [fps], api_name=False, queue=False)
+        model.change(on_capabilities, [model],
+                     [subjects_box, subjects_note, soundtrack, sound_note, advice, *reference_files, *reference_labels],
+                     api_name=False, queue=False)  # fmt: skip
+        for control in (model, fps):
+            control.change(fps_info, [model, fps], [fps], api_name=False, queue=False)
+        demo.load(fps_info, [model, fps], [fps], api_name=False, queue=False)
+        for control in [*reference_files, *reference_labels]:
+            control.change(show_subjects, [*reference_files, *reference_labels], [subjects], api_name=False,
+                           queue=False)  # fmt: skip
         panel_inputs = [form[name] for name in sizing]
         for control in panel_inputs:
             control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
@@ -655,7 +840,8 @@ def build_demo(services: Services) -> gr.Blocks:
             button.click(apply(kind), [actions, model, speed], panel_inputs, api_name=False, queue=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_name=False)
         generate_button.click(
-            generate, generate_inputs, [video, params, history, table, refined, negative, camera, details, last_refine],
+            generate, generate_inputs,
+            [video, params, history, table, refined, negative, camera, details, last_refine, advice],
             # No GPU work in gradio's queue: the function waits on the job store, whose one worker
             # runs every job (the page's, the API's, batch's) in order; the store bounds the queue.
             api_name="generate", concurrency_limit=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
@@ -17,10 +18,11 @@ from gradio_client.exceptions import AppError
 from i2v.export import read_mp4
 
 
+# fps 24: the tiny Wan 2.2 TI2V's own (the fps is the file's: more is interpolated, fewer drops frames)
 def generate_args(photo, prompt, refined, model, steps=2, seed=5, auto=True):
     return dict(
         image=handle_file(str(photo)), prompt=prompt, refined=refined, negative="", camera="static", model=model,
-        height=64, width=64, num_frames=9, fps=8, steps=steps, guidance=5.0, seed=seed, auto_refine=auto,
+        height=64, width=64, num_frames=9, fps=24, steps=steps, guidance=5.0, seed=seed, auto_refine=auto,
         strategy="auto", tiling=False,
     )  # fmt: skip
 
@@ -367,9 +369,9 @@ def test_the_api_keeps_its_parameter_names(app_url, tiny_model, chelsea):
 
 def test_the_page_offers_the_lora_folders_files_by_name_only(tiny_model, chelsea, tmp_path, monkeypatch):
     from app import make_services
+    from i2v.tiny import make_tiny_lora
     from settings import Settings
     from studio import StudioError
-    from i2v.tiny import make_tiny_lora
 
     folder = tmp_path / "loras"
     make_tiny_lora("wan2.2-ti2v-5b", folder / "glow.safetensors", seed=1)
@@ -470,20 +472,20 @@ def test_exact_and_fast_keep_a_persons_steps_and_turbo_follows_the_model(tiny_mo
 def test_a_storyboard_for_a_duration_then_a_long_video_from_the_page(app_url, tiny_model, chelsea):
     url, _ = app_url
     client = Client(url, verbose=False)
-    named = {**generate_args(chelsea, "猫转头", "", tiny_model), "duration": 2.0}
-    # 2 s at 8 fps is 16 frames: segments of 9 frames make 9, then 8 more: two segments
+    named = {**generate_args(chelsea, "猫转头", "", tiny_model), "duration": 0.7}
+    # 0.7 s at the model's 24 fps is 17 frames: segments of 9 frames make 9, then 8 more: two segments
     segments, negative, details = client.predict(**named, api_name="/storyboard")
     lines = segments.splitlines()
     assert len(lines) == 2 and "Continuing from the previous shot" in lines[1], segments  # the offline rules
     assert "2 segments" in details
     edited = "a cat looks up\nthe cat turns its head to the window"
-    _, params, *_ = client.predict(**{**named, "segments": edited, "interpolate": "x2", "keep_segments": True},
-                                   api_name="/generate")  # fmt: skip
+    _, params, *_ = client.predict(**{**named, "segments": edited, "interpolate": "x2", "fps": 48,
+                                      "keep_segments": True}, api_name="/generate")  # fmt: skip
     assert [s["prompt"] for s in params["segments"]] == edited.splitlines() and params["prompt"] == "a cat looks up"
-    # 9 + 8 = 17 frames, trimmed to the 16 of 2 s, interpolated x2: 31 at 16 fps
-    assert (params["num_frames"], params["fps"], params["segment_frames"]) == (31, 16, 9)
+    # 9 + 8 = 17 frames, interpolated x2: 33 at 48 fps (the page's x2 sets the fps to twice the model's)
+    assert (params["num_frames"], params["fps"], params["segment_frames"]) == (33, 48, 9)
     frames, meta = read_mp4(Path(params["output_path"]))
-    assert len(frames) == 31 and meta["fps"] == 16
+    assert len(frames) == 33 and meta["fps"] == 48
     with pytest.raises(AppError, match="cannot end on a given frame"):
         client.predict(**{**named, "loop": True}, api_name="/generate")
 
@@ -508,3 +510,141 @@ def test_the_segments_box_wins_over_a_stale_prompt_box_and_the_page_says_so(app_
             break
         said += [update.log[0]] if getattr(update, "log", None) else []
     assert any("The segments' prompts were used" in text for text in said), said
+
+
+# ---------------------------------------------------------------------- issue 15: subjects, sound, templates, advice
+@pytest.fixture
+def page(tiny_model, tmp_path):
+    """The page built around the tiny model's studio, not served: its events' functions are called as
+    gradio calls them, and what they answer is read by the components' elem_ids."""
+    from app import build_demo, make_services
+    from settings import Settings
+
+    services = make_services(Settings(model=tiny_model, device="cpu", output_dir=tmp_path / "out"))
+    demo = build_demo(services)
+    yield {fn.fn.__name__: fn for fn in demo.fns.values() if hasattr(fn.fn, "__name__")}
+    services.hosting.close()
+
+
+def asked(language: str = "en"):
+    import gradio as gr
+
+    return gr.Request(headers={"accept-language": language}, username=None, session_hash="test")
+
+
+def by_id(answer: dict) -> dict:
+    """An event's answer by elem_id (the States, which have none, by their class and place)."""
+    return {getattr(component, "elem_id", None) or f"{type(component).__name__}{i}": value
+            for i, (component, value) in enumerate(answer.items())}  # fmt: skip
+
+
+def refine_on_the_page(page, language="en", **values):
+    """The page's Refine with the form's values by their API names (prompt, image, model, template, ...)."""
+    refine = page["refine"].fn
+    names = list(inspect.signature(refine).parameters)[1:]
+    answer = refine(asked(language), *[values.get(name) for name in names])
+    advice = next(value for value in answer.values() if isinstance(value, dict) and "values" in value)
+    return by_id(answer), advice
+
+
+def test_the_subjects_and_the_soundtrack_follow_what_the_model_takes(page, tiny_model, chelsea):
+    capabilities = page["on_capabilities"].fn
+    vace = by_id(capabilities("wan-vace-1.3b", asked()))
+    assert vace["subjects-box"]["visible"] and not vace["no-subjects"]["visible"]
+    assert vace["soundtrack"]["visible"] and not vace["own-sound"]["visible"]
+    assert "reference-1" not in vace and "value" not in vace["soundtrack"]  # shown: what was there stays
+    wan = by_id(capabilities(tiny_model, asked()))  # no references: the slots hidden and emptied, a note says why
+    assert not wan["subjects-box"]["visible"] and wan["no-subjects"]["visible"]
+    assert [wan[f"reference-{n}"] for n in range(1, 5)] == [None] * 4 and wan["reference-label-1"] is None
+    ltx2 = by_id(capabilities("ltx-2", asked()))  # makes its own sound: no soundtrack travels
+    assert not ltx2["soundtrack"]["visible"] and ltx2["soundtrack"]["value"] is None and ltx2["own-sound"]["visible"]
+    # The subjects' pictures, a clip among them, captioned with their labels; empty slots left out.
+    shown = page["show_subjects"].fn(str(chelsea), None, "/x/clip.mp4", None, " the grey cat ", "", "", "")
+    assert shown == [(str(chelsea), "the grey cat"), ("/x/clip.mp4", None)]
+
+
+def test_a_template_shows_what_it_does_and_sets_nothing(page, tiny_model):
+    show = page["show_template"]
+    assert [block.elem_id for block in show.outputs] == ["template-details"]  # nothing else is set
+    dance = show.fn("dance", tiny_model, asked())
+    # 5 s at the model's 24 fps on Wan's 4n+1 rule, and 1.1 times its guidance of 5
+    assert "**Dance**" in dance and "camera static" in dance and "about 5 s, 121 frames on wan2.2-ti2v-5b" in dance
+    assert "guidance 5.5" in dance and "motion intensity 1.3" in dance
+    assert "跳舞" in show.fn("dance", tiny_model, asked("zh")) and show.fn("", tiny_model, asked()) == ""
+    # The pick list: "none" first, then every template in the data's order, labelled in each language.
+    import app
+    from i2v.templates import templates
+
+    template = next(block for block in show.inputs if block.elem_id == "template")
+    assert [value for _, value in template.choices] == ["", *templates()]
+    assert app.I18N.translations["zh"]["template_dance"] == "跳舞" and app.I18N.translations["en"]["template_none"]
+
+
+def test_refine_shows_advice_and_only_its_one_button_applies_it(page, tiny_model, chelsea):
+    assert {block.elem_id for block in page["refine"].outputs}.isdisjoint({"frames", "fps", "guidance"})
+    form = dict(prompt="猫转头", image=str(chelsea), model=tiny_model, height=64, width=64, num_frames=9, fps=24,
+                steps=2, guidance=5.0, camera="static", template="dance")  # fmt: skip
+    shown, advice = refine_on_the_page(page, **form)
+    assert "dances" in shown["refined"]  # the template's motion words, in the prompt the model gets
+    assert advice["values"] == {"num_frames": 121, "guidance_scale": 5.5}  # no LLM here: the template's
+    box = by_id(page["show_advice"].fn(advice))
+    assert "121 frames" in box["advice"] and box["apply-advice"]["visible"]
+    applied = by_id(page["apply_advice"].fn(advice, asked()))
+    assert applied == {"frames": 121, "guidance": 5.5}
+    _, none = refine_on_the_page(page, **{**form, "template": ""})  # nothing suggested: said, and no button
+    box = by_id(page["show_advice"].fn(none))
+    assert none["values"] == {} and box["advice"] and not box["apply-advice"]["visible"]
+    with pytest.raises(Exception, match="Nothing to apply"):
+        page["apply_advice"].fn(none, asked())
+    # Another model: the advice was for the one before, and goes.
+    assert next(v for v in page["on_capabilities"].fn("wan-vace-1.3b", asked()).values() if v == {}) == {}
+
+
+def test_the_fps_says_how_the_model_reaches_it_and_interpolation_sets_it(page, tiny_model):
+    info = lambda fps: page["fps_info"].fn(tiny_model, fps, asked())["info"]  # noqa: E731
+    assert "reached by interpolation" in info(48) and "24 fps" in info(48)
+    assert "dropped evenly" in info(12) and "interpolation" not in info(24)
+    assert "renders any" in page["fps_info"].fn("camera", 48, asked())["info"]
+    assert "插帧" in page["fps_info"].fn(tiny_model, 48, asked("zh"))["info"]
+    assert [page["on_interpolate"].fn(tiny_model, factor, asked()) for factor in ("x1", "x2", "x4")] == [24, 48, 60]
+
+
+def test_the_page_generates_with_style_palette_intensity_template_and_a_soundtrack(app_url, page, tiny_model, chelsea,
+                                                                                  tmp_path):  # fmt: skip
+    import wave
+
+    import numpy as np
+
+    from i2v.export import read_audio
+
+    tone = tmp_path / "tone.wav"  # 0.2 s of 440 Hz: looped under the video's 0.375 s
+    with wave.open(str(tone), "wb") as file:
+        file.setnchannels(1), file.setsampwidth(2), file.setframerate(16000)
+        file.writeframes((np.sin(np.arange(3200) * 2 * np.pi * 440 / 16000) * 12000).astype("<i2").tobytes())
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    named = {**generate_args(chelsea, "the cat looks up", "", tiny_model, auto=False), "style": "anime",
+             "color_palette": "warm", "motion_intensity": 0, "template": "nod", "soundtrack": handle_file(str(tone))}
+    _, params, *_ = client.predict(**named, api_name="/generate")
+    assert (params["style"], params["color_palette"], params["template"]) == ("anime", "warm", "nod")
+    assert params["motion_intensity"] == 0.6  # the page's 0 is none asked: the template's own intensity
+    assert params["num_frames"] == 9  # the form's frames: the template's are advice only
+    assert (params["has_audio"], params["audio"]) == (True, "soundtrack") and params["soundtrack"].endswith(".wav")
+    samples, rate = read_audio(Path(params["output_path"]))
+    assert abs(samples.shape[-1] / rate - 9 / 24) < 0.05 and np.abs(samples).max() > 0.1  # as long as the video
+    # Load into form gives the style knobs back; the soundtrack's file, like the photo, stays the form's own.
+    loaded = by_id(page["load_from_history"].fn([params], params.get("job", 0), asked()))
+    assert (loaded["style"], loaded["color-palette"], loaded["template"]) == ("anime", "warm", "nod")
+    assert loaded["motion-intensity"] == 0.6 and "soundtrack" not in loaded and "reference-1" not in loaded
+
+
+def test_the_subject_slots_reach_the_engines_check(app_url, tiny_model, chelsea):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    named = generate_args(chelsea, "the cat and the cup", "", tiny_model, auto=False)
+    with pytest.raises(AppError, match="wan2.2-ti2v-5b takes no reference images of subjects; families that do: "
+                                       "wan-vace-1.3b, wan-vace-14b"):  # fmt: skip
+        client.predict(**named, reference_1=handle_file(str(chelsea)), reference_label_1="the cat",
+                       api_name="/generate")  # fmt: skip
+    with pytest.raises(AppError, match=r"Reference 2 has a label \(a cup\) but no photo or clip"):
+        client.predict(**named, reference_label_2="a cup", api_name="/generate")

@@ -212,22 +212,79 @@ def test_a_long_interpolated_video_from_the_segments_box(browser, app_url, chels
     page.locator("#prompt textarea").fill("猫转头")
     page.get_by_text("Advanced settings").click()
     page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2"), ("fps", "8")):
+    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
         set_slider(page, elem_id, value)
     page.get_by_text("Longer and smoother").click()
     segments = page.locator("#segments textarea")
     segments.wait_for(state="visible")
     segments.fill("a cat looks up\nthe cat turns its head EDITED")
-    page.locator("#interpolate").get_by_text("x2").click()
+    page.locator("#interpolate").get_by_text("x2").click()  # the fps follows: the model's 24, twice
+    page.wait_for_function("document.querySelector('#fps input[type=number]').value === '48'", timeout=10_000)
     segments.blur()
     page.wait_for_timeout(1000)
     page.locator("#generate").click()
     page.wait_for_selector("#video video[src]", timeout=120_000)
     page.wait_for_function("document.querySelector('#params').innerText.includes('EDITED')", timeout=30_000)
     params = "".join(page.locator("#params").inner_text().split())
-    # 9 + 8 frames (the join once), interpolated x2: 33 frames at 16 fps
-    assert '"num_frames":33' in params and '"fps":16' in params and '"segment_frames":9' in params, params
+    # 9 + 8 frames (the join once), interpolated x2: 33 frames at 48 fps
+    assert '"num_frames":33' in params and '"fps":48' in params and '"segment_frames":9' in params, params
     assert "Stopped" not in page.locator("body").inner_text()  # a made video is never called stopped
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-long-video.png"), full_page=True)
+    page.close()
+
+
+def test_a_template_its_advice_and_a_soundtrack_the_video_plays(browser, app_url, chelsea, tmp_path):
+    """Issue 15 on the page: a motion template shows what it does and sets nothing; Refine shows the
+    advice beside the prompt and only its button applies it; a soundtrack is heard in the player."""
+    import wave
+
+    import numpy as np
+
+    tone = tmp_path / "tone.wav"
+    with wave.open(str(tone), "wb") as file:
+        file.setnchannels(1), file.setsampwidth(2), file.setframerate(16000)
+        file.writeframes((np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 12000).astype("<i2").tobytes())
+    url, _ = app_url
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
+    page.locator("#prompt textarea").fill("猫转头")
+    page.get_by_text("Advanced settings").click()
+    page.locator("#height input[type=number]").wait_for(state="visible")
+    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
+        set_slider(page, elem_id, value)
+
+    page.get_by_text("Style and motion").click()
+    page.locator("#template input").click()
+    page.get_by_role("option", name="Dance").click()
+    page.wait_for_function("document.querySelector('#template-details').innerText.includes('Dance')", timeout=10_000)
+    assert "121 frames on wan2.2-ti2v-5b, guidance 5.5" in page.locator("#template-details").inner_text()
+    page.locator("#refine").click()
+    page.wait_for_function("document.querySelector('#advice').innerText.includes('121 frames')", timeout=30_000)
+    assert "dances" in page.locator("#refined textarea").input_value()
+    value = "document.querySelector('#{} input[type=number]').value"
+    assert page.evaluate(value.format("frames")) == "9" and page.evaluate(value.format("guidance")) == "5"  # unasked
+    page.locator("#apply-advice").click()
+    page.wait_for_function(f"{value.format('frames')} === '121' && {value.format('guidance')} === '5.5'",
+                           timeout=10_000)  # fmt: skip
+    set_slider(page, "frames", "9")  # a quick video for the sound
+
+    page.get_by_text("Subjects and sound").click()
+    page.locator("#no-subjects").wait_for(state="visible")  # this model takes no subjects: said, no slots
+    assert not page.locator("#reference-1").is_visible()
+    page.locator("#soundtrack input[type=file]").set_input_files(str(tone))
+    page.wait_for_selector("#soundtrack audio", state="attached", timeout=15_000)  # uploaded: the player shows it
+    page.wait_for_timeout(500)
+    page.locator("#generate").click()  # a click: the page may play sound from here on, as a person's would
+    page.wait_for_selector("#video video[src]", timeout=120_000)
+    page.wait_for_function("document.querySelector('#params').innerText.includes('soundtrack')", timeout=30_000)
+    params = "".join(page.locator("#params").inner_text().split())
+    assert '"has_audio":true' in params and '"audio":"soundtrack"' in params, params
+    page.evaluate("document.querySelector('#video video').play()")
+    page.wait_for_function("(v => v.currentTime > 0.2 && v.webkitAudioDecodedByteCount > 0)"
+                           "(document.querySelector('#video video'))", timeout=15_000)  # fmt: skip
+    assert page.evaluate("(v => !v.muted && v.volume > 0)(document.querySelector('#video video'))")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-issue-15.png"), full_page=True)
     page.close()
