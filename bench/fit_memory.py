@@ -24,7 +24,8 @@ speed factor for it (an H100's by 1.06).
 
     python bench/fit_memory.py bench/results/memory_h200_*.jsonl bench/results/long_families_sizes_h100.jsonl \
         bench/results/long_families_offload_h100.jsonl bench/results/ltx_video_long_h100.jsonl \
-        > configs/memory.toml   (later files win)
+        bench/results/issue15_families_h100.jsonl bench/results/memory_h100_vace.jsonl \
+        bench/results/memory_h100_ltx2.jsonl > configs/memory.toml   (later files win)
 """
 
 import json
@@ -54,6 +55,9 @@ LATENT |= {
     "skyreels-v2-df-14b-540p": (16, 4),
     "ltx-video-long": (32, 8),  # LTX's VAE (32x, 8x), patch 1
 }
+# Reference and sound families (issue 15), one call each: Wan 2.1 VACE (Wan's VAE and patch 2; the two
+# references bench/measure_memory.py gives it are in every run) and LTX-2 (its video VAE is LTX's).
+LATENT |= {"wan-vace-1.3b": (16, 4), "wan-vace-14b": (16, 4), "ltx-2": (32, 8)}
 WINDOW = {
     # A section: latent_window_size (9) latent frames plus the photo's as clean context (37 frames
     # count 10 latent frames); each next section adds 36 frames. The rest of its context, as

@@ -5,7 +5,8 @@ Speed and memory do not depend on weight values, so each family's pipeline is bu
 published size by bench/measure_memory.py's builders (no download) and called with its room's own
 arguments and step hook (i2v/families/: call_kwargs, watch_steps): the run is the engine's run.
 Families that end on a photo get one (Wan 2.1 FLF2V cannot run without); LTX-Video 0.9.5 gets a
-keyframe in the middle as well. FramePack denoises section by section (decoding each) and
+keyframe in the middle as well, and Wan 2.1 VACE two reference images (portraits, half the video's
+width: each adds a latent frame). FramePack denoises section by section (decoding each) and
 SkyReels-V2 DF window by window, each with its step count starting over, so a row gives:
   seconds_per_step      median of step-to-step times within a section (the denoiser alone)
   section_seconds       each section's (window's) time: its steps, plus FramePack's decode of the one before
@@ -56,7 +57,8 @@ from measure_memory import GiB, build, weights_gb  # noqa: E402
 from i2v.placement import free_memory  # noqa: E402
 
 FAMILIES = ["wan2.1-flf2v-14b-720p", "ltx-video-condition", "framepack", "skyreels-v2-df-1.3b-540p",
-            "skyreels-v2-df-14b-540p", "ltx-video-long"]  # fmt: skip
+            "skyreels-v2-df-14b-540p", "ltx-video-long", "wan-vace-1.3b", "wan-vace-14b", "ltx-2"]  # fmt: skip
+REFERENCES = 2  # a family that takes references gets this many subjects (each a latent frame more to denoise)
 
 
 class StepClock:
@@ -108,7 +110,9 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
     first = photo(height, width, 0)
     last = photo(height, width, 1) if family.end_frame else None
     keyframes = [(num_frames // 2, photo(height, width, 2))] if family.keyframes else []
-    kwargs = family.call_kwargs(pipe, knobs, first, last, keyframes)
+    references = [photo(height, width // 2, 3 + k) for k in range(REFERENCES)] if family.references else []
+    extra = {"references": references} if family.references else {}  # fitted inside the video, as the engine does
+    kwargs = family.call_kwargs(pipe, knobs, first, last, keyframes, **extra)
     clock = StepClock(cuda)
     restore = family.watch_steps(pipe, kwargs, clock)
     marks: dict[str, float] = {}
@@ -139,7 +143,8 @@ def run(pipe, family, height: int, width: int, num_frames: int, steps: int, cuda
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     baseline = torch.cuda.memory_allocated() / GiB if cuda else 0.0
-    conditions = ["first", *(f"keyframe@{frame}" for frame, _ in keyframes), *(["last"] if last else [])]
+    conditions = ["first", *(f"keyframe@{frame}" for frame, _ in keyframes), *(["last"] if last else []),
+                  *(f"reference{k + 1}" for k in range(len(references)))]  # fmt: skip
     row = dict(family=family.id, height=height, width=width, num_frames=num_frames, steps=steps, strategy=strategy,
                tiling=tiling, conditions=conditions, baseline_gb=round(baseline, 3))  # fmt: skip
     started = time.perf_counter()

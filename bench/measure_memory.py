@@ -355,6 +355,112 @@ def skyreels_df(big: bool):
                                                   flow_shift=5.0))  # fmt: skip
 
 
+def wan_vace(big: bool):
+    """scripts/convert_wan_to_diffusers.py, Wan-VACE-1.3B (the Wan 1.3B design, 12 heads and 30 layers, a
+    VACE block beside every second layer) or Wan-VACE-14B (40 heads and 40 layers, a VACE block beside
+    every fifth); vace_in_channels 96 (the video's latents kept and made, and the 8x8 mask folded in);
+    Wan's VAE and UMT5-XXL; the shift diffusers' example gives the family's default size."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanVACETransformer3DModel
+
+    layers, every = (40, 5) if big else (30, 2)
+    size = dict(num_attention_heads=40, ffn_dim=13824) if big else dict(num_attention_heads=12, ffn_dim=8960)
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2), attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, num_layers=depth(layers),
+        vace_layers=list(range(0, depth(layers), every)), vace_in_channels=96, **size,
+    )  # fmt: skip
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        flow_shift=5.0 if big else 3.0)  # fmt: skip
+    return dict(transformer=transformer, transformer_2=None, vae=AutoencoderKLWan(), text_encoder=umt5_xxl(),
+                tokenizer=_t5_tokenizer(), scheduler=scheduler)  # fmt: skip
+
+
+def gemma3_12b():
+    """google/gemma-3-12b-it's config.json (the text encoder Lightricks/LTX-2 ships, which the pipeline
+    reads every text layer's hidden states of): 48 text layers of 3840 and SigLIP so400m's 27 of 1152."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    return Gemma3ForConditionalGeneration(Gemma3Config(
+        text_config=dict(vocab_size=262208, hidden_size=3840, intermediate_size=15360, num_hidden_layers=depth(48),
+                         num_attention_heads=16, num_key_value_heads=8, head_dim=256, query_pre_attn_scalar=256,
+                         sliding_window=1024, max_position_embeddings=131072, rope_theta=1_000_000.0,
+                         rope_local_base_freq=10_000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                         rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh"),
+        vision_config=dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=depth(27),
+                           num_attention_heads=16, image_size=896, patch_size=14, vision_use_head=False),
+        mm_tokens_per_image=256, boi_token_index=255999, eoi_token_index=256000, image_token_index=262144,
+    ))  # fmt: skip
+
+
+def ltx2():
+    """scripts/convert_ltx2_to_diffusers.py --version 2.0 (Lightricks/LTX-2): the 19B audio-video
+    transformer (48 layers; video 32 heads x 128, audio 32 x 64), its text connectors, the video VAE
+    (without timestep conditioning, the script's default), the audio VAE, the 24 kHz vocoder and the
+    dev checkpoint's scheduler; Gemma 3 12B; a character tokenizer (prompts are padded to 1024 tokens)."""
+    from diffusers import (
+        AutoencoderKLLTX2Audio,
+        AutoencoderKLLTX2Video,
+        FlowMatchEulerDiscreteScheduler,
+        LTX2VideoTransformer3DModel,
+    )
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    from i2v.families.ltx2 import gemma_tokenizer
+
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32, attention_head_dim=128,
+        cross_attention_dim=4096, vae_scale_factors=(8, 32, 32), pos_embed_max_pos=20, base_height=2048,
+        base_width=2048, gated_attn=False, cross_attn_mod=False, audio_in_channels=128, audio_out_channels=128,
+        audio_patch_size=1, audio_patch_size_t=1, audio_num_attention_heads=32, audio_attention_head_dim=64,
+        audio_cross_attention_dim=2048, audio_scale_factor=4, audio_pos_embed_max_pos=20, audio_sampling_rate=16000,
+        audio_hop_length=160, audio_gated_attn=False, audio_cross_attn_mod=False, num_layers=depth(48),
+        activation_fn="gelu-approximate", qk_norm="rms_norm_across_heads", norm_elementwise_affine=False,
+        norm_eps=1e-6, caption_channels=3840, attention_bias=True, attention_out_bias=True, rope_theta=10000.0,
+        rope_double_precision=True, causal_offset=1, timestep_scale_multiplier=1000,
+        cross_attn_timestep_scale_multiplier=1000, rope_type="split", use_prompt_embeddings=True, perturbed_attn=False,
+    )  # fmt: skip
+    connectors = LTX2TextConnectors(
+        caption_channels=3840, text_proj_in_factor=depth(48) + 1, video_connector_num_attention_heads=30,
+        video_connector_attention_head_dim=128, video_connector_num_layers=depth(2),
+        video_connector_num_learnable_registers=128, video_gated_attn=False, audio_connector_num_attention_heads=30,
+        audio_connector_attention_head_dim=128, audio_connector_num_layers=depth(2),
+        audio_connector_num_learnable_registers=128, audio_gated_attn=False, connector_rope_base_seq_len=4096,
+        rope_theta=10000.0, rope_double_precision=True, causal_temporal_positioning=False, rope_type="split",
+        per_modality_projections=False, proj_bias=False,
+    )  # fmt: skip
+    vae = AutoencoderKLLTX2Video(
+        in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(256, 512, 1024, 2048),
+        down_block_types=("LTX2VideoDownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+        layers_per_block=tuple(depth(n) for n in (4, 6, 6, 2, 2)),  # --check: 1.2B parameters at full depth,
+        decoder_layers_per_block=tuple(depth(n) for n in (5, 5, 5, 5)),  # 5 GB in float32 on the CPU
+        spatio_temporal_scaling=(True, True, True, True), decoder_spatio_temporal_scaling=(True, True, True),
+        decoder_inject_noise=(False, False, False, False),
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        upsample_type=("spatiotemporal", "spatiotemporal", "spatiotemporal"), upsample_residual=(True, True, True),
+        upsample_factor=(2, 2, 2), timestep_conditioning=False, patch_size=4, patch_size_t=1, resnet_norm_eps=1e-6,
+        encoder_causal=True, decoder_causal=False, encoder_spatial_padding_mode="zeros",
+        decoder_spatial_padding_mode="reflect", spatial_compression_ratio=32, temporal_compression_ratio=8,
+    )  # fmt: skip
+    audio_vae = AutoencoderKLLTX2Audio(
+        base_channels=128, output_channels=2, ch_mult=(1, 2, 4), num_res_blocks=2, attn_resolutions=None,
+        in_channels=2, resolution=256, latent_channels=8, norm_type="pixel", causality_axis="height", dropout=0.0,
+        mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160, is_causal=True, mel_bins=64,
+        double_z=True,
+    )  # fmt: skip
+    vocoder = LTX2Vocoder(
+        in_channels=128, hidden_channels=1024, out_channels=2, upsample_kernel_sizes=[16, 15, 8, 4, 4],
+        upsample_factors=[6, 5, 2, 2, 2], resnet_kernel_sizes=[3, 7, 11], resnet_dilations=[[1, 3, 5]] * 3,
+        act_fn="leaky_relu", leaky_relu_negative_slope=0.1, antialias=False, final_act_fn="tanh", final_bias=True,
+        output_sampling_rate=24000,
+    )  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096,
+                                                shift_terminal=0.1)  # fmt: skip
+    return dict(transformer=transformer, connectors=connectors, vae=vae, audio_vae=audio_vae, vocoder=vocoder,
+                text_encoder=gemma3_12b(), tokenizer=gemma_tokenizer(), scheduler=scheduler)  # fmt: skip
+
+
 BUILDERS = {
     "wan2.1-i2v-14b-480p": wan21_i2v_14b, "wan2.2-ti2v-5b": wan22_ti2v_5b, "ltx-video": ltx_video,
     "wan2.2-i2v-a14b": wan22_i2v_a14b, "cogvideox-5b-i2v": cogvideox_5b_i2v, "hunyuanvideo-i2v": hunyuanvideo15_i2v,
@@ -362,6 +468,8 @@ BUILDERS = {
     "ltx-video-condition": ltx_video_095, "framepack": framepack,
     "skyreels-v2-df-1.3b-540p": lambda: skyreels_df(big=False),
     "skyreels-v2-df-14b-540p": lambda: skyreels_df(big=True), "ltx-video-long": ltx_video_long,
+    "wan-vace-1.3b": lambda: wan_vace(big=False), "wan-vace-14b": lambda: wan_vace(big=True),
+    "ltx-2": ltx2,
 }  # fmt: skip
 
 # (height, width, num_frames) to measure, per family: the published sizes and smaller ones to fit
@@ -384,6 +492,11 @@ SIZES = {
     "skyreels-v2-df-14b-540p": [(544, 960, 97), (544, 960, 177)],
     # LTX-Video 0.9.8 13B over windows of 80 frames sharing 24: its default and a longer clip
     "ltx-video-long": [(512, 704, 161), (512, 704, 361), (480, 832, 161)],
+    # Wan 2.1 VACE: the 1.3B makes 480p; the 14B 480p and 720p (bench/long_families.py adds references)
+    "wan-vace-1.3b": [(480, 832, 33), (480, 832, 81)],
+    "wan-vace-14b": [(480, 832, 81), (720, 1280, 33), (720, 1280, 81)],
+    # LTX-2: its default (5 s at 24 fps), a longer clip and 720p; the sound's tokens grow with the seconds
+    "ltx-2": [(512, 768, 121), (512, 768, 241), (704, 1216, 121)],
 }
 
 
@@ -488,7 +601,12 @@ def measure(pipe, family, height, width, num_frames, steps, strategy, tiling) ->
                               model=family.id, height=height, width=width, num_frames=num_frames, fps=family.fps,
                               num_inference_steps=steps, guidance_scale=family.guidance_scale, seed=0)  # fmt: skip
     # A family that only runs between two photos (Wan 2.1 FLF2V) gets the photo as its last one too.
-    kwargs = family.call_kwargs(pipe, knobs, photo, photo if getattr(family, "needs_last_image", False) else None)
+    # A family that takes references (Wan VACE) gets two subjects, as bench/long_families.py gives it:
+    # each is a latent frame more to denoise, so the planner's profile holds a typical request's.
+    references = ([Image.fromarray(np.random.default_rng(3 + k).integers(0, 255, (height, width // 2, 3), dtype=np.uint8))
+                   for k in range(2)] if family.references else [])  # fmt: skip
+    kwargs = family.call_kwargs(pipe, knobs, photo, photo if getattr(family, "needs_last_image", False) else None,
+                                **({"references": references} if family.references else {}))  # fmt: skip
     clock = _Clock(cuda)
     restore = family.watch_steps(pipe, kwargs, clock)
     gc.collect()
@@ -590,7 +708,7 @@ def main() -> None:
         family, pipe = build(family_id)
         header = dict(family=family_id, kind="weights", weights_gb={k: round(v, 3) for k, v in weights_gb(pipe).items()},
                       build_seconds=round(time.perf_counter() - started, 1), device=torch.cuda.get_device_name(),
-                      torch=torch.__version__)  # fmt: skip
+                      torch=torch.__version__, date=time.strftime("%Y-%m-%d"))  # fmt: skip
         print(json.dumps(header), flush=True)
         with results.open("a") as out:
             out.write(json.dumps(header) + "\n")
