@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,13 @@ def i2v_command(*args, **kwargs):
     return i2v(*args, entry=(str(ROOT / "commands.py"),), **kwargs)
 
 
+def side_by_side(*runs):
+    """The results of independent runs (`partial(i2v, ...)`), started together: each is still a process
+    of its own, but each spends seconds importing torch and diffusers while the suite keeps one core."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [job.result() for job in [pool.submit(run) for run in runs]]
+
+
 def test_models_json_lists_every_family():
     rows = json.loads(i2v("models", "--json").stdout)
     ids = [row["id"] for row in rows]
@@ -44,13 +53,13 @@ def test_make_tiny_then_generate_json(tmp_path, chelsea):
     out = tmp_path / "videos"
     done = i2v(
         "generate", "--image", chelsea, "--prompt", "猫转头", "--model", model, "--height", 32, "--width", 32,
-        "--frames", 9, "--fps", 10, "--steps", 2, "--seed", 3, "--out", out, "--json",
+        "--frames", 9, "--fps", 24, "--steps", 2, "--seed", 3, "--out", out, "--json",
     )  # fmt: skip
     result = json.loads(done.stdout)
     assert {"path", "model", "height", "width", "num_frames", "fps", "seed", "seconds"} <= set(result)
-    assert (result["height"], result["width"], result["num_frames"], result["fps"], result["seed"]) == (32, 32, 9, 10, 3)
+    assert (result["height"], result["width"], result["num_frames"], result["fps"], result["seed"]) == (32, 32, 9, 24, 3)
     frames, meta = read_mp4(result["path"])
-    assert frames.shape == (9, 32, 32, 3) and meta["fps"] == 10
+    assert frames.shape == (9, 32, 32, 3) and meta["fps"] == 24
     assert "denoising" in done.stderr  # the progress bar
 
 
@@ -70,8 +79,8 @@ def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, chelsea):
         ("--image", chelsea, "--model", "sora"),
         ("--image", chelsea, "--seed", "abc"),
     ]
-    for args in cases:
-        done = i2v("generate", *args, "--out", out, check=False)
+    for args, done in zip(cases, side_by_side(*(partial(i2v, "generate", *args, "--out", out, check=False)
+                                                for args in cases))):  # fmt: skip
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
@@ -86,13 +95,15 @@ def test_missing_weights_exit_1_with_the_way_to_fetch_them(tmp_path, chelsea):
 
 
 def test_out_with_another_extension_is_refused_not_made_a_folder(tmp_path, chelsea):
-    done = i2v("generate", "--image", chelsea, "--frames", 3, "--out", tmp_path / "clip.mov", check=False)
-    assert done.returncode == 2 and "videos are written as MP4, not .mov" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "clip.mov").exists()
-    # A folder with a dot in its name is still a folder when it exists, or when the name ends with /.
-    done = i2v("generate", "--image", chelsea, "--frames", 3, "--height", 32, "--width", 32, "--out",
-               f"{tmp_path / 'v1.0'}/", "--json")  # fmt: skip
-    assert (tmp_path / "v1.0").is_dir() and json.loads(done.stdout)["path"].startswith(str(tmp_path / "v1.0"))
+    mov, folder = side_by_side(
+        partial(i2v, "generate", "--image", chelsea, "--frames", 3, "--out", tmp_path / "clip.mov", check=False),
+        # A folder with a dot in its name is still a folder when it exists, or when the name ends with /.
+        partial(i2v, "generate", "--image", chelsea, "--frames", 3, "--height", 32, "--width", 32, "--out",
+                f"{tmp_path / 'v1.0'}/", "--json"),
+    )  # fmt: skip
+    assert mov.returncode == 2 and "videos are written as MP4, not .mov" in mov.stderr
+    assert len(mov.stderr.strip().splitlines()) == 1 and not (tmp_path / "clip.mov").exists()
+    assert (tmp_path / "v1.0").is_dir() and json.loads(folder.stdout)["path"].startswith(str(tmp_path / "v1.0"))
 
 
 def test_generate_with_loras_and_a_speed_mode(tmp_path, chelsea, tiny_models):
@@ -101,9 +112,13 @@ def test_generate_with_loras_and_a_speed_mode(tmp_path, chelsea, tiny_models):
     model = tiny_models["ltx-video"]
     a = make_tiny_lora("ltx-video", tmp_path / "a.safetensors", seed=1)
     b = make_tiny_lora("ltx-video", tmp_path / "b.safetensors", seed=2)
-    done = i2v("generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
-               "--steps", 2, "--lora", f"{a}:0.5", "--lora", b, "--speed", "fast", "--no-compile", "--out",
-               tmp_path / "v.mp4", "--json")  # fmt: skip
+    done, plain = side_by_side(
+        partial(i2v, "generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
+                "--steps", 2, "--lora", f"{a}:0.5", "--lora", b, "--speed", "fast", "--no-compile", "--out",
+                tmp_path / "v.mp4", "--json"),
+        partial(i2v, "generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
+                "--steps", 2, "--speed", "fast", "--out", tmp_path / "w.mp4"),
+    )  # fmt: skip
     result = json.loads(done.stdout)
     assert [(lora["source"], lora["weight"]) for lora in result["loras"]] == [(str(a), 0.5), (str(b), 1.0)]
     levers = {lever["lever"]: lever for lever in result["levers"]}
@@ -111,21 +126,21 @@ def test_generate_with_loras_and_a_speed_mode(tmp_path, chelsea, tiny_models):
     assert "compile" not in levers  # --no-compile: not asked for
     assert json.loads((tmp_path / "v.json").read_text())["loras"][1] == {"file": "b.safetensors", "weight": 1.0,
                                                                          "weight_2": None}  # fmt: skip
-    plain = i2v("generate", "--image", chelsea, "--model", model, "--height", 32, "--width", 32, "--frames", 9,
-                "--steps", 2, "--speed", "fast", "--out", tmp_path / "w.mp4")  # fmt: skip
     assert "compile on: not applied (compile needs a CUDA GPU; this run is on cpu)" in plain.stdout
 
 
 def test_bad_lora_flags_exit_2_with_one_line(tmp_path, chelsea, tiny_models):
-    done = i2v("generate", "--image", chelsea, "--model", "camera", "--lora", "style.ckpt:2", "--out", tmp_path,
-               check=False)  # fmt: skip
-    assert done.returncode == 2 and "is not FILE[:WEIGHT[:WEIGHT2]]" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
     lora = tmp_path / "l.safetensors"
     lora.write_bytes(b"")
-    done = i2v("generate", "--image", chelsea, "--model", tiny_models["svd-xt"], "--lora", lora, "--out", tmp_path,
-               check=False)  # fmt: skip
-    assert done.returncode == 2 and done.stderr.strip() == (
+    ckpt, svd = side_by_side(
+        partial(i2v, "generate", "--image", chelsea, "--model", "camera", "--lora", "style.ckpt:2", "--out", tmp_path,
+                check=False),
+        partial(i2v, "generate", "--image", chelsea, "--model", tiny_models["svd-xt"], "--lora", lora, "--out",
+                tmp_path, check=False),
+    )  # fmt: skip
+    assert ckpt.returncode == 2 and "is not FILE[:WEIGHT[:WEIGHT2]]" in ckpt.stderr
+    assert len(ckpt.stderr.strip().splitlines()) == 1
+    assert svd.returncode == 2 and svd.stderr.strip() == (
         "i2v: error: svd-xt takes no LoRAs (its diffusers pipeline has no LoRA loader): remove l.safetensors")
     assert not list(tmp_path.glob("*.mp4"))
 
@@ -135,13 +150,15 @@ def test_plan_estimates_each_speed_mode():
         return json.loads(i2v("plan", "--vram-gb", 80, "--gpu", "H200", "--ram-gb", 256, "--model",
                               "wan2.1-i2v-14b-480p", "--json", *args).stdout)  # fmt: skip
 
-    exact, fast, turbo = plan(), plan("--speed", "fast"), plan("--speed", "turbo")
+    exact, fast, turbo, no_turbo = side_by_side(
+        partial(plan), partial(plan, "--speed", "fast"), partial(plan, "--speed", "turbo"),
+        partial(i2v, "plan", "--vram-gb", 80, "--model", "ltx-video", "--speed", "turbo", check=False),
+    )  # fmt: skip
     assert exact["asked"]["quantize"] == "none" and fast["asked"]["quantize"] == "fp8"
     assert fast["asked"]["estimated_peak_gb"] < exact["asked"]["estimated_peak_gb"] - 10  # fp8 weights
     assert fast["asked"]["estimated_seconds"] < exact["asked"]["estimated_seconds"] * 0.75
     assert (turbo["asked"]["num_inference_steps"], turbo["asked"]["guidance_scale"]) == (4, 1.0)
     assert turbo["asked"]["estimated_seconds"] < 20
-    no_turbo = i2v("plan", "--vram-gb", 80, "--model", "ltx-video", "--speed", "turbo", check=False)
     assert no_turbo.returncode == 2 and "ltx-video has no turbo mode" in no_turbo.stderr
 
 
@@ -153,12 +170,13 @@ def test_plan_speed_needs_a_model():
 def test_segments_interpolation_and_upscaling_from_the_command_line(tmp_path, chelsea):
     out = tmp_path / "long.mp4"
     done = i2v("generate", "--image", chelsea, "--segment", "a cat looks up", "--segment", "the cat turns its head",
-               "--camera", "zoom_in", "--height", 32, "--width", 48, "--frames", 5, "--fps", 8, "--seed", 3,
+               "--camera", "zoom_in", "--height", 32, "--width", 48, "--frames", 5, "--fps", 16, "--seed", 3,
                "--interpolate", 2, "--upscale", 2, "--out", out, "--json")  # fmt: skip
     result = json.loads(done.stdout)
     assert [(s["prompt"], s["seed"]) for s in result["segments"]] == [("a cat looks up", 3),
                                                                         ("the cat turns its head", 4)]  # fmt: skip
-    # 5 + 4 frames, interpolated x2: 17 at 16 fps; upscaled x2 with Lanczos (no upscaler folder here)
+    # 5 + 4 frames made at 8 fps (the file's 16 over x2), interpolated x2: 17 at 16 fps; upscaled x2 with Lanczos
+    # (no upscaler folder here)
     assert (result["num_frames"], result["fps"], result["width"], result["height"]) == (17, 16, 96, 64)
     assert result["upscaler"] == "lanczos" and result["segment_frames"] == 5
     frames, meta = read_mp4(out)
@@ -166,17 +184,21 @@ def test_segments_interpolation_and_upscaling_from_the_command_line(tmp_path, ch
 
 
 def test_bad_long_video_flags_exit_2_with_one_line(tmp_path, chelsea):
-    for flags, words in ((["--keyframe", "photo.png"], "give PATH@FRAME"), (["--interpolate", "3"], "invalid choice"),
-                         (["--loop"], "cannot loop"), (["--duration", "0"], "greater than 0")):  # fmt: skip
-        done = i2v("generate", "--image", chelsea, *flags, "--out", tmp_path / "x.mp4", check=False)
+    cases = ((["--keyframe", "photo.png"], "give PATH@FRAME"), (["--interpolate", "3"], "invalid choice"),
+             (["--loop"], "cannot loop"), (["--duration", "0"], "greater than 0"))
+    runs = side_by_side(*(partial(i2v, "generate", "--image", chelsea, *flags, "--out", tmp_path / "x.mp4", check=False)
+                          for flags, _ in cases))  # fmt: skip
+    for (flags, words), done in zip(cases, runs):
         assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "x.mp4").exists()
 
 
 def test_plan_estimates_a_long_video_and_its_post_processing():
-    one = json.loads(i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--json").stdout)
-    long = json.loads(i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 3,
-                          "--interpolate", 2, "--upscale", 2, "--json").stdout)  # fmt: skip
+    one, long = (json.loads(done.stdout) for done in side_by_side(
+        partial(i2v, "plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--json"),
+        partial(i2v, "plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 3, "--interpolate", 2,
+                "--upscale", 2, "--json"),
+    ))  # fmt: skip
     assert long["asked"]["estimated_peak_gb"] == one["asked"]["estimated_peak_gb"]  # one segment at a time
     made = long["long"]
     assert made["render_seconds"] == pytest.approx(3 * one["asked"]["estimated_seconds"], rel=0.01)
@@ -185,12 +207,16 @@ def test_plan_estimates_a_long_video_and_its_post_processing():
 
 
 def test_plan_refuses_a_segment_count_out_of_range_and_long_flags_without_a_model():
-    for value in (0, 40):
-        done = i2v("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", value, check=False)
+    out_of_range, no_model = [0, 40], [["--segments", 3], ["--interpolate", 2, "--upscale", 4]]
+    runs = side_by_side(
+        *(partial(i2v, "plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", value, check=False)
+          for value in out_of_range),
+        *(partial(i2v, "plan", "--vram-gb", 24, *flags, check=False) for flags in no_model),
+    )  # fmt: skip
+    for done in runs[:2]:
         assert done.returncode == 2 and "1 to 32 segments" in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-    for flags in (["--segments", 3], ["--interpolate", 2, "--upscale", 4]):
-        done = i2v("plan", "--vram-gb", 24, *flags, check=False)
+    for flags, done in zip(no_model, runs[2:]):
         assert done.returncode == 2 and "add --model" in done.stderr and str(flags[0]) in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
 
@@ -201,32 +227,33 @@ def test_plan_names_the_interpolator_and_the_long_videos_total_time(tmp_path):
     from i2v.rife import IFNet
 
     plan = ("plan", "--vram-gb", 80, "--model", "wan2.1-i2v-14b-480p", "--segments", 3, "--interpolate", 2)
-    text = i2v(*plan).stdout
-    assert "interpolation x2 (optical flow, CPU)" in text and "min in all" in text, text
-    made = json.loads(i2v(*plan, "--json").stdout)
-    long = made["long"]
-    assert made["interpolation"] == "optical_flow"
-    assert long["seconds"] == pytest.approx(long["render_seconds"] + long["interpolate_seconds"], abs=0.1)
-    assert f"~{long['seconds'] / 60:.1f} min in all" in text
     rife = tmp_path / "rife"  # RIFE v4.6 weights (random), saved as the published flownet.pkl is
     rife.mkdir()
     torch.manual_seed(0)
     torch.save({f"module.{key}": value for key, value in IFNet().state_dict().items()}, rife / "flownet.pkl")
     env = {"I2V_INTERPOLATOR_DIR": str(rife)}
-    assert "interpolation x2 (RIFE)" in i2v(*plan, env=env).stdout
+    text, made, with_rife = (done.stdout for done in side_by_side(
+        partial(i2v, *plan), partial(i2v, *plan, "--json"), partial(i2v, *plan, env=env)))  # fmt: skip
+    assert "interpolation x2 (optical flow, CPU)" in text and "min in all" in text, text
+    made = json.loads(made)
+    long = made["long"]
+    assert made["interpolation"] == "optical_flow"
+    assert long["seconds"] == pytest.approx(long["render_seconds"] + long["interpolate_seconds"], abs=0.1)
+    assert f"~{long['seconds'] / 60:.1f} min in all" in text
+    assert "interpolation x2 (RIFE)" in with_rife
 
 
 def test_a_duration_gets_a_storyboard_from_the_i2v_command(tmp_path, chelsea):
     # 3 s at 8 fps is 24 frames: segments of 9 frames make 9, then 8 and 8 more: three segments
     flags = ("generate", "--image", chelsea, "--prompt", "a cat turns its head", "--duration", 3, "--frames", 9,
              "--fps", 8, "--height", 32, "--width", 32, "--seed", 3, "--json")  # fmt: skip
-    done = i2v_command(*flags, "--out", tmp_path / "board.mp4")
+    done, plain = side_by_side(partial(i2v_command, *flags, "--out", tmp_path / "board.mp4"),
+                               partial(i2v, *flags, "--out", tmp_path / "plain.mp4"))  # fmt: skip
     prompts = [segment["prompt"] for segment in json.loads(done.stdout)["segments"]]
     assert len(prompts) == 3 and "Continuing from the previous shot" not in prompts[0], prompts  # the offline rules
     assert all("Continuing from the previous shot" in prompt and "a cat turns its head" in prompt
                for prompt in prompts[1:]), prompts  # fmt: skip
     assert "storyboard: 3 segments of 1.0 s" in done.stderr and f"3. {prompts[2]}" in done.stderr
     # The engine's own command has no refiner: each segment continues the one prompt
-    plain = i2v(*flags, "--out", tmp_path / "plain.mp4")
     assert [s["prompt"] for s in json.loads(plain.stdout)["segments"]] == ["a cat turns its head"] * 3
     assert "storyboard" not in plain.stderr

@@ -75,8 +75,10 @@ def test_disk_full_in_the_engine_is_a_disk_full_error(tmp_path, chelsea):
 
 def test_killed_while_encoding_leaves_no_encoder_and_the_next_start_cleans_up(tmp_path, chelsea):
     out = tmp_path / "out"
+    # 121 frames of 720p keep the encoder busy for seconds (the loop below looks every 50 ms); the frames
+    # are rendered before it starts, and that render is most of this test's time: 241 took twice as long.
     process = subprocess.Popen(
-        [sys.executable, "-m", "i2v.cli", "generate", "--image", str(chelsea), "--frames", "241", "--height", "720",
+        [sys.executable, "-m", "i2v.cli", "generate", "--image", str(chelsea), "--frames", "121", "--height", "720",
          "--width", "1280", "--camera", "orbit_left", "--seed", "1", "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -4,7 +4,8 @@ and the engine's recovery from out-of-memory (injected through the step callback
 from __future__ import annotations
 
 import json
-import subprocess
+import logging
+import os
 import sys
 
 import pytest
@@ -293,11 +294,43 @@ def test_vae_tiling_where_the_vae_has_none(tmp_path, tiny_models, chelsea):
     assert not any(r.shape.vae_tiling for r in ladder)
 
 
-def test_plan_command():
+@pytest.fixture
+def plan_command(capsys, monkeypatch):
+    """`i2v plan ARGS` run in this process (i2v.cli.main): its stdout, the planner's report as the
+    command prints it. A process per call paid torch's and diffusers' imports again, seconds each; the
+    command as a process (exit codes, one line on stderr, nothing else said) is tests/test_cli.py's.
+    What the command sets for a process of its own (logging, the libraries' progress bars, the CUDA
+    allocator's variable) is put back after, so no other test runs in a quietened process."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from i2v.cli import main
+
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"))
+    loggers = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}  # fmt: skip
+    root = (logging.root.level, list(logging.root.handlers))
+    bars = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+
+    def plan(*args: str) -> str:
+        code = main(["plan", *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    yield plan
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(loggers.get(name, logging.NOTSET))
+    logging.root.setLevel(root[0])
+    logging.root.handlers[:] = root[1]
+    for library, enabled in zip((diffusers_logging, transformers_logging), bars):
+        library.enable_progress_bar() if enabled else library.disable_progress_bar()
+
+
+def test_plan_command(plan_command):
     def plan(*args):
-        done = subprocess.run([sys.executable, "-m", "i2v.cli", "plan", *args, "--json"], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return json.loads(plan_command(*args, "--json"))
 
     chosen = plan("--vram-gb", "24")
     assert {"family", "height", "width", "num_frames", "num_inference_steps", "strategy", "estimated_peak_gb",
@@ -359,14 +392,13 @@ def test_the_gpu_a_device_names_is_the_one_described():
     assert "CPU only" in str(Hardware((), 16.0).summary("cuda"))
 
 
-def test_plan_names_the_ram_it_assumed_and_the_device_it_read():
+def test_plan_names_the_ram_it_assumed_and_the_device_it_read(plan_command, monkeypatch):
     from i2v.hardware import host_ram_gb
 
     def plan(*args, env=None):
-        done = subprocess.run([sys.executable, "-m", "i2v.cli", "plan", *args], capture_output=True, text=True,
-                              env={**__import__("os").environ, **(env or {})})  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        return plan_command(*args)
 
     report = json.loads(plan("--vram-gb", "12", "--json"))
     assert report["ram_assumed"] and report["ram_gb"] == pytest.approx(host_ram_gb())
@@ -390,7 +422,7 @@ def test_the_plan_only_goes_down():
     assert "VAE tiling on" not in [str(r.change) for r in rungs(RunShape("i2vgen-xl", 1024, 1024, 32, 50))]
 
 
-def test_a_slow_plan_comes_with_a_faster_smaller_video():
+def test_a_slow_plan_comes_with_a_faster_smaller_video(plan_command):
     # I2VGen-XL 1024x1024x32 on 24 GB: keeping the video means sequential offload (several times
     # slower); a smaller video all on the GPU takes a fraction of that. Both are offered, the
     # smaller one never applied unasked.
@@ -408,11 +440,9 @@ def test_a_slow_plan_comes_with_a_faster_smaller_video():
     wan = RunShape("wan2.1-i2v-14b-720p", 720, 1280, 81, 40)
     _, wan_plan = downgrade(wan, 24, ram_gb=128)
     assert faster_alternative(wan, wan_plan[-1].estimate, 24, 128) is None
-    report = json.loads(subprocess.run([sys.executable, "-m", "i2v.cli", "plan", "--vram-gb", "24", "--ram-gb", "128",
-                                        "--model", "i2vgen-xl", "--height", "1024", "--width", "1024", "--frames", "32",
-                                        "--json"], capture_output=True, text=True).stdout)  # fmt: skip
+    flags = ("--vram-gb", "24", "--ram-gb", "128", "--model", "i2vgen-xl", "--height", "1024", "--width", "1024",
+             "--frames", "32", "--json")  # fmt: skip
+    report = json.loads(plan_command(*flags))
     assert report["faster"]["estimated_seconds"] < report["downgrade"][-1]["estimated_seconds"]
-    auto = json.loads(subprocess.run([sys.executable, "-m", "i2v.cli", "plan", "--vram-gb", "24", "--ram-gb", "128",
-                                      "--model", "i2vgen-xl", "--height", "1024", "--width", "1024", "--frames", "32",
-                                      "--offload", "auto", "--json"], capture_output=True, text=True).stdout)  # fmt: skip
+    auto = json.loads(plan_command(*flags, "--offload", "auto"))
     assert auto["fits"] and auto["asked"]["strategy"] == "sequential" and auto["faster"] == report["faster"]

@@ -5,6 +5,7 @@ LoRA under the published file name), and says what to fetch when the file is mis
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -162,7 +163,9 @@ def test_the_eta_starts_after_the_first_step_which_may_hold_a_warm_up(monkeypatc
     from i2v import progress
 
     clock = iter([0.0, 200.0, 202.0, 204.0])  # started; step 1 after a 200 s compile; then 2 s a step
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    # progress's own clock only: patching time.monotonic itself would stop every other thread's
+    # clock too (the session's app server's event loop dies on StopIteration)
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
     seen = []
     watch = progress.StepWatch("denoising", 10, seen.append, None)
     for _ in range(3):
