@@ -41,6 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 
+from i2v.request import MAX_REFERENCES
 from messages import Message, note
 from studio import Studio
 from studio.hosting import ANYONE, Hosting, public_model
@@ -116,8 +117,9 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         "application/json": {"schema": JobIn.model_json_schema()},
         "multipart/form-data": {"schema": {"type": "object", "description": "the same fields as form values; "
                                            "'image' a file, 'loras' and 'segments' JSON lists; files 'last_image', "
-                                           "'keyframe_FRAME', 'reference_1' to 'reference_4' (a photo or an MP4 "
-                                           "clip, each with a field 'reference_label_N') and 'soundtrack'"}}},
+                                           f"'keyframe_FRAME', 'reference_1' to 'reference_{MAX_REFERENCES}' (a "
+                                           "photo or an MP4 clip, each with a field 'reference_label_N') and "
+                                           "'soundtrack'"}}},
         "required": True}})  # fmt: skip
     async def submit(request: Request, who: str | None = Depends(owner)):
         lang = language(request)
@@ -184,6 +186,8 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         suggests, within the model's bounds, with the planner's estimate for them on this server's
         GPU and the fields one action would set (`apply`). Advice changes nothing by itself."""
         lang = language(request)
+        if not body.prompt.strip() and not body.template:
+            raise refuse(422, note("api.prompt_or_template"), lang)
         model = model_value(body.model, lang)
         uploads = {"image": body.image} if body.image else {}
         uploads.update({f"reference_{index}": ref.image for index, ref in enumerate(body.references, start=1)})
@@ -384,9 +388,9 @@ async def _read_job(request: Request, lang: str, refuse) -> tuple[dict[str, tupl
 
 
 def _reference_slot(key: str, prefix: str) -> int | None:
-    """The slot (1 to 4) of a multipart field named PREFIX1 to PREFIX4; None for any other field."""
+    """The slot (1 to MAX_REFERENCES) of a multipart field named PREFIX1, PREFIX2, ...; None for any other field."""
     slot = key.removeprefix(prefix) if key.startswith(prefix) else ""
-    return int(slot) if slot in ("1", "2", "3", "4") else None
+    return int(slot) if slot in {str(n) for n in range(1, MAX_REFERENCES + 1)} else None
 
 
 def _json_field(name: str, data_url: bool = False) -> str:
@@ -414,7 +418,8 @@ def _data_url(value: str | None, lang: str, refuse, field: str = "image", name: 
         raise refuse(422, note("api.photo_missing"), lang)
     head, _, data = value.partition(",")
     if not head.startswith("data:") or ";base64" not in head:
-        raise refuse(422, note("api.photo_not_data_url", field=field), lang)
+        example = "data:audio/wav;base64,..." if name == "soundtrack" else "data:image/png;base64,..."
+        raise refuse(422, note("api.photo_not_data_url", field=field, example=example), lang)
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):

@@ -29,7 +29,7 @@ from messages import DEFAULT, LANGUAGES, language_of, note, render
 from settings import Settings
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
-from studio.store import ENDED, StoreError
+from studio.store import CLIP_TYPES, ENDED, StoreError
 
 log = logging.getLogger("app")
 
@@ -361,7 +361,8 @@ def build_demo(services: Services) -> gr.Blocks:
                         reference_files, reference_labels = [], []
                         for index in range(1, REFERENCE_SLOTS + 1):
                             with gr.Row(equal_height=True):
-                                reference_files.append(gr.File(type="filepath", file_types=["image", ".mp4"], height=90,
+                                reference_files.append(gr.File(type="filepath", height=90,
+                                                               file_types=["image", *CLIP_TYPES.values()],
                                                                label=I18N(f"reference_{index}"),
                                                                elem_id=f"reference-{index}"))  # fmt: skip
                                 reference_labels.append(gr.Textbox(label=I18N(f"reference_label_{index}"), max_lines=1,

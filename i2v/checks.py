@@ -42,8 +42,7 @@ class CheckedRequest:
     total_frames: int | None = None  # a long video's frames before interpolation (the last segment trimmed to it)
     adjustments: tuple[Message, ...] = field(default_factory=tuple)
     levers: tuple[LeverReport, ...] = field(default_factory=tuple)  # filled in by the engine's lever step
-    explicit: frozenset[str] = frozenset()  # knobs the person set on their own: levers (not from `speed`), and
-    # camera_motion (a move other than static) and motion_intensity (not from the template)
+    explicit: frozenset[str] = frozenset()  # levers the person set on their own (not from `speed`): for speed.decide
     file_fps: int | None = None  # the file's fps; knobs.fps is the model's, until `finish` retimes (None: the same)
     fps_factor: int = 1  # the interpolation that fps and `interpolate` take together: a power of 2, at least `interpolate`
     last_segment_frames: int | None = None  # a duration's last segment, when it needs fewer frames than the others
@@ -86,8 +85,6 @@ def check(request: GenerationRequest) -> CheckedRequest:
     refuse(family, template=template, style=request.style, motion_intensity=request.motion_intensity,
            camera_motion=request.camera_motion)  # fmt: skip
     explicit = {name for name in ("quantize", "compile", "step_cache") if getattr(request, name) is not None}
-    explicit |= {"camera_motion"} if request.camera_motion != "static" else set()
-    explicit |= {"motion_intensity"} if request.motion_intensity is not None else set()
     steps, guidance = family.num_inference_steps, family.guidance_scale
     if request.speed == "turbo" and family.pipeline:
         turbo = turbo_for(family)
@@ -105,7 +102,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
     fps, file_fps, fps_factor = _rates(request, family, notes)  # `fps` is the model's: frames and durations count at it
     maximum = family.max_frames_for(source)
     if template is not None:
-        request = _with_template(request, template, family, fps, maximum, guidance, notes)
+        request = _with_template(request, template, source, fps, maximum, guidance, notes)
     wanted = max(1, round(request.duration * fps)) if request.duration is not None else None
     if wanted is not None and (request.num_frames is None or wanted < request.num_frames):
         # A duration: one call when it covers it, else segments of the family's own length (or the
@@ -130,11 +127,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
         raise InvalidInput("request.no_loop", model=family.id)
     if request.loop and request.last_image is not None:
         raise InvalidInput("request.loop_and_last_image")
-    if request.references and not family.references:
-        from .families import all_families
-
-        takers = ", ".join(f.id for f in all_families().values() if f.references) or "none"
-        raise InvalidInput("reference.not_supported", model=family.id, families=takers)
+    refuse_references(family, len(request.references))
     if request.keyframes and not family.keyframes:
         raise InvalidInput("request.no_keyframes", model=family.id)
     if family.multi_prompt:  # one call makes every segment: its prompts are that call's schedule
@@ -239,23 +232,41 @@ def check(request: GenerationRequest) -> CheckedRequest:
                           fps_factor=fps_factor)  # fmt: skip
 
 
+def refuse_references(family: Family, count: int) -> None:
+    """Refuse `count` references (photos or clips) for a family that takes none, naming the families
+    that do: the check step's rule, and the studio's before it refines for them."""
+    if count and not family.references:
+        from .families import all_families
+
+        takers = ", ".join(f.id for f in all_families().values() if f.references) or "none"
+        raise InvalidInput("reference.not_supported", model=family.id, families=takers)
+
+
+def model_fps(family: Family, fps: int | None, interpolate: int) -> int:
+    """The fps the model makes its frames at, for a request's `fps` (the file's, or None) and
+    `interpolate`: a pipeline's own; the camera engine, which renders any, the asked fps over the
+    asked interpolation (so that interpolation has frames to make), else its family's."""
+    if fps is None or family.pipeline is not None:
+        return family.fps
+    return -(-fps // interpolate)
+
+
 def _rates(request: GenerationRequest, family: Family, notes: list[Message]) -> tuple[int, int, int]:
     """The fps the model makes its frames at, the file's fps, and the interpolation factor between
     them (i2v/interpolate.py's `fps_factor`: at least the request's `interpolate`). A pipeline makes
-    the family's own fps; the camera engine, which renders any, makes the asked fps over the asked
-    interpolation (so that interpolation has frames to make). Without an fps the file's is the
-    model's times `interpolate`, at most 60. With one, the file's is it: the model's frames are
-    interpolated up to it and retimed to it (said in `notes`), so the motion keeps its speed."""
+    the family's own fps; the camera engine, which renders any, the asked fps over the asked
+    interpolation (`model_fps`). Without an fps the file's is the model's times `interpolate`, at
+    most 60. With one, the file's is it: the model's frames are interpolated up to it and retimed
+    to it (said in `notes`), so the motion keeps its speed."""
     from .interpolate import fps_factor
 
     asked = request.interpolate
+    model = model_fps(family, request.fps, asked)
     if request.fps is None:
-        model = family.fps
         if model * asked > 60:
             raise InvalidInput("request.interpolate_fps", fps=model, factor=asked, final=model * asked)
         return model, model * asked, asked
     file = request.fps
-    model = -(-file // asked) if family.pipeline is None else family.fps
     factor = fps_factor(model, file, asked)
     if factor > 1 and (factor != asked or model * factor != file):
         notes.append(note("fps.planned", fps=file, model=family.id, model_fps=model, factor=factor,
@@ -265,22 +276,25 @@ def _rates(request: GenerationRequest, family: Family, notes: list[Message]) -> 
     return model, file, factor
 
 
-def _with_template(request: GenerationRequest, template, family: Family, fps: int, maximum: int,
+def _with_template(request: GenerationRequest, template, source: ModelSource, fps: int, maximum: int,
                    guidance: float | None, notes: list[Message]) -> GenerationRequest:  # fmt: skip
     """`request` with what `template` suggests where the person left it unset: its camera move and
-    intensity (`templates.resolved`: a person's non-static move and any intensity win), its length
-    (frames at the model's `fps` by the family's rule, when neither num_frames nor duration is set)
-    and its guidance (a factor of the family's default `guidance`, when guidance_scale is unset).
-    Each is said in `notes`; its words are the prompt's (`_styled`)."""
-    from .templates import resolved
+    intensity (`templates.resolved`: a person's non-static move and any intensity win), and its
+    length and guidance (`templates.suggestion`, as the studio's advice and `i2v templates` say
+    them): the frames, when neither num_frames nor duration is set, and the guidance, a factor of
+    the run's default `guidance` (the turbo's at speed turbo), when guidance_scale is unset. Each is
+    said in `notes` (`fps`, the model's, and `maximum` name the rule); its words are the prompt's
+    (`_styled`)."""
+    from .templates import resolved, suggestion
 
+    family = source.family
+    frames, suggested = suggestion(template, family, source, request.speed, request.fps, request.interpolate)
     camera, intensity = resolved(template, request.camera_motion, request.motion_intensity)
     update: dict = {"template": template.name, "camera_motion": camera, "motion_intensity": intensity}
     notes.append(note("template.applied", template=template.name, camera_motion=camera, motion_intensity=intensity))
     kept = [name for name, mine in (("camera_motion", request.camera_motion != "static"),
                                     ("motion_intensity", request.motion_intensity is not None)) if mine]  # fmt: skip
     if request.num_frames is None and request.duration is None:
-        frames = template.frames_for(fps, family.round_frames, maximum, family.min_frames)
         update["num_frames"] = frames
         if round(template.seconds * fps) > maximum:  # the family's most is shorter
             notes.append(note("template.frames_capped", template=template.name, seconds=template.seconds,
@@ -290,7 +304,6 @@ def _with_template(request: GenerationRequest, template, family: Family, fps: in
                               fps=fps))  # fmt: skip
     else:
         kept.append("num_frames" if request.num_frames is not None else "duration")
-    suggested = template.guidance_for(guidance) if family.pipeline else None
     if request.guidance_scale is None and suggested is not None:
         update["guidance_scale"] = suggested
         notes.append(note("template.guidance", template=template.name, guidance_scale=suggested,

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from .errors import Cancelled, I2VError, InvalidInput
 from .memory import RunShape
-from .request import GenerationRequest, Segment
+from .request import GenerationRequest, Segment, style_name
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 # A storyboard writer (the `i2v` command gives one: the LLM of OPENAI_BASE_URL, else the offline
@@ -146,6 +146,8 @@ def _reference(text: str):
     from .request import Reference
 
     path, _, label = text.partition("=")
+    if "=" in text and Path(text).expanduser().exists():  # a file whose name holds "=": the whole is the path
+        path, label = text, ""
     if not path.strip():
         raise InvalidInput("cli.reference_spec", value=text)
     return Reference(source=Path(path.strip()).expanduser(), label=label.strip())
@@ -153,7 +155,7 @@ def _reference(text: str):
 
 # Knobs whose other spellings the request accepts ("3D", "Watercolor"): read the same way before argparse
 # checks the value against the choices.
-_SPELLINGS = {"style": GenerationRequest._style_spelling}
+_SPELLINGS = {"style": style_name}
 
 # How one value of a repeatable flag is read, and how --help names it.
 _ITEM_PARSERS = {"loras": (_lora, "SPEC"), "segments": (_segment, "PROMPT"), "keyframes": (_keyframe, "PATH@FRAME"),
@@ -252,11 +254,13 @@ def _models(args) -> int:
 
 def _templates(args) -> int:
     """The motion templates: name, labels, camera move, intensity, suggested seconds and guidance factor,
-    and with --model the frames and guidance they suggest for that family."""
-    from .families import get_family
-    from .templates import templates
+    and with --model the frames and guidance they suggest for that family (`templates.suggestion`, as
+    the check step applies them to a request that sets neither)."""
+    from .families import resolve
+    from .templates import suggestion, templates
 
-    family = get_family(args.model) if args.model else None
+    source = resolve(args.model) if args.model else None
+    family = source.family if source else None
     rows = []
     for template in templates().values():
         row = {"name": template.name, "label": template.label.en, "label_zh": template.label.zh,
@@ -264,10 +268,8 @@ def _templates(args) -> int:
                "seconds": template.seconds, "guidance_factor": template.guidance_factor,
                "motion": template.motion["default"]}  # fmt: skip
         if family is not None:
-            row.update(model=family.id, fps=family.fps,
-                       num_frames=template.frames_for(family.fps, family.round_frames, family.max_frames,
-                                                      family.min_frames),
-                       guidance_scale=template.guidance_for(family.guidance_scale) or family.guidance_scale)  # fmt: skip
+            frames, guidance = suggestion(template, family, source)
+            row.update(model=family.id, fps=family.fps, num_frames=frames, guidance_scale=guidance)
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -554,7 +556,9 @@ def _one_line(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where} {error.get('input')!r}: {error['msg']}")
+        value = error.get("input")  # a list is counted, not printed: its items are objects
+        shown = f"({len(value)} given)" if isinstance(value, (list, tuple)) else repr(value)
+        parts.append(f"{where} {shown}: {error['msg']}")
     return "; ".join(parts)
 
 

@@ -225,7 +225,7 @@ class VideoEngine:
                 frames, used = interpolate_with(frames, factor, self.interpolator_dir, device=self.device,
                                                 on_frame=watch.step)  # fmt: skip
                 post["interpolation"] = used
-                method = "RIFE" if used == "rife" else "optical flow"
+                method = note("post.method_rife") if used == "rife" else note("post.method_flow")
             frames = retime(frames, made_fps * factor, file_fps)  # the same frames when interpolation reached it
             if file_fps == made_fps * factor:  # interpolation alone, as `interpolate` asks
                 said = note("post.interpolated", factor=factor, method=method, before=before, after=len(frames),
@@ -402,14 +402,26 @@ class VideoEngine:
 
     def _step_down(self, checked: CheckedRequest, failure: Message) -> tuple[CheckedRequest, Message]:
         """The request one rung down the downgrade plan (what changed is said in its adjustments),
-        and the change in words."""
+        and the change in words. A rung whose calls would be too short for the request's references
+        (the check step's rule: each call takes them all, a duration's last the shortest) is passed
+        over; with none left, the first run's OutOfMemory stands."""
         from .memory import RunShape, rungs
 
+        def holds_references(frames: int) -> bool:
+            if not checked.reference_photos:
+                return True
+            try:
+                checked.family.check_references(min(frames, checked.last_segment_frames or frames),
+                                                len(checked.reference_photos))  # fmt: skip
+            except InvalidInput:
+                return False
+            return True
+
         ladder = rungs(RunShape.of(checked.family.id, checked.knobs), with_estimates=False)
-        if not ladder:
+        rung = next((rung for rung in ladder if holds_references(rung.shape.num_frames)), None)
+        if rung is None:
             self.unload()
             raise OutOfMemory(failure.code, **failure.params)
-        rung = ladder[0]
         log.warning("%s; retrying once with %s", failure, rung.change)
         after = rung.shape
         return checked.with_(note("memory.oom_retried", change=rung.change), height=after.height, width=after.width,

@@ -26,6 +26,9 @@ def grade(frames: np.ndarray, palette: str) -> np.ndarray:
         means = frames.reshape(-1, 3).mean(axis=0, dtype=np.float64)
         target = means.mean()
         gains = gains * (1.0 + balance * (target / np.maximum(means, 1.0) - 1.0))
+    most = spec.get("most")
+    if most is not None:  # a gentle grade: no channel's gain moves further than this
+        gains = np.clip(gains, 1.0 - float(most), 1.0 + float(most))
     levels = np.arange(256, dtype=np.float64)
     tables = np.clip(np.rint(levels[None, :] * gains[:, None]), 0, 255).astype(np.uint8)  # (3, 256): one curve a channel
     out = np.empty_like(frames)

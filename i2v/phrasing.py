@@ -52,8 +52,8 @@ def _data() -> dict:
             if "default" not in entry or set(entry) - wordings - extra:
                 raise ValueError(f"{where}: {table}.{name} needs `default`, and only {sorted(wordings | extra)}")
     for name, entry in data["palettes"].items():
-        if set(entry["grade"]) - {"gains", "balance"} or not entry["grade"]:
-            raise ValueError(f"{where}: palettes.{name}.grade takes gains = [r, g, b] and/or balance")
+        if set(entry["grade"]) - {"gains", "balance", "most"} or not set(entry["grade"]) & {"gains", "balance"}:
+            raise ValueError(f"{where}: palettes.{name}.grade takes gains = [r, g, b] and/or balance (and most)")
     if set(data["camera"]) != set(CAMERA_MOTIONS):
         raise ValueError(f"{where}: [camera] must hold exactly {list(CAMERA_MOTIONS)}")
     bands = [band["up_to"] for band in data["intensity"]]
@@ -91,7 +91,8 @@ def palette_words(palette: str, dialect: str = "default") -> str:
 
 
 def palette_grade(palette: str) -> dict:
-    """How a palette grades frames for a model that reads no prompt: {"gains": [r, g, b]} and/or {"balance": f}."""
+    """How a palette grades frames for a model that reads no prompt: {"gains": [r, g, b]} and/or {"balance": f},
+    with `most`, how far any channel's gain may move."""
     return dict(_data()["palettes"][palette]["grade"])
 
 

@@ -41,6 +41,7 @@ CameraMotion = Literal[
 CAMERA_MOTIONS: tuple[str, ...] = CameraMotion.__args__  # type: ignore[attr-defined]
 
 MAX_SEED = 2**32 - 1
+MAX_REFERENCES = 4  # subjects a video holds (photos or clips); prompting/schema.py keeps its own, equal
 Fit = Literal["crop", "pad"]
 Strategy = Literal["none", "model", "group", "sequential"]  # where the weights live, fastest first
 STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
@@ -100,6 +101,15 @@ class Reference(BaseModel):
 
     source: Path = Field(description="a photo, or a short MP4 clip")
     label: str = Field("", max_length=200, description="who or what it is (\"the grey cat\"), as the prompt names it")
+
+
+def style_name(value):
+    """A style as people spell it ("3D", "Watercolor", "oil painting") in our vocabulary's spelling
+    (anything else as it is, for the vocabulary's check to refuse)."""
+    if isinstance(value, str):
+        value = value.strip().lower().replace(" ", "_").replace("-", "_")
+        return {"watercolor": "watercolour", "3d_animation": "3d", "oil": "oil_painting"}.get(value, value)
+    return value
 
 
 Style = Literal["realistic", "cinematic", "anime", "3d", "watercolour", "oil_painting", "pixel_art", "claymation"]
@@ -178,7 +188,7 @@ class GenerationRequest(BaseModel):
                                 "timed to that fps)")  # fmt: skip
     upscale: Factor = Field(1, description="2 or 4 times the width and height (at most 3840x2160)")
 
-    references: list[Reference] = Field(default_factory=list, max_length=4,
+    references: list[Reference] = Field(default_factory=list, max_length=MAX_REFERENCES,
                                         description="subjects to hold (photos or short MP4 clips), each with a label "
                                         "(models that take references)", json_schema_extra=_flag("--reference"))  # fmt: skip
     template: str | None = Field(None, max_length=64, description="a motion template (`i2v templates` lists them): "
@@ -196,10 +206,7 @@ class GenerationRequest(BaseModel):
     @field_validator("style", mode="before")
     @classmethod
     def _style_spelling(cls, value):
-        if isinstance(value, str):  # "3D", "Watercolor", "oil painting"
-            value = value.strip().lower().replace(" ", "_").replace("-", "_")
-            return {"watercolor": "watercolour", "3d_animation": "3d", "oil": "oil_painting"}.get(value, value)
-        return value
+        return style_name(value)
 
     @classmethod
     def knobs(cls) -> list[str]:

@@ -3,9 +3,10 @@
 A `Template` is data: its label in each language, its motion words (a default and per dialect: the
 dialects are configs/styles.toml's, which i2v/phrasing.py reads), its camera move, its motion
 intensity, its suggested length in seconds and its suggested guidance as a factor of the family's own.
-This module reads and checks that file and answers what a template suggests for a family (`frames_for`,
-`guidance_for`, `resolved`); it does not apply anything: i2v/checks.py does, and i2v/phrasing.py writes
-its words into the prompt. It knows no pipeline and no prompt refiner.
+This module reads and checks that file and answers what a template suggests for a family (`suggestion`,
+the one rule the check step, the studio's advice and `i2v templates` share; `resolved`); it does not
+apply anything: i2v/checks.py does, and i2v/phrasing.py writes its words into the prompt. It knows no
+pipeline and no prompt refiner.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInput
-from .families import CONFIG_DIR
+from .families import CONFIG_DIR, Family, ModelSource
 from .request import MAX_INTENSITY, MIN_INTENSITY, CameraMotion
 
 TEMPLATES_FILE = CONFIG_DIR / "templates.toml"
@@ -66,6 +67,24 @@ class Template(BaseModel):
         return round(default * self.guidance_factor, 2)
 
 
+def suggestion(template: Template, family: Family, source: ModelSource, speed: str = "exact", fps: int | None = None,
+               interpolate: int = 1) -> tuple[int, float | None]:  # fmt: skip
+    """What `template` suggests for a run of `family` (its weights at `source`) at `speed`, for a
+    request's `fps` (the file's, or None) and `interpolate`: the frames its length takes at the fps the
+    model makes (`checks.model_fps`), on the family's frame rule within its bounds, and its guidance,
+    a factor of the run's own (the turbo's at speed turbo: a distilled run's 1 suggests none; the
+    camera engine has none)."""
+    from .checks import model_fps
+    from .speed import turbo_for
+
+    maximum = family.max_frames_for(source)
+    frames = template.frames_for(model_fps(family, fps, interpolate), family.round_frames, maximum, family.min_frames)
+    if not family.pipeline:
+        return frames, None
+    guidance = turbo_for(family).guidance_scale if speed == "turbo" else family.guidance_scale
+    return frames, template.guidance_for(guidance)
+
+
 def resolved(template: Template | None, camera_motion: str, motion_intensity: float | None) -> tuple[str, float | None]:
     """The camera move and intensity a request runs with: the person's own where they set them (a
     camera move other than "static", which is every request's default; any intensity), else the
@@ -107,4 +126,4 @@ def get_template(name: str) -> Template:
     return known[key]
 
 
-__all__ = ["Label", "Template", "get_template", "resolved", "templates"]
+__all__ = ["Label", "Template", "get_template", "resolved", "suggestion", "templates"]

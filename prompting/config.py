@@ -81,7 +81,7 @@ class FamilyBounds(BaseModel):
 
 
 # The offline refiner's word tables: configs/refiner_words.toml.
-TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity", "storyboard", "looks", "references")
+TABLES = ("camera", "tags", "avoid", "subjects", "camera_phrases", "tag_intensity", "storyboard", "references")
 
 
 @cache

@@ -56,13 +56,12 @@ from .rules import (
     quoted,
     reference_names,
     refine_offline,
-    says_look,
     sentence,
     storyboard_offline,
     subjects,
 )
 from .schema import LLMReply, RefinedPrompt, Storyboard, StoryboardReply, reply_json_schema, storyboard_json_schema
-from .text import clean, cut_words, has_cjk, language
+from .text import clean, cut_words, has_cjk, language, says
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class PromptRefiner:
     def refine(
         self, text: str, family: str | None = None, image: Image | None = None, *, references: Sequence[Reference] = (),
         motion: str | None = None, style: str | None = None, color_palette: str | None = None,
-        motion_intensity: float | None = None, camera_motion: str | None = None,
+        motion_intensity: float | None = None, camera_motion: str | None = None, reserve_words: int = 0,
     ) -> RefinedPrompt:
         """Refine `text` (any language, may be empty) for `family`, looking at `image` if the endpoint
         can see. `references` are (label, photo or clip) pairs, one subject each: the result's
@@ -95,7 +94,9 @@ class PromptRefiner:
         labels ("subject 1", ... for none), and the prompt names them all, distinct. `motion` is a
         motion template's phrasing the prompt describes; `style`, `color_palette`, `camera_motion` and
         `motion_intensity` (0-1: the caller maps its own scale onto it) are the person's choices the
-        prompt honours; the result's camera_motion and motion_intensity are the ones given. An
+        prompt honours; the result's camera_motion and motion_intensity are the ones given.
+        `reserve_words` is room the caller keeps within the family's word budget for words it adds
+        after the LLM's prompt (the engine's template, intensity and camera words). An
         unknown family raises UnknownFamily, a choice the refiner cannot honour InvalidChoice (a
         caller's mistakes); every failure of the endpoint gives the offline refinement, with the
         reason in its warnings."""
@@ -116,7 +117,8 @@ class PromptRefiner:
             try:
                 reply, notes, seen = self._ask(cleaned, family, image, references, names, choices,
                                                started + self.timeout_s)  # fmt: skip
-                result = self._finish(reply, cleaned, family, chosen.word_budget, chosen.negative, names, seen, choices)
+                result = self._finish(reply, cleaned, family, chosen.word_budget, chosen.negative, names, seen, choices,
+                                      reserve_words)  # fmt: skip
                 result.warnings[:0] = notes
             except EndpointFailed as failure:
                 result = refine_offline(cleaned, family, image is not None, self._scrub(failure.message), names=names,
@@ -128,10 +130,12 @@ class PromptRefiner:
     def storyboard(
         self, words: str, segments: int, seconds_each: float, family: str | None = None,
         image: Image | None = None, *, style: str | None = None, color_palette: str | None = None,
+        reserve_words: int = 0,
     ) -> Storyboard:
         """One English prompt for each of `segments` segments of `seconds_each` seconds, from `words`
         (any language, may be empty), for `family`, looking at `image` (the first frame) if the
-        endpoint can see; every prompt says the `style` and `color_palette` chosen. A storyboard of
+        endpoint can see; every prompt says the `style` and `color_palette` chosen and keeps
+        `reserve_words` of the family's word budget for the words the caller adds after it. A storyboard of
         fewer than 2 or more than 32 segments, or of segments not in (0, 60] s, raises
         InvalidStoryboard, an unknown family UnknownFamily and an unknown style or palette
         InvalidChoice (a caller's mistakes); every failure of the endpoint gives the offline
@@ -171,7 +175,8 @@ class PromptRefiner:
                 except ImagesRefused as refused:
                     notes.append(self._scrub(refused.message))
                     (answer, got), repaired = self._converse(messages(None), read, started + reply.timeout_s, reply)
-                result = self._finish_storyboard(answer, got, cleaned, segments, seconds_each, family, looks)
+                result = self._finish_storyboard(answer, got, cleaned, segments, seconds_each, family, looks,
+                                                 reserve_words)  # fmt: skip
                 result.warnings.extend(notes + repaired)
             except EndpointFailed as failure:
                 result = storyboard_offline(cleaned, segments, seconds_each, family, image is not None,
@@ -261,11 +266,12 @@ class PromptRefiner:
 
     # ------------------------------------------------------------------ results
     def _finish(self, reply: LLMReply, original: str, family: str, budget: int, negative: str, names: list[str],
-                seen: list[bool], choices: dict) -> RefinedPrompt:  # fmt: skip
+                seen: list[bool], choices: dict, reserve: int = 0) -> RefinedPrompt:  # fmt: skip
         """The reply made into a result that honours the person's choices: the references' subjects in
         order (the LLM's name for each it saw, else the label), each named in the prompt; the style and
-        palette said; the camera and intensity given; advice within the family's bounds. Whatever the
-        refiner adds or changes is said in the warnings."""
+        palette said; the camera and intensity given; advice within the family's bounds; the prompt
+        within `budget` words less the `reserve` the caller adds after it. Whatever the refiner adds or
+        changes is said in the warnings."""
         warnings: list[Message] = []
         data = reply.model_dump()
         named = reply.subjects
@@ -275,16 +281,11 @@ class PromptRefiner:
             if unnamed:
                 warnings.append(note("refiner.references_unnamed", named=sum(seen) - len(unnamed), count=sum(seen),
                                      names=quoted(unnamed)))  # fmt: skip
-        unsaid = [name for name in data["subjects"] if names and name.lower() not in reply.prompt.lower()]
-        additions = []
-        if unsaid:
-            additions.append(sentence(words()["references"]["together"].format(subjects=joined(unsaid))))
-            warnings.append(note("refiner.subjects_added", names=quoted(unsaid)))
-        additions += self._looks_added(reply.prompt, choices, family, warnings)
-        prompt, was_cut = cut_words(reply.prompt, max(10, budget - sum(len(a.split()) for a in additions)))
+        prompt, was_cut, added = self._fitted(reply.prompt, budget - reserve, data["subjects"] if names else [],
+                                              choices, family)  # fmt: skip
+        warnings.extend(added)
         if was_cut:
             warnings.append(note("refiner.cut_words", budget=budget, family=family))
-        prompt = " ".join([prompt.rstrip(), *additions]) if additions else prompt
         if has_cjk(prompt):
             warnings.append(note("refiner.non_english"))
         for name in ("camera_motion", "motion_intensity"):
@@ -306,24 +307,33 @@ class PromptRefiner:
         )
 
     @staticmethod
-    def _looks_added(prompt: str, looks: dict, family: str, warnings: list[Message]) -> list[str]:
-        """The style and palette sentences `prompt` lacks (the LLM was asked for them), in the engine's
-        words for `family`, each said in `warnings`."""
-        added = []
-        for table, key, code in (("styles", looks.get("style"), "refiner.style_added"),
-                                 ("palettes", looks.get("color_palette"), "refiner.palette_added")):  # fmt: skip
-            if key and not says_look(prompt, key):
-                added.append(look_phrase(table, key, family))
-                warnings.append(note(code, value=key, phrase=look_phrase(table, key, family)))
-        return added
+    def _fitted(text: str, room: int, subjects: list[str], looks: dict, family: str,
+                ) -> tuple[str, bool, list[Message]]:  # fmt: skip
+        """`text` cut so that it and the sentences the refiner adds after it fit in `room` words (10 at
+        least), with those sentences: one naming the `subjects` it does not name, then the style and
+        palette of `looks` it does not say, in the engine's words for `family` (judged as the engine
+        judges: `says`). They are judged on the text as cut, so a sentence the cut took away is added
+        back. Returns the prompt, whether it was cut, and a note for each sentence added."""
+        cut = text
+        for _ in range(4):  # a shorter cut says no more than a longer one: this settles in a round or two
+            added = _additions(cut, subjects, looks, family)
+            fitted, _ = cut_words(text, max(10, room - sum(len(s.split()) for s, _ in added)))
+            if fitted == cut:
+                break
+            cut = fitted
+        else:
+            added = _additions(cut, subjects, looks, family)
+        prompt = " ".join([cut.rstrip(), *(s for s, _ in added)]) if added else cut
+        return prompt, cut != text, [said for _, said in added]
 
     def _finish_storyboard(
         self, reply: StoryboardReply, got: int, original: str, segments: int, seconds_each: float, family: str,
-        looks: dict,
+        looks: dict, reserve: int = 0,
     ) -> Storyboard:
         """The reply's prompts, exactly `segments` of them: the first `segments` of a longer list; a
         shorter one padded as the offline storyboard continues (the continuation sentence, then the
-        last prompt). Each is cut to the family's word budget, and says the style and palette chosen."""
+        last prompt). Each is cut to the family's word budget less the `reserve` the caller adds after
+        it, and says the style and palette chosen."""
         warnings: list[Message] = []
         budget = family_style(family).word_budget
         prompts = [self._scrub_text(p) for p in reply.segments]
@@ -333,13 +343,13 @@ class PromptRefiner:
             named = subjects(original)
             prompts += [f"{continuation(i, segments, named)} {prompts[-1]}" for i in range(got + 1, segments + 1)]
             warnings.append(note("storyboard.padded", got=got, segments=segments, missing=segments - got))
-        added: list[Message] = []
-        looked = [(p, self._looks_added(p, looks, family, added)) for p in prompts]
-        cut = [cut_words(p, max(10, budget - sum(len(a.split()) for a in more))) for p, more in looked]
-        prompts = [" ".join([p.rstrip(), *more]) if more else p for (p, _), (_, more) in zip(cut, looked)]
+        fitted = [self._fitted(p, budget - reserve, [], looks, family) for p in prompts]
+        prompts = [p for p, _, _ in fitted]
+        added = [m for _, _, notes in fitted for m in notes]
         warnings.extend(m for i, m in enumerate(added) if m not in added[:i])  # one note per look, not per prompt
-        if any(was_cut for _, was_cut in cut):
-            warnings.append(note("storyboard.cut_words", count=sum(c for _, c in cut), budget=budget, family=family))
+        if any(was_cut for _, was_cut, _ in fitted):
+            warnings.append(note("storyboard.cut_words", count=sum(c for _, c, _ in fitted), budget=budget,
+                                 family=family))  # fmt: skip
         if any(has_cjk(p) for p in prompts):
             warnings.append(note("refiner.non_english"))
         repeated = [str(i + 1) for i, p in enumerate(prompts) if p in prompts[:i]]
@@ -367,6 +377,24 @@ class PromptRefiner:
         """`message` with the API key taken out of every text it carries (a server may echo it)."""
         params = {k: self._scrub_text(v) if isinstance(v, str) else v for k, v in message.params.items()}
         return Message(code=message.code, params=params)
+
+
+def _additions(prompt: str, subjects: list[str], looks: dict, family: str) -> list[tuple[str, Message]]:
+    """The sentences `prompt` lacks, each with the note that says it was added: one naming the
+    `subjects` it does not name, and the style and palette of `looks` (the LLM was asked for them)
+    in the engine's words for `family`, each unless the prompt holds that very sentence (`says`, the
+    engine's own test, so the engine then adds it no more)."""
+    added = []
+    unsaid = [name for name in subjects if name.lower() not in prompt.lower()]
+    if unsaid:
+        added.append((sentence(words()["references"]["together"].format(subjects=joined(unsaid))),
+                      note("refiner.subjects_added", names=quoted(unsaid))))  # fmt: skip
+    for table, key, code in (("styles", looks.get("style"), "refiner.style_added"),
+                             ("palettes", looks.get("color_palette"), "refiner.palette_added")):  # fmt: skip
+        phrase = look_phrase(table, key, family)
+        if key and not says(prompt, phrase):
+            added.append((phrase, note(code, value=key, phrase=phrase)))
+    return added
 
 
 # ---------------------------------------------------------------------- what the LLM is told

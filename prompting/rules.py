@@ -184,11 +184,6 @@ def look_phrase(table: str, key: str | None, family: str) -> str:
     return entry.get(dialect(family)) or entry["default"]
 
 
-def says_look(prompt: str, key: str) -> bool:
-    """Whether `prompt` already says the style or palette `key` (any of its words in [looks], as whole words)."""
-    return bool(_find(prompt, {word: key for word in words()["looks"][key]}))
-
-
 def intensity_phrase(value: float, family: str) -> str:
     """The engine's words for a motion intensity on the refiner's 0-1 scale (configs/styles.toml's band
     of the request's 0.1-1.5 value it stands for; "" for the band of the model's usual motion)."""

@@ -1,4 +1,5 @@
-"""Cleaning a person's text before anyone reads it, and telling which language it is in."""
+"""Cleaning a person's text before anyone reads it, telling which language it is in, and whether a
+prompt already says a sentence."""
 
 from __future__ import annotations
 
@@ -62,3 +63,14 @@ def cut_words(text: str, budget: int) -> tuple[str, bool]:
     if end > len(cut) * 0.6:
         cut = cut[: end + 1]
     return cut.rstrip(",;: "), True
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".!?。！？ ")
+
+
+def says(prompt: str, words: str) -> bool:
+    """Whether `prompt` already holds `words` (any case, any spacing, its closing stop aside): the
+    engine's test (i2v/phrasing.py's `_says`, copied: prompting does not import i2v), so a sentence
+    the refiner counts as said is one the engine adds no more."""
+    return _plain(words) in " ".join(prompt.lower().split())

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 
-from i2v.request import GenerationRequest
+from i2v.request import MAX_REFERENCES, GenerationRequest
 
 from .store import other_files
 
@@ -93,11 +93,11 @@ def _job_fields() -> dict[str, Any]:
     fields["keyframes"] = (list[KeyframeIn], Field(default_factory=list, max_length=16,
                                                    description="photos at chosen frames (models that take keyframes); "
                                                    "in a multipart form, files named keyframe_FRAME"))  # fmt: skip
-    fields["references"] = (list[ReferenceIn], Field(default_factory=list, max_length=4,
+    fields["references"] = (list[ReferenceIn], Field(default_factory=list, max_length=MAX_REFERENCES,
                                                      description="subjects to hold, each a photo or a short MP4 clip "
                                                      "with a label (models that take references); in a multipart "
-                                                     "form, files named reference_1 to reference_4 with fields "
-                                                     "reference_label_1 to reference_label_4"))  # fmt: skip
+                                                     "form, files named reference_N with fields reference_label_N, "
+                                                     f"N from 1 to {MAX_REFERENCES}"))  # fmt: skip
     fields["soundtrack"] = (str | None, Field(None, description="an audio file (WAV, MP3, M4A, ...) laid under the "
                                               "video, trimmed or looped to its length (models that make no sound of "
                                               "their own): a data URL (data:audio/wav;base64,...; in a multipart "
@@ -135,11 +135,12 @@ REFINE_KNOBS = ("template", "style", "color_palette", "motion_intensity", "camer
 
 class _Refine(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=4000, description="a short prompt, in any language")
+    prompt: str = Field("", max_length=4000, description="a short prompt, in any language (may be left out "
+                        "with a template: its motion is the words)")  # fmt: skip
     model: str | None = Field(None, max_length=100, description="a model id of GET /api/v1/models; left out: the "
                               "server's default")  # fmt: skip
     image: str | None = Field(None, description="the photo as a data URL, for an LLM that can see")
-    references: list[ReferenceIn] = Field(default_factory=list, max_length=4,
+    references: list[ReferenceIn] = Field(default_factory=list, max_length=MAX_REFERENCES,
                                           description="subjects the prompt names, each a photo or MP4 clip as a "
                                           "data URL with a label: the refiner names each by what it shows (an "
                                           "LLM that can see), else by its label")  # fmt: skip

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from i2v.checks import refuse_references
 from i2v.engine import VideoEngine
-from i2v.errors import Cancelled, I2VError, InvalidInput
+from i2v.errors import Cancelled, I2VError
 from i2v.families import CAMERA, Family, all_families, resolve, weights_present
 from i2v.hardware import Hardware
 from i2v.memory import Estimate, RunShape, downgrade, fastest_fit, memory_profiles
 from i2v.progress import Progress
-from i2v.request import GenerationRequest, LoraChoice, VideoResult
+from i2v.request import MAX_REFERENCES, GenerationRequest, LoraChoice, VideoResult
 from messages import Message, MessageError, language_of, note, render
 from prompting import PromptRefiner, RefinedPrompt
 
@@ -50,7 +51,7 @@ FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model",
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
 LORA_SLOTS = (("lora_1", "lora_weight_1"), ("lora_2", "lora_weight_2"))
-REFERENCE_SLOTS = tuple((f"reference_{n}", f"reference_label_{n}") for n in range(1, 5))
+REFERENCE_SLOTS = tuple((f"reference_{n}", f"reference_label_{n}") for n in range(1, MAX_REFERENCES + 1))
 # Knobs whose "none" the page sends as "" (a dropdown's first choice): none, as the request has it.
 _NONE_AS_EMPTY = ("template", "style", "color_palette")
 HISTORY_COLUMNS = ("index", "time", "status", "model", "seed", "size", "prompt")
@@ -178,27 +179,34 @@ class Studio:
         onto the refiner's 0-1 scale), a camera move (None: the refiner picks one from the words, or
         the template's), and references as (label, photo or clip) pairs. The refined prompt then gets
         the same phrasing the engine's check step adds (`phrase`, idempotent), so the preview is the
-        prompt that runs. With it comes the advice: the refiner's suggested settings (else the
+        prompt that runs; the refiner keeps room for those words within the family's word budget. With it comes the advice: the refiner's suggested settings (else the
         template's) and their estimate for `settings` (the form's size, steps and placement; the
         model's defaults where missing). Nothing here changes a setting."""
         from i2v.phrasing import dialect_of, phrase, refiner_intensity, refuse
+        from i2v.request import CAMERA_MOTIONS, style_name
         from i2v.templates import get_template, resolved
 
         family = self.family(model)
         chosen = get_template(template) if template else None
+        style = style_name(style) or None  # spelled as a job takes it ("Watercolor", "3D")
         # A knob the model can do nothing with is refused here as the job would be, not refined for
         refuse(family, template=chosen, style=style, motion_intensity=motion_intensity,
                camera_motion=camera_motion or "static")  # fmt: skip
-        if references and not family.references:
-            takers = ", ".join(f.id for f in all_families().values() if f.references)
-            raise InvalidInput("reference.not_supported", model=family.id, families=takers or "none")
+        refuse_references(family, len(references))
         camera, intensity = resolved(chosen, camera_motion or "static", motion_intensity)
         if chosen is None and camera_motion is None:  # nothing asked: the refiner picks from the words
             camera = None
+        # The words `phrase` adds below (the template's, the intensity's, the camera move's; the refiner
+        # writes the style and palette itself) must fit the family's word budget with the LLM's prompt
+        extra = phrase("", family, template=chosen, motion_intensity=motion_intensity, camera_motion=camera or "static")
+        reserve = len(extra[0].split())
+        if camera is None:  # the refiner picks the move: room for the longest the engine may add for it
+            reserve += max(len(phrase("", family, camera_motion=move)[0].split()) for move in CAMERA_MOTIONS)
         result = self.refiner.refine(
             words or "", family.id, image, references=[(label or "", path) for label, path in references],
             motion=chosen.words(dialect_of(family.id)) if chosen else None, style=style, color_palette=color_palette,
             motion_intensity=refiner_intensity(intensity) if intensity is not None else None, camera_motion=camera,
+            reserve_words=reserve,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.refine_seconds.labels(result.source).observe(result.seconds)
@@ -216,7 +224,8 @@ class Studio:
         form = {**(settings or {}), "model": model}
         suggested = result.suggestions.model_dump(exclude_none=True)
         advice = self.advice(suggested, form, language, self.template_advice(chosen, model, form))
-        details = self.describe(result, language, phrasing)
+        # What was added is said; "already in the prompt" is not: the refiner wrote those words itself
+        details = self.describe(result, language, [said for said in phrasing if said.code != "style.in_prompt"])
         return Refined(prompt, negative, result.camera_motion, details, warning, {"for": words or "", "text": prompt},
                        advice)  # fmt: skip
 
@@ -251,19 +260,18 @@ class Studio:
         return rows
 
     def template_advice(self, template, model: str, form: dict) -> dict:
-        """What a template (a Template, or None) suggests for `model`: the frames its length takes at
-        the model's fps (on the family's frame rule, within its bounds) and its guidance (none where the
-        family has no guidance to scale). The check step applies them only where a request sets none."""
+        """What a template (a Template, or None) suggests for `model` at the form's speed, fps and
+        interpolation (`templates.suggestion`, the check step's own rule): its frames and its guidance
+        (None where there is none to suggest). The check step applies them only where a request sets none."""
+        from i2v.templates import suggestion
+
         if template is None:
             return {}
-        family = self.family(model)
-        fps = family.fps  # the fps the model makes (the camera engine: the form's, over its interpolation)
-        if family.pipeline is None and form.get("fps"):
-            fps = -(-int(form["fps"]) // int(str(form.get("interpolate") or 1).lstrip("x") or 1))
-        maximum = family.max_frames_for(resolve(model))  # as the check step counts them
-        frames = template.frames_for(fps, family.round_frames, maximum, family.min_frames)
-        return {"num_frames": frames, "guidance_scale": template.guidance_for(family.guidance_scale if family.pipeline
-                                                                              else None)}  # fmt: skip
+        source = resolve(model)
+        fps = int(form["fps"]) if form.get("fps") else None  # the page's 0: the model's own
+        interpolate = int(str(form.get("interpolate") or 1).lstrip("x") or 1)  # the page's radios give "x2"
+        frames, guidance = suggestion(template, source.family, source, form.get("speed") or "exact", fps, interpolate)
+        return {"num_frames": frames, "guidance_scale": guidance}
 
     def advice(self, suggestions: dict, form: dict, language: str, template: dict | None = None) -> Advice:
         """The advice for `form` (its model, size, steps, placement and speed): `suggestions` (the
@@ -342,8 +350,11 @@ class Studio:
 
     def storyboard(self, form: dict, language: str) -> Board:
         """A storyboard for the form's duration: as many prompts as its segments, written by the
-        refiner from the person's words. The person edits them (one per line) before generating."""
+        refiner from the person's words, each saying the style and palette chosen and leaving room in
+        the family's word budget for the words the engine adds to each (the template's, the
+        intensity's, the camera move's). The person edits them (one per line) before generating."""
         from i2v.checks import check, storyboard_shape
+        from i2v.phrasing import phrase
 
         if not form.get("image"):
             raise StudioError("studio.no_photo")
@@ -355,8 +366,12 @@ class Studio:
             raise StudioError("studio.storyboard_one_segment", duration=form.get("duration") or 0,
                               seconds=round(seconds_each, 1))  # fmt: skip
         seconds_each = max(0.1, seconds_each)
+        knobs = checked.knobs  # the style and palette as the request spells them, the template's move applied
+        extra, _ = phrase("", checked.family, template=knobs.template, motion_intensity=knobs.motion_intensity,
+                          camera_motion=knobs.camera_motion)  # fmt: skip
         result = self.refiner.storyboard(form.get("words") or "", count, seconds_each, checked.family.id,
-                                         form.get("image"))  # fmt: skip
+                                         form.get("image"), style=knobs.style, color_palette=knobs.color_palette,
+                                         reserve_words=len(extra.split()))  # fmt: skip
         warning = None
         if result.source == "offline" and self.llm_configured:
             reason = next((w for w in result.warnings if w.code.startswith("refiner.")), result.warnings[0])
@@ -739,11 +754,24 @@ def _invalid(error: dict) -> Message:
     """One pydantic error of a request as a message: the knob, the value, the rule."""
     knob = str(error["loc"][0]) if error["loc"] else "request"
     name = note(f"knob.{knob}") if knob in GenerationRequest.knobs() else knob
+    if len(error["loc"]) > 1:  # a part of a list's item: references #2 label
+        name = note("studio.part", knob=name, part=" ".join(f"#{p + 1}" if isinstance(p, int) else str(p)
+                                                              for p in error["loc"][1:]))  # fmt: skip
     value, ctx, kind = error.get("input"), error.get("ctx") or {}, error["type"]
+    if kind == "too_long" and isinstance(value, (list, tuple)):
+        return note("studio.too_many", knob=name, count=len(value), limit=ctx.get("max_length"))
+    if kind == "missing":
+        return note("studio.missing_field", knob=name)
+    if kind == "extra_forbidden":
+        return note("studio.unknown_field", knob=name)
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return note("studio.empty", knob=name)
     if isinstance(value, str) and len(value) > 60:  # a value is named, not echoed whole
         value = value[:60] + "…"
     elif not isinstance(value, (str, int, float, bool, type(None))):
         value = type(value).__name__
+    if kind == "int_from_float":
+        return note("studio.whole_number", knob=name, value=value)
     if kind in ("greater_than_equal", "greater_than"):
         return note("studio.too_small", knob=name, value=value, limit=ctx.get("ge", ctx.get("gt")))
     if kind in ("less_than_equal", "less_than"):

@@ -35,7 +35,7 @@ MAX_ATTEMPTS = 2  # a job whose process died this many times while running it fa
 MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/bmp": ".bmp",
                "image/gif": ".gif"}  # a photo's media type -> the suffix its file takes here  # fmt: skip
 # A reference may be a short clip, a soundtrack is sound: their media types and suffixes, as for photos.
-CLIP_TYPES = {"video/mp4": ".mp4"}
+CLIP_TYPES = {"video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov"}
 SOUND_TYPES = {"audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
                "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/aac": ".aac",
                "audio/ogg": ".ogg", "audio/opus": ".opus", "audio/flac": ".flac", "audio/x-flac": ".flac"}  # fmt: skip
@@ -52,9 +52,10 @@ def photo_suffix(suffix: str | None = None, media_type: str | None = None) -> st
 
 def file_suffix(name: str, suffix: str | None = None, media_type: str | None = None, head: bytes = b"") -> str:
     """The suffix the file `name` of a job (as `other_files` names it, or "image") takes in the store.
-    A reference is a clip (".mp4") when its media type, its first bytes or its own suffix say so,
-    else a photo; a soundtrack keeps a sound's suffix (".wav" when nothing tells). The engine reads
-    each by its content; the suffix tells a clip from a photo, and keeps the names people see right."""
+    A reference is a clip (".mp4", ".webm" or ".mov", as CLIP_TYPES says) when its media type, its
+    first bytes or its own suffix say so, else a photo; a soundtrack keeps a sound's suffix (".wav"
+    when nothing tells). The engine reads each by its content; the suffix tells a clip from a photo
+    (the refiner picks its reader by it), and keeps the names people see right."""
     suffix = (suffix or "").lower()
     if name == "soundtrack":
         if media_type in SOUND_TYPES:
@@ -62,17 +63,25 @@ def file_suffix(name: str, suffix: str | None = None, media_type: str | None = N
         sniffed = _sniff(head)
         if sniffed in set(SOUND_TYPES.values()):
             return sniffed
-        return suffix if suffix in set(SOUND_TYPES.values()) else ".m4a" if sniffed == ".mp4" else ".wav"
-    if name.startswith("reference_") and (media_type in CLIP_TYPES or _sniff(head) == ".mp4" or (
-            suffix == ".mp4" and media_type not in MEDIA_TYPES)):  # fmt: skip
-        return ".mp4"
+        return suffix if suffix in set(SOUND_TYPES.values()) else ".m4a" if sniffed in (".mp4", ".mov") else ".wav"
+    if name.startswith("reference_"):
+        clips, sniffed = set(CLIP_TYPES.values()), _sniff(head)
+        if media_type in CLIP_TYPES:
+            return CLIP_TYPES[media_type]
+        if sniffed in clips:
+            return sniffed
+        if suffix in clips and media_type not in MEDIA_TYPES:
+            return suffix
     return photo_suffix(suffix, media_type)
 
 
 def _sniff(head: bytes) -> str | None:
-    """What a file's first bytes say it is: an MP4 (or M4A) box, a WAV, an MP3, Ogg or FLAC; else None."""
+    """What a file's first bytes say it is: an MP4 (or M4A, or QuickTime MOV) box, a WebM (EBML)
+    header, a WAV, an MP3, Ogg or FLAC; else None."""
     if head[4:8] == b"ftyp":
-        return ".m4a" if head[8:11] == b"M4A" else ".mp4"
+        return {b"M4A": ".m4a", b"qt ": ".mov"}.get(head[8:11], ".mp4")
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: WebM (or Matroska, which ffmpeg reads the same way)
+        return ".webm"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return ".wav"
     if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):

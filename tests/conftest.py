@@ -114,3 +114,40 @@ def app_url(tiny_model, tmp_path_factory):
     server = app.serve(app.build_demo(services), services, block=False)
     yield f"http://127.0.0.1:{settings.port}/", out
     server.close()
+
+
+@pytest.fixture
+def cli_in_process(capsys, monkeypatch):
+    """The `i2v` command run in this process (i2v.cli.main(ARGS)): (exit code, stdout, stderr). A
+    process per call pays torch's and diffusers' imports again, seconds each; tests of the command as
+    a process (exit codes, one line on stderr) start one. What the command sets for a process of its
+    own (logging, the libraries' progress bars, warnings, the CUDA allocator's variable) is put back
+    after, so no other test runs in a quietened process."""
+    import logging
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from i2v.cli import main
+
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"))
+    loggers = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}  # fmt: skip
+    root = (logging.root.level, list(logging.root.handlers))
+    bars = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+
+    def run(*args) -> tuple[int, str, str]:
+        with warnings.catch_warnings():
+            code = main([str(arg) for arg in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield run
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(loggers.get(name, logging.NOTSET))
+    logging.root.setLevel(root[0])
+    logging.root.handlers[:] = root[1]
+    for library, enabled in zip((diffusers_logging, transformers_logging), bars):
+        library.enable_progress_bar() if enabled else library.disable_progress_bar()

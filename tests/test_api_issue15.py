@@ -88,14 +88,16 @@ def test_a_soundtrack_comes_back_as_the_videos_sound(server, chelsea, tmp_path):
     assert job["result"]["video"]["soundtrack"] == "soundtrack.wav" and str(tmp_path) not in str(job)
     samples, rate = read_audio(download(server, job, "sound.mp4"))
     assert abs(samples.shape[-1] / rate - 2.0) < 0.1  # 16 frames at 8 fps: the half second looped to 2 s
-    with chelsea.open("rb") as photo, sound.open("rb") as track:
+    long = write_wav(tmp_path / "long.wav", 1.0)
+    with chelsea.open("rb") as photo, long.open("rb") as track:
         reply = httpx.post(f"{server.url}/api/v1/jobs", headers=auth(ALICE), timeout=60,
                            files={"image": ("cat.png", photo, "image/png"), "soundtrack": ("b.wav", track, "audio/wav")},
                            data={"prompt": "a cat", "model": "camera", "height": "64", "width": "64",
                                  "num_frames": "4", "fps": "8"})  # fmt: skip
     job = done(server, reply)
     samples, rate = read_audio(download(server, job, "multipart.mp4"))
-    assert job["result"]["has_audio"] and abs(samples.shape[-1] / rate - 0.5) < 0.1  # trimmed... to the same 0.5 s
+    assert job["result"]["has_audio"] and abs(samples.shape[-1] / rate - 0.5) < 0.1  # 4 frames at 8 fps: 1 s trimmed
+    assert "sound.trimmed" in [said["code"] for said in job["result"]["video"]["adjustments"]], job["result"]
 
 
 def test_references_are_uploads_that_reach_the_model_with_their_labels(server, chelsea, coffee, tmp_path):
@@ -180,6 +182,14 @@ def test_refine_answers_with_the_prompt_that_runs_and_bounded_advice(server, cof
     reply = httpx.post(f"{server.url}/api/v1/refine", json={"prompt": "a cat", "model": "camera", "style": "anime"},
                        headers=auth(ALICE), timeout=60)  # fmt: skip
     assert reply.status_code == 422 and "style anime" in reply.json()["detail"]
+    # A template instead of words: its motion is the prompt; neither is refused, in the request's language
+    reply = httpx.post(f"{server.url}/api/v1/refine", json={"prompt": "", "model": "camera", "template": "wave"},
+                       headers=auth(ALICE), timeout=60)  # fmt: skip
+    assert reply.status_code == 200 and reply.json()["prompt"].strip(), reply.text  # (the camera reads no words)
+    for header, words in (("en", "a prompt or a template is needed"), ("zh", "需要提示词或动作模板")):
+        reply = httpx.post(f"{server.url}/api/v1/refine", json={"prompt": " ", "model": "camera"},
+                           headers={**auth(ALICE), "Accept-Language": header}, timeout=60)  # fmt: skip
+        assert reply.status_code == 422 and words in reply.json()["detail"], reply.text
 
 
 def test_a_batch_sends_references_and_a_soundtrack_from_beside_its_file(server, chelsea, coffee, tmp_path):

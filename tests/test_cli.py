@@ -257,3 +257,42 @@ def test_a_duration_gets_a_storyboard_from_the_i2v_command(tmp_path, chelsea):
     # The engine's own command has no refiner: each segment continues the one prompt
     assert [s["prompt"] for s in json.loads(plain.stdout)["segments"]] == ["a cat turns its head"] * 3
     assert "storyboard" not in plain.stderr
+
+
+@pytest.fixture
+def generate_command(cli_in_process):
+    """`i2v generate ARGS` run in this process (tests/conftest.py's `cli_in_process`): (exit code,
+    stdout, stderr)."""
+    return lambda *args: cli_in_process("generate", *args)
+
+
+def test_references_and_a_soundtrack_from_the_command_line(generate_command, tmp_path, chelsea, coffee, tiny_models):
+    from test_service_issue15 import write_wav
+
+    from i2v.export import read_audio
+
+    sound = write_wav(tmp_path / "song.wav", 3.0)  # longer than either video: trimmed to its length
+    code, out, err = generate_command("--image", chelsea, "--camera", "pan_left", "--frames", 12, "--fps", 8,
+                                      "--height", 64, "--width", 64, "--soundtrack", sound, "--out", tmp_path,
+                                      "--json")  # fmt: skip
+    assert code == 0, err
+    camera = json.loads(out)
+    assert (camera["has_audio"], camera["audio"]) == (True, "soundtrack")
+    frames, meta = read_mp4(camera["path"])
+    samples, rate = read_audio(camera["path"])
+    assert len(frames) / meta["fps"] == 12 / 8 and abs(samples.shape[-1] / rate - 12 / 8) < 0.1  # the video's 1.5 s
+    assert "sound.trimmed" in [said["code"] for said in camera["adjustments"]]
+    code, out, err = generate_command("--image", chelsea, "--camera", "pan_left", "--reference", f"{coffee}=the mug",
+                                      "--out", tmp_path)  # fmt: skip
+    assert code == 2 and not out and "camera takes no reference images" in err, err  # it holds no subjects
+    code, out, err = generate_command("--image", chelsea, "--model", tiny_models["wan-vace-1.3b"], "--prompt", "a cat",
+                                      "--reference", f"{coffee}=the mug", "--soundtrack", sound, "--frames", 13,
+                                      "--height", 32, "--width", 32, "--steps", 2, "--seed", 3,
+                                      "--out", tmp_path / "vace.mp4", "--json")  # fmt: skip
+    assert code == 0, err
+    vace = json.loads(out)
+    assert (vace["has_audio"], vace["audio"], vace["num_frames"]) == (True, "soundtrack", 13)
+    assert [(Path(ref["source"]).name, ref["label"]) for ref in vace["references"]] == [("coffee.png", "the mug")]
+    frames, meta = read_mp4(vace["path"])
+    samples, rate = read_audio(vace["path"])
+    assert abs(samples.shape[-1] / rate - len(frames) / meta["fps"]) < 0.1  # as long as the video

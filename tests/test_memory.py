@@ -4,8 +4,6 @@ and the engine's recovery from out-of-memory (injected through the step callback
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 
 import pytest
@@ -295,37 +293,17 @@ def test_vae_tiling_where_the_vae_has_none(tmp_path, tiny_models, chelsea):
 
 
 @pytest.fixture
-def plan_command(capsys, monkeypatch):
-    """`i2v plan ARGS` run in this process (i2v.cli.main): its stdout, the planner's report as the
-    command prints it. A process per call paid torch's and diffusers' imports again, seconds each; the
-    command as a process (exit codes, one line on stderr, nothing else said) is tests/test_cli.py's.
-    What the command sets for a process of its own (logging, the libraries' progress bars, the CUDA
-    allocator's variable) is put back after, so no other test runs in a quietened process."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    from i2v.cli import main
-
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"))
-    loggers = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
-               if isinstance(logger, logging.Logger)}  # fmt: skip
-    root = (logging.root.level, list(logging.root.handlers))
-    bars = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+def plan_command(cli_in_process):
+    """`i2v plan ARGS` run in this process (tests/conftest.py's `cli_in_process`): its stdout, the
+    planner's report as the command prints it. The command as a process (exit codes, one line on
+    stderr, nothing else said) is tests/test_cli.py's."""
 
     def plan(*args: str) -> str:
-        code = main(["plan", *args])
-        out, err = capsys.readouterr()
+        code, out, err = cli_in_process("plan", *args)
         assert code == 0, err
         return out
 
-    yield plan
-    for name, logger in logging.root.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(loggers.get(name, logging.NOTSET))
-    logging.root.setLevel(root[0])
-    logging.root.handlers[:] = root[1]
-    for library, enabled in zip((diffusers_logging, transformers_logging), bars):
-        library.enable_progress_bar() if enabled else library.disable_progress_bar()
+    return plan
 
 
 def test_plan_command(plan_command):

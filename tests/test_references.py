@@ -209,6 +209,28 @@ def test_more_references_than_latent_frames_are_refused(tiny_models, tmp_path, c
     assert [label for label, _ in enough.reference_photos] == ["the cup"] + ["the dancer"] * 3
 
 
+def test_out_of_memory_never_steps_down_below_what_the_references_need(engine, tmp_path, chelsea, coffee):
+    from i2v.errors import OutOfMemory
+    from messages import note
+
+    # Four reference images (the photo, the clip's 3 frames) need 13 frames; a plan already at sequential
+    # offload with tiling steps down by frames first (to 2/3), and its smaller size keeps that cut.
+    dancer = clip(tmp_path / "dancer.mp4", range(0, 240, 20))
+    references = [Reference(source=coffee, label="the cup"), Reference(source=dancer, label="the dancer")]
+    failure = note("memory.oom", model=VACE, width=48, height=32, num_frames=13, placement="sequential offload")
+    for frames, after in ((21, 13), (13, None)):
+        checked = check(tiny_request(chelsea, VACE, references=references, num_frames=frames,
+                                     memory_strategy="sequential", vae_tiling=True))  # fmt: skip
+        assert len(checked.reference_photos) == 4
+        if after is not None:  # 21 frames to 13: enough for four
+            stepped, change = engine._step_down(checked, failure)
+            assert stepped.knobs.num_frames == after and str(change) == "num_frames 13"
+            continue
+        with pytest.raises(OutOfMemory) as refused:  # 13 to 9 would fail on a shape: the first failure stands
+            engine._step_down(checked, failure)
+        assert refused.value.message == failure
+
+
 def test_vace_ends_on_a_given_photo(engine, tiny_models, chelsea, coffee):
     photo, last = Image.new("RGB", (48, 32), (250, 0, 0)), Image.new("RGB", (48, 32), (0, 0, 250))
     video, mask = conditioning(photo, last, 9)
@@ -260,3 +282,14 @@ def test_the_14b_shift_follows_the_size(engine, tiny_models, chelsea):
         kwargs = family.call_kwargs(pipe, knobs, photo, None, (), references=[])
         assert pipe.scheduler.config.flow_shift == shift, (height, width)
         assert kwargs["reference_images"] is None and "image" not in kwargs and len(kwargs["video"]) == 9
+
+
+def test_a_reference_flag_is_a_path_and_a_label_or_a_path_holding_an_equals_sign(tmp_path):
+    from i2v.cli import _reference
+
+    odd = tmp_path / "astro=1.png"
+    odd.write_bytes(b"x")
+    assert _reference(f"{tmp_path}/cat.png=the grey cat").label == "the grey cat"
+    assert _reference(str(odd)).source == odd and _reference(str(odd)).label == ""  # the file exists: all of it is the path
+    with pytest.raises(InvalidInput):
+        _reference("=a label alone")

@@ -18,10 +18,11 @@ import pytest
 
 from llama import MODEL_NAME, timed_chat
 from prompting import Endpoint, PromptRefiner, RefinedPrompt, storyboard_offline
-from prompting.config import CONFIG_DIR, bounds, looks, styles, words
+from prompting.config import CONFIG_DIR, bounds, looks, styles
 from prompting.errors import InvalidChoice
-from prompting.rules import dialect, intensity_phrase, look_phrase, says_look
+from prompting.rules import dialect, intensity_phrase, look_phrase
 from prompting.schema import MAX_REFERENCES, Storyboard
+from prompting.text import says
 from test_refiner_llama import MAX_TOKENS, SCHEMA, budget_s, refiner_messages
 
 SECRET = "sk-test-SECRET-4f9a2b7c"
@@ -141,15 +142,20 @@ def test_vocabularies_match_the_engine():
     from i2v.request import PALETTES, STYLES, GenerationRequest
 
     assert set(looks()["styles"]) == set(STYLES) and set(looks()["palettes"]) == set(PALETTES)
-    assert set(words()["looks"]) == set(STYLES) | set(PALETTES)
     metadata = GenerationRequest.model_fields["references"].metadata
     assert MAX_REFERENCES == next(m.max_length for m in metadata if hasattr(m, "max_length"))
 
 
-def test_says_look_finds_whole_words():
-    assert says_look("A watercolor painting of a cat", "watercolour")
-    assert says_look("Anime style, cel shading", "anime") and not says_look("an animated cat", "anime")
-    assert not says_look("a coolant leak under the car", "cool")
+def test_the_refiner_and_the_engine_judge_a_sentence_said_alike():
+    """prompting.text.says is a copy of i2v.phrasing._says (prompting must not import i2v): keep them equal."""
+    from i2v.phrasing import _says
+
+    clay, warm = look_phrase("styles", "claymation", "ltx-video"), look_phrase("palettes", "warm", "ltx-video")
+    samples = [(f"A cat. {clay}", clay), (f"a cat.  {clay.upper().rstrip('.')}", clay), ("She holds the clay pot.", clay),
+               ("She is not warm.", warm), (f"{warm[:-1]} and soft", warm), ("", warm), (warm, "")]  # fmt: skip
+    judged = [says(prompt, words_) for prompt, words_ in samples]
+    assert judged == [_says(prompt, words_) for prompt, words_ in samples]
+    assert judged == [True, True, False, False, True, False, True]
 
 
 # ---------------------------------------------------------------------- an LLM that sees, or not
@@ -227,6 +233,105 @@ def test_the_llm_storyboard_says_the_style_in_every_segment(faulty_llm):
     assert isinstance(board, Storyboard) and board.source == "llm", board.warnings
     assert all(p.endswith(look_phrase("styles", "claymation", "ltx-video")) for p in board.segments)
     assert [w.code for w in board.warnings] == ["refiner.style_added"]  # once, though three prompts lacked it
+
+
+def canned(monkeypatch, *contents: str) -> PromptRefiner:
+    """A refiner whose endpoint answers `contents` in turn (the transport is tested elsewhere)."""
+    refiner = PromptRefiner(Endpoint("http://127.0.0.1:9/v1", "canned", SECRET), timeout_s=5)
+    replies = iter(contents)
+    monkeypatch.setattr(refiner.client, "complete", lambda *args, **kwargs: (next(replies), "json_schema"))
+    return refiner
+
+
+def llm_reply(prompt: str) -> str:
+    return json.dumps({"prompt": prompt, "negative_prompt": "blurry", "camera_motion": "static", "motion_tags": [],
+                       "motion_intensity": 0.5, "subjects": [], "suggestions": {}})  # fmt: skip
+
+
+def test_a_look_counts_as_said_only_in_the_engines_words_so_the_engine_adds_nothing(monkeypatch):
+    """A keyword is not the sentence: "the clay pot" says no claymation, "she is not warm" no warm
+    palette. The refiner adds both sentences, and the engine's check step then adds neither again."""
+    from i2v.phrasing import phrase
+
+    knobs = {"style": "claymation", "color_palette": "warm"}
+    result = canned(monkeypatch, llm_reply("A woman lifts the clay pot; she is not warm.")).refine(
+        "a woman", "ltx-video", **knobs)
+    clay, warm = look_phrase("styles", "claymation", "ltx-video"), look_phrase("palettes", "warm", "ltx-video")
+    assert result.prompt == f"A woman lifts the clay pot; she is not warm. {clay} {warm}"
+    assert [w.code for w in result.warnings] == ["refiner.style_added", "refiner.palette_added"]
+    assert phrase(result.prompt, "ltx-video", **knobs)[0] == result.prompt
+    # Said in the engine's words (any case), nothing is added.
+    said = canned(monkeypatch, llm_reply(f"A woman lifts a pot. {clay.lower()} {warm}")).refine("a woman", "ltx-video",
+                                                                                             **knobs)  # fmt: skip
+    assert said.prompt == f"A woman lifts a pot. {clay.lower()} {warm}" and said.warnings == []
+
+
+def test_a_look_the_cut_took_away_is_added_back(monkeypatch):
+    clay = look_phrase("styles", "claymation", "ltx-video")
+    long = " ".join(["The cat turns its head slowly."] * 20) + f" {clay}"  # said, but past LTX's 90 words
+    result = canned(monkeypatch, llm_reply(long)).refine("a cat", "ltx-video", style="claymation")
+    assert result.prompt.endswith(clay) and result.prompt.count(clay) == 1
+    assert len(result.prompt.split()) <= styles()["ltx-video"].word_budget
+    assert [w.code for w in result.warnings] == ["refiner.style_added", "refiner.cut_words"]
+
+
+def studio_on(refiner: PromptRefiner, tmp_path):
+    from i2v.engine import VideoEngine
+    from i2v.hardware import Hardware
+    from studio import Studio
+
+    return Studio(VideoEngine(tmp_path / "out", device="cpu"), refiner, Hardware((), 16.0), model="camera")
+
+
+def engine_words(family: str, template: str, intensity: float | None, camera: str) -> list[str]:
+    """The sentences the engine adds for a template, an intensity and a camera move (configs/styles.toml)."""
+    from i2v.phrasing import camera_words, dialect_of, intensity_words
+    from i2v.templates import get_template, resolved
+
+    dialect = dialect_of(family)
+    move, strength = resolved(get_template(template), camera, intensity)
+    return [get_template(template).words(dialect), intensity_words(strength, dialect), camera_words(move)]
+
+
+def test_the_studios_prompt_with_the_engines_words_fits_the_word_budget(faulty_llm, tmp_path):
+    """The LLM's long reply is cut so that what the engine adds after it (the template's, the intensity's
+    and the camera move's words) fits LTX's 90 words too: the person's choices are never past the
+    text encoder's limit. The preview is the prompt that runs (the engine adds nothing more)."""
+    from i2v.phrasing import phrase
+
+    family, budget = "ltx-video", styles()["ltx-video"].word_budget
+    s = studio_on(refiner_for(faulty_llm, "long"), tmp_path)
+    knobs = {"template": "wave", "style": "watercolour", "color_palette": "warm", "motion_intensity": 0.5,
+             "camera_motion": "pan_left"}  # fmt: skip
+    refined = s.refine("a cat", None, family, "en", **knobs)
+    assert len(refined.prompt.split()) <= budget, refined.prompt
+    assert phrase(refined.prompt, family, **knobs)[0] == refined.prompt
+    said = [look_phrase("styles", "watercolour", family), look_phrase("palettes", "warm", family),
+            *engine_words(family, "wave", 0.5, "pan_left")]  # fmt: skip
+    assert all(words_ and words_ in refined.prompt for words_ in said), refined.prompt
+    # No camera move asked: the LLM's (dolly_in) is added by the engine, and fits as well.
+    picked = s.refine("a cat", None, family, "en", style="watercolour")
+    assert picked.camera_motion == "dolly_in" and picked.prompt.endswith("The camera slowly pushes in.")
+    assert len(picked.prompt.split()) <= budget, picked.prompt
+
+
+def test_the_studios_storyboard_says_the_style_and_palette_and_fits_the_engines_words(monkeypatch, tmp_path, chelsea):
+    from i2v.phrasing import phrase
+
+    family, budget = "ltx-video", styles()["ltx-video"].word_budget
+    long = " ".join(["The cat turns its head slowly."] * 40)
+    refiner = canned(monkeypatch, json.dumps({"segments": [long, "The cat settles."], "negative_prompt": "blurry"}))
+    form = {"image": str(chelsea), "words": "a cat", "model": family, "duration": 10, "template": "wave",
+            "style": "Watercolor", "color_palette": "warm", "camera_motion": "pan_left", "motion_intensity": 0.5}
+    board = studio_on(refiner, tmp_path).storyboard(form, "en")
+    assert len(board.segments) == 2
+    knobs = {"template": "wave", "style": "watercolour", "color_palette": "warm", "motion_intensity": 0.5,
+             "camera_motion": "pan_left"}  # fmt: skip
+    looks_ = [look_phrase("styles", "watercolour", family), look_phrase("palettes", "warm", family)]
+    for segment in board.segments:
+        assert all(segment.count(words_) == 1 for words_ in looks_), segment
+        ran = phrase(segment, family, **knobs)[0]  # what the engine's check step makes of it
+        assert len(ran.split()) <= budget and all(w in ran for w in engine_words(family, "wave", 0.5, "pan_left"))
 
 
 # ---------------------------------------------------------------------- advice within the family's bounds

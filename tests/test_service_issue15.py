@@ -146,6 +146,29 @@ def test_a_refinement_with_a_template_is_the_prompt_that_runs_and_advice_changes
     assert cpu.advice.estimate is None and "没有 GPU" in cpu.advice.text
 
 
+def test_a_templates_advice_at_turbo_speed_keeps_the_distilled_runs_guidance(tmp_path, chelsea):
+    s = studio(tmp_path, model="wan2.1-i2v-14b-480p")
+    turbo = s.refine("a woman", None, "wan2.1-i2v-14b-480p", "en", template="dance", settings={"speed": "turbo"})
+    assert turbo.advice.values == {"num_frames": 81}  # no guidance 5.5: "Use the advice" keeps CFG off
+    exact = s.refine("a woman", None, "wan2.1-i2v-14b-480p", "en", template="dance", settings={"speed": "exact"})
+    assert exact.advice.values == {"num_frames": 81, "guidance_scale": 5.5}
+
+
+def test_the_reference_count_is_said_once():
+    import api
+    from i2v.request import MAX_REFERENCES, GenerationRequest
+    from studio.jobspec import JobIn, RefineIn
+    from studio.service import REFERENCE_SLOTS
+
+    assert len(REFERENCE_SLOTS) == MAX_REFERENCES
+    for model in (GenerationRequest, JobIn, RefineIn):
+        metadata = model.model_fields["references"].metadata
+        assert next(m.max_length for m in metadata if hasattr(m, "max_length")) == MAX_REFERENCES, model
+    slots = [api._reference_slot(f"reference_{n}", "reference_") for n in range(MAX_REFERENCES + 2)]
+    assert slots == [None, *range(1, MAX_REFERENCES + 1), None]
+    assert api._reference_slot(f"reference_label_{MAX_REFERENCES}", "reference_label_") == MAX_REFERENCES
+
+
 def test_a_job_refined_first_keeps_the_forms_settings(tmp_path, chelsea):
     s = studio(tmp_path)
     form = page_form(chelsea, prompt="", auto_refine=True, template="dance", num_frames=9)
@@ -177,3 +200,29 @@ def test_refining_for_a_knob_the_model_cannot_use_is_refused_as_the_job_would_be
         s.refine("a cat", None, "camera", "en", style="anime")
     with pytest.raises(InvalidInput, match="camera takes no reference images"):
         s.refine("a cat", None, "camera", "en", references=[("the mug", str(coffee))])
+    from i2v.checks import check
+    from i2v.request import GenerationRequest, Reference
+
+    with pytest.raises(InvalidInput) as refined:
+        s.refine("a cat", None, "wan2.1-i2v-14b-480p", "en", references=[("the mug", str(coffee))])
+    with pytest.raises(InvalidInput) as checked:
+        check(GenerationRequest(image=coffee, model="wan2.1-i2v-14b-480p", references=[Reference(source=coffee)]))
+    assert str(refined.value) == str(checked.value) and "wan-vace-1.3b, wan-vace-14b" in str(refined.value)
+
+
+def test_a_bad_jobs_fields_are_said_as_the_knob_the_count_and_the_rule_in_each_language(tmp_path):
+    from studio.jobspec import JobIn
+
+    service = studio(tmp_path)
+    body = {"image": "data:image/png;base64,AAAA", "references": [{"image": "data:image/png;base64,AAAA"}] * 5,
+            "fps": 30.5, "colour": "warm"}  # fmt: skip
+    with pytest.raises(ValidationError) as bad:
+        JobIn(**body)
+    said = {language: [service.field_error(error, language) for error in bad.value.errors()] for language in ("en", "zh")}
+    assert "references: 5 given, at most 4" in said["en"] and "参考主体：给了 5 个，最多 4 个" in said["zh"]
+    assert "fps 30.5 is not a whole number" in said["en"] and "帧率 30.5 不是整数" in said["zh"]
+    assert "colour is not a field this takes" in said["en"] and "colour 不是可用的字段" in said["zh"]
+    with pytest.raises(ValidationError) as missing:
+        JobIn(image="data:image/png;base64,AAAA", references=[{"label": "the cat"}])
+    assert [service.field_error(error, "en") for error in missing.value.errors()] == ["references #1 image is missing"]
+    assert not any("Input should" in line or "Field required" in line for line in said["zh"] + said["en"])

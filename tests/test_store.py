@@ -1,16 +1,18 @@
 """The job store on a real SQLite file: order and positions, a full queue, a job interrupted twice
 stops with a clear error instead of looping, one holder per store (another process is refused),
-deleting and retention remove the files with the records."""
+deleting and retention remove the files with the records, and reference clips (MP4, WebM, MOV) keep
+a clip's suffix however they come."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from studio.store import JobStore, StoreError
+from studio.store import JobStore, StoreError, file_suffix, media_type
 
 
 @pytest.fixture
@@ -81,3 +83,26 @@ def test_delete_and_retention_remove_files_with_their_records(store, chelsea, tm
     assert store.remove_old(keep_days=None, keep_gb=3.5 / 1024**2) == [videos[1][0].id]  # 2 + 3 KB > 3.5 KB
     assert videos[2][1].exists() and store.count() == 1
     assert store.remove_old(keep_days=None, keep_gb=0.5 / 1024**2) == []  # the newest just ended: it stays
+
+
+def test_webm_and_mov_reference_clips_keep_a_clips_suffix(store, chelsea, tmp_path):
+    import imageio_ffmpeg
+
+    made = {}
+    for suffix, codec in ((".webm", ["-c:v", "libvpx-vp9", "-f", "webm"]), (".mov", ["-c:v", "libx264", "-f", "mov"])):
+        made[suffix] = tmp_path / f"clip{suffix}.bin"  # a name that tells nothing: its first bytes must
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                        "color=c=red:s=16x16:d=0.2:r=5", *codec, str(made[suffix])], check=True, timeout=60)  # fmt: skip
+    webm, mov = made[".webm"].read_bytes(), made[".mov"].read_bytes()
+    assert webm[:4] == b"\x1a\x45\xdf\xa3" and mov[4:10] == b"ftypqt"  # the headers ffmpeg really writes
+    for suffix, data in ((".webm", webm), (".mov", mov)):
+        assert file_suffix("reference_1", head=data[:16]) == suffix  # by its first bytes
+        assert file_suffix("reference_1", ".bin", media_type(suffix)) == suffix  # by its media type
+        assert file_suffix("reference_1", suffix.upper()) == suffix  # by its own suffix
+        assert file_suffix("reference_1", suffix, "image/png") == ".png"  # a photo's media type still wins
+    assert (media_type(".webm"), media_type(".mov")) == ("video/webm", "video/quicktime")
+    form = {"model": "camera", "references": [{"source": "(a file)", "label": label} for label in ("a", "b")]}
+    job = store.submit("alice", form, chelsea, ".png", others={"reference_1": (webm, ".bin"),
+                                                               "reference_2": (made[".mov"], "")})  # fmt: skip
+    kept = [Path(reference["source"]).name for reference in job.form["references"]]
+    assert kept == ["reference_1.webm", "reference_2.mov"]

@@ -88,6 +88,36 @@ def test_frames_and_guidance_follow_each_family(chelsea, model, frames, guidance
     assert ("template.frames_capped" in said) == (model == "svd-xt")
 
 
+@pytest.mark.parametrize(("model", "knobs", "frames", "guidance"), [
+    ("wan2.1-i2v-14b-480p", {}, 81, 5.5),
+    ("wan2.1-i2v-14b-480p", {"speed": "turbo"}, 81, None),  # distilled, guidance 1: no CFG switched back on
+    ("ltx-video", {"fps": 30}, 121, 3.3),  # a pipeline makes its own 24 fps, whatever the file's
+    ("ltx-video-long", {}, 129, None),  # distilled: none suggested (its own 1.0 runs)
+    ("camera", {"fps": 24, "interpolate": 2}, 60, None),  # renders 12 fps, interpolated to 24: 5 s are 60 frames
+])  # fmt: skip
+def test_the_check_step_the_studio_and_the_command_suggest_the_same(chelsea, tmp_path, capsys, model, knobs, frames,
+                                                                   guidance):  # fmt: skip
+    from i2v.hardware import Hardware
+    from i2v.templates import suggestion
+    from prompting import PromptRefiner
+    from studio import Studio
+
+    checked = check(GenerationRequest(image=chelsea, prompt="a woman", model=model, template="dance", **knobs))
+    applied = next((a.params["guidance_scale"] for a in checked.adjustments if a.code == "template.guidance"), None)
+    assert (checked.knobs.num_frames, applied) == (frames, guidance)
+    if knobs.get("speed") == "turbo":
+        assert (checked.knobs.num_inference_steps, checked.knobs.guidance_scale) == (4, 1.0)  # the turbo's own
+    dance = get_template("dance")
+    assert suggestion(dance, checked.family, checked.source, **knobs) == (frames, guidance)
+    studio = Studio(VideoEngine(tmp_path / "out", device="cpu"), PromptRefiner(), Hardware((), 16.0), model=model)
+    form = {**knobs, "interpolate": f"x{knobs['interpolate']}"} if "interpolate" in knobs else knobs  # the page's
+    assert studio.template_advice(dance, model, form) == {"num_frames": frames, "guidance_scale": guidance}
+    if not knobs:  # the command lists each family's defaults
+        assert main(["templates", "--model", model, "--json"]) == 0
+        row = json.loads(capsys.readouterr().out)[0]
+        assert (row["name"], row["num_frames"], row["guidance_scale"]) == ("dance", frames, guidance)
+
+
 def test_words_already_in_the_prompt_are_not_added_again(chelsea):
     request = GenerationRequest(image=chelsea, prompt="a woman", model="ltx-video", template="hair_in_wind",
                                 style="anime")  # fmt: skip
