@@ -179,9 +179,10 @@ class Studio:
         onto the refiner's 0-1 scale), a camera move (None: the refiner picks one from the words, or
         the template's), and references as (label, photo or clip) pairs. The refined prompt then gets
         the same phrasing the engine's check step adds (`phrase`, idempotent), so the preview is the
-        prompt that runs; the refiner keeps room for those words within the family's word budget. With it comes the advice: the refiner's suggested settings (else the
-        template's) and their estimate for `settings` (the form's size, steps and placement; the
-        model's defaults where missing). Nothing here changes a setting."""
+        prompt that runs; the refiner keeps room for those words within the family's word budget.
+        With it comes the advice: the refiner's suggested settings (else the template's) and their
+        estimate for `settings` (the form's size, steps and placement; the model's defaults where
+        missing). Nothing here changes a setting."""
         from i2v.phrasing import dialect_of, phrase, refiner_intensity, refuse
         from i2v.request import CAMERA_MOTIONS, style_name
         from i2v.templates import get_template, resolved
