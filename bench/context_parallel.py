@@ -47,10 +47,10 @@ def main() -> None:
                           "world_size": int(os.environ.get("WORLD_SIZE", "1"))}))  # fmt: skip
         return
 
+    import measure_memory
     import torch
     import torch.distributed as dist
 
-    import measure_memory
     from i2v.placement import prepare_cuda
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
