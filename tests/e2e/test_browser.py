@@ -47,10 +47,7 @@ def test_refine_edit_generate_and_play(browser, app_url, chelsea):
     assert "dolly_in" in page.locator("#refine-details").inner_text()
     refined.fill("A tabby cat turns its head. EDITED IN BROWSER")
 
-    page.get_by_text("Advanced settings").click()
-    page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        set_slider(page, elem_id, value)
+    advanced(page)
     refined.blur()
     page.wait_for_timeout(1000)  # let the page send the edited values before the click reads them
     page.locator("#generate").click()
@@ -100,6 +97,24 @@ def set_slider(page, elem_id: str, value: str) -> None:
     raise AssertionError(f"{elem_id} did not take {value}")
 
 
+def advanced(page, height: str = "64", width: str = "64", frames: str = "9", steps: str = "2") -> None:
+    """Open "Advanced settings" and set a video's size, frames and steps (small by default: seconds here)."""
+    page.get_by_text("Advanced settings").click()
+    page.locator("#height input[type=number]").wait_for(state="visible")
+    for elem_id, value in (("height", height), ("width", width), ("frames", frames), ("steps", steps)):
+        set_slider(page, elem_id, value)
+
+
+def small_video_page(browser, url: str, photo, words: str):
+    """A page with a photo and words, and a small video's settings (see `advanced`)."""
+    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(photo))
+    page.locator("#prompt textarea").fill(words)
+    advanced(page)
+    return page
+
+
 def body_has(page, text: str, timeout: int = 30_000) -> None:
     page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout)
 
@@ -112,10 +127,7 @@ def test_stop_is_calm(browser, app_url, chelsea):
     page.goto(url)
     page.locator("#photo input[type=file]").set_input_files(str(chelsea))
     page.locator("#refined textarea").fill("a cat")
-    page.get_by_text("Advanced settings").click()
-    page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "256"), ("width", "256"), ("frames", "121"), ("steps", "100")):  # ~15 s here
-        set_slider(page, elem_id, value)
+    advanced(page, "256", "256", "121", "100")  # ~15 s here
     page.wait_for_timeout(500)
     page.locator("#generate").click()
     body_has(page, "denoising: step", timeout=60_000)
@@ -162,10 +174,7 @@ def test_a_batch_of_photos_and_prompts_is_queued_and_followed_in_the_history(bro
     shutil.copyfile(chelsea, second)
     page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
     page.goto(url)
-    page.get_by_text("Advanced settings").click()
-    page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        set_slider(page, elem_id, value)
+    advanced(page)
     page.get_by_text("Batch: several photos x prompts").click()
     page.locator("#batch-photos input[type=file]").set_input_files([str(chelsea), str(second)])
     page.locator("#batch-prompts textarea").fill("BATCH ONE the cat yawns")  # 2 jobs: the fixture's queue holds 2
@@ -205,15 +214,7 @@ def test_the_history_shows_a_picture_of_each_video_and_a_click_picks_it(browser,
 def test_a_long_interpolated_video_from_the_segments_box(browser, app_url, chelsea):
     """The page's long-video controls end to end (the storyboard button's event is tested through
     gradio's client in tests/test_app.py, which fills this same box)."""
-    url, _ = app_url
-    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
-    page.goto(url)
-    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
-    page.locator("#prompt textarea").fill("猫转头")
-    page.get_by_text("Advanced settings").click()
-    page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        set_slider(page, elem_id, value)
+    page = small_video_page(browser, app_url[0], chelsea, "猫转头")
     page.get_by_text("Longer and smoother").click()
     segments = page.locator("#segments textarea")
     segments.wait_for(state="visible")
@@ -245,15 +246,7 @@ def test_a_template_its_advice_and_a_soundtrack_the_video_plays(browser, app_url
     with wave.open(str(tone), "wb") as file:
         file.setnchannels(1), file.setsampwidth(2), file.setframerate(16000)
         file.writeframes((np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 12000).astype("<i2").tobytes())
-    url, _ = app_url
-    page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1600})
-    page.goto(url)
-    page.locator("#photo input[type=file]").set_input_files(str(chelsea))
-    page.locator("#prompt textarea").fill("猫转头")
-    page.get_by_text("Advanced settings").click()
-    page.locator("#height input[type=number]").wait_for(state="visible")
-    for elem_id, value in (("height", "64"), ("width", "64"), ("frames", "9"), ("steps", "2")):
-        set_slider(page, elem_id, value)
+    page = small_video_page(browser, app_url[0], chelsea, "猫转头")
 
     page.get_by_text("Style and motion").click()
     page.locator("#template input").click()
