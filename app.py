@@ -29,6 +29,7 @@ from messages import DEFAULT, LANGUAGES, language_of, note, render
 from settings import Settings
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
+from studio.service import factor_of
 from studio.store import CLIP_TYPES, ENDED, StoreError
 
 log = logging.getLogger("app")
@@ -241,7 +242,7 @@ def checked_by_the_engine(number):
 
 def interpolated_fps(model_fps: int, factor) -> int:
     """The fps a model's frames come to under the interpolation radio ("x2": twice), at most the request's most."""
-    return min(bound("fps", "le"), model_fps * int(str(factor or "x1").lstrip("x")))
+    return min(bound("fps", "le"), model_fps * factor_of(factor))
 
 
 def template_choices() -> list[tuple]:

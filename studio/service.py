@@ -270,8 +270,8 @@ class Studio:
             return {}
         source = resolve(model)
         fps = int(form["fps"]) if form.get("fps") else None  # the page's 0: the model's own
-        interpolate = int(str(form.get("interpolate") or 1).lstrip("x") or 1)  # the page's radios give "x2"
-        frames, guidance = suggestion(template, source.family, source, form.get("speed") or "exact", fps, interpolate)
+        frames, guidance = suggestion(template, source.family, source, form.get("speed") or "exact", fps,
+                                      factor_of(form.get("interpolate")))  # fmt: skip
         return {"num_frames": frames, "guidance_scale": guidance}
 
     def advice(self, suggestions: dict, form: dict, language: str, template: dict | None = None) -> Advice:
@@ -718,6 +718,12 @@ def segments_of(value) -> list:
     if isinstance(value, str):
         return [line.strip() for line in value.splitlines() if line.strip()]
     return list(value or [])
+
+
+def factor_of(value) -> int:
+    """An interpolate or upscale value of a form (2, "2", the page's radio "x2", or none) as its factor."""
+    text = str(value or "1").lstrip("x")
+    return int(text) if text.isdecimal() else 1
 
 
 def history_key(item: dict, index: int) -> str:

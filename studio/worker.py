@@ -21,7 +21,7 @@ from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
 from messages import MessageError, note
 
 from .metrics import Metrics
-from .service import segments_of
+from .service import factor_of, segments_of
 from .store import Job, JobStore
 
 log = logging.getLogger("studio.worker")
@@ -251,19 +251,13 @@ class Worker:
         fps = int(form.get("fps") or (family.fps if family else 24))
         frames = max(chained_frames(per_call, count),  # a long video: its segments, or its duration
                      round(float(form.get("duration") or 0) * fps))
-        frames = (frames - 1) * _factor(form.get("interpolate")) + 1
-        side = _factor(form.get("upscale"))
+        frames = (frames - 1) * factor_of(form.get("interpolate")) + 1
+        side = factor_of(form.get("upscale"))
         pixels = int(form.get("height") or 720) * side * int(form.get("width") or 1280) * side * frames
         needed = int(pixels * BYTES_PER_PIXEL) + DISK_MARGIN
         free = shutil.disk_usage(self.studio.engine.output_dir).free
         if free < needed:
             raise InvalidInput("store.disk_full", free_mb=free // 1024**2, needed_mb=needed // 1024**2)
-
-
-def _factor(value) -> int:
-    """An interpolate or upscale value of a form (2, "2", "x2", or none) as its factor."""
-    text = str(value or "1").lstrip("x")
-    return int(text) if text.isdecimal() else 1
 
 
 def _kind(exc: BaseException) -> str:
