@@ -257,20 +257,11 @@ def _templates(args) -> int:
     and with --model the frames and guidance they suggest for that family (`templates.suggestion`, as
     the check step applies them to a request that sets neither)."""
     from .families import resolve
-    from .templates import suggestion, templates
+    from .templates import listing
 
     source = resolve(args.model) if args.model else None
     family = source.family if source else None
-    rows = []
-    for template in templates().values():
-        row = {"name": template.name, "label": template.label.en, "label_zh": template.label.zh,
-               "camera_motion": template.camera_motion, "motion_intensity": template.motion_intensity,
-               "seconds": template.seconds, "guidance_factor": template.guidance_factor,
-               "motion": template.motion["default"]}  # fmt: skip
-        if family is not None:
-            frames, guidance = suggestion(template, family, source)
-            row.update(model=family.id, fps=family.fps, num_frames=frames, guidance_scale=guidance)
-        rows.append(row)
+    rows = listing(source)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0

@@ -85,6 +85,25 @@ def suggestion(template: Template, family: Family, source: ModelSource, speed: s
     return frames, template.guidance_for(guidance)
 
 
+def listing(source: ModelSource | None = None) -> list[dict]:
+    """Every template as a row of a list, in file order: name, labels (`label`: English, `label_zh`),
+    camera move, intensity, suggested seconds, guidance factor and default motion words; with the
+    `source` of a model, its id and fps and the frames and guidance the template suggests for it
+    (`suggestion`, as the check step applies them to a request that sets neither). The `i2v
+    templates` command's, the page's and GET /api/v1/templates' list."""
+    rows = []
+    for template in templates().values():
+        row = {"name": template.name, "label": template.label.en, "label_zh": template.label.zh,
+               "camera_motion": template.camera_motion, "motion_intensity": template.motion_intensity,
+               "seconds": template.seconds, "guidance_factor": template.guidance_factor,
+               "motion": template.motion["default"]}  # fmt: skip
+        if source is not None:
+            frames, guidance = suggestion(template, source.family, source)
+            row.update(model=source.family.id, fps=source.family.fps, num_frames=frames, guidance_scale=guidance)
+        rows.append(row)
+    return rows
+
+
 def resolved(template: Template | None, camera_motion: str, motion_intensity: float | None) -> tuple[str, float | None]:
     """The camera move and intensity a request runs with: the person's own where they set them (a
     camera move other than "static", which is every request's default; any intensity), else the
@@ -126,4 +145,4 @@ def get_template(name: str) -> Template:
     return known[key]
 
 
-__all__ = ["Label", "Template", "get_template", "resolved", "suggestion", "templates"]
+__all__ = ["Label", "Template", "get_template", "listing", "resolved", "suggestion", "templates"]

@@ -248,17 +248,13 @@ class Studio:
         """The motion templates, in their order: name, label in `language`, camera move, intensity,
         suggested length, and the frames and guidance that length and guidance come to for `model`
         (the default model when None). The page's pick list and GET /api/v1/templates."""
-        from i2v.templates import templates
+        from i2v.templates import listing
 
-        model = model or self.default_model()
-        rows = []
-        for name, template in templates().items():
-            suggested = self.template_advice(template, model, {})
-            rows.append({"name": name, "label": getattr(template.label, language_of(language)),
-                         "camera_motion": template.camera_motion, "motion_intensity": template.motion_intensity,
-                         "seconds": template.seconds, "num_frames": suggested["num_frames"],
-                         "guidance_scale": suggested["guidance_scale"]})  # fmt: skip
-        return rows
+        label = "label_zh" if language_of(language) == "zh" else "label"
+        return [{"name": row["name"], "label": row[label], "camera_motion": row["camera_motion"],
+                 "motion_intensity": row["motion_intensity"], "seconds": row["seconds"],
+                 "num_frames": row["num_frames"], "guidance_scale": row["guidance_scale"]}
+                for row in listing(resolve(model or self.default_model()))]  # fmt: skip
 
     def template_advice(self, template, model: str, form: dict) -> dict:
         """What a template (a Template, or None) suggests for `model` at the form's speed, fps and
