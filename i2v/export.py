@@ -238,14 +238,24 @@ def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     return np.stack(frames), meta
 
 
+def describe(path: Path, timeout: float = 60) -> str | None:
+    """ffmpeg's description of the media file at `path` (its "Input #0" and "Stream #0:N" lines), or
+    None when ffmpeg cannot open it as one (or takes longer than `timeout` seconds to say)."""
+    try:
+        said = subprocess.run([_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", f"file:{Path(path).resolve()}"],
+                              capture_output=True, text=True, errors="replace", timeout=timeout).stderr  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return said if re.search(r"^Input #0", said, re.MULTILINE) else None
+
+
 def read_audio(path: Path) -> tuple[np.ndarray, int] | None:
     """Decode a video's (or any file's) first sound track back: (channels, n) float32 samples and
     their rate, or None when it has none."""
     exe, source = _ffmpeg_exe(), f"file:{Path(path).resolve()}"
     from .audio import stream_info
 
-    described = subprocess.run([exe, "-nostdin", "-hide_banner", "-i", source], capture_output=True, check=False)
-    info = stream_info(described.stderr.decode("utf-8", "replace"))
+    info = stream_info(describe(path) or "")
     if info is None:
         return None
     rate, channels = info

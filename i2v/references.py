@@ -14,8 +14,6 @@ This module knows nothing about models: which families take references is the ch
 from __future__ import annotations
 
 import logging
-import re
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from PIL import Image, ImageOps
 from messages import Message, note
 
 from .errors import InvalidInput
+from .export import describe
 from .images import open_photo
 from .request import Reference
 
@@ -151,14 +150,8 @@ def _is_video_container(path: Path) -> bool:
 def _streams(path: Path) -> list[str] | None:
     """The stream lines ffmpeg reports for `path` ("Stream #0:0...: Video: h264 ..."), or None when
     ffmpeg cannot open it as a media file at all."""
-    import imageio_ffmpeg
-
-    try:
-        said = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-                              capture_output=True, text=True, errors="replace", timeout=60).stderr  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return None
-    if not re.search(r"^Input #0", said, re.MULTILINE):
+    said = describe(path)
+    if said is None:
         return None
     return [line for line in said.splitlines() if line.strip().startswith("Stream #")]
 
