@@ -75,6 +75,7 @@ def check(request: GenerationRequest) -> CheckedRequest:
     source = resolve(request.model.strip())
     family = source.family
     notes: list[Message] = []
+    refuse_gpus(family, request)
     if request.loras and not (family.pipeline and takes_loras(family.pipeline_class())):
         raise InvalidInput("lora.not_supported", model=family.id, file=request.loras[0].name)
     sources = [lora.source for lora in request.loras]
@@ -224,6 +225,8 @@ def check(request: GenerationRequest) -> CheckedRequest:
         memory_strategy=request.memory_strategy if family.pipeline else "none", vae_tiling=vae_tiling,
         **asked_levers(request),
     ))  # fmt: skip
+    if knobs.gpus > 1:
+        knobs = _across_gpus(knobs, source, min(num_frames, last_frames or num_frames), notes)
     for said in notes + photo_notes:
         log.info("%s", said)
     return CheckedRequest(knobs, source, photo, last_photo, tuple(keyframe_photos), total_frames,
@@ -240,6 +243,92 @@ def refuse_references(family: Family, count: int) -> None:
 
         takers = ", ".join(f.id for f in all_families().values() if f.references) or "none"
         raise InvalidInput("reference.not_supported", model=family.id, families=takers)
+
+
+def refuse_gpus(family: Family, request: GenerationRequest) -> None:
+    """Refuse a video across several GPUs (`gpus` > 1) that cannot be one: the camera engine (one
+    CPU process), a family whose transformer diffusers cannot split (no context parallelism, named
+    with the families that can), CPU offload (its hooks and context parallelism's do not mix in
+    diffusers: each GPU holds every weight), a step cache asked for by name (each GPU would decide
+    alone whether to skip a step, and the others would wait for it forever), and compile asked for
+    by name (torch.compile stopped on diffusers' split attention: torch 2.11, 2 H200s)."""
+    gpus = request.gpus
+    if gpus == 1:
+        return
+    if not family.pipeline:
+        raise InvalidInput("parallel.camera", gpus=gpus)
+    if not family.context_parallel:
+        from .families import all_families
+
+        able = ", ".join(f.id for f in all_families().values() if f.context_parallel) or "none"
+        raise InvalidInput("parallel.not_supported", model=family.id, gpus=gpus, families=able)
+    if request.memory_strategy not in ("auto", "none"):
+        raise InvalidInput("parallel.offload", gpus=gpus, strategy=request.memory_strategy)
+    if request.step_cache not in (None, "none"):
+        raise InvalidInput("parallel.step_cache", gpus=gpus, step_cache=request.step_cache)
+    if request.compile:
+        raise InvalidInput("parallel.compile", gpus=gpus)
+
+
+def _across_gpus(knobs: GenerationRequest, source: ModelSource, call_frames: int,
+                 notes: list[Message]) -> GenerationRequest:  # fmt: skip
+    """The knobs of a video across `knobs.gpus` GPUs: every weight on each GPU (memory strategy
+    auto becomes none), no step cache and no compile (speed's are dropped, said), and the limits
+    of diffusers' context parallelism, which splits the video's tokens and the transformer's heads
+    between the GPUs: every call's tokens (`call_frames`: the shortest call's frames) split evenly,
+    at least one a GPU (diffusers' even split asserts it; its "anything" split of uneven ones
+    gathers tensors of unequal sizes, which gloo cannot), and a head count the GPUs divide, or one
+    that diffusers can pad (the padding under the heads each GPU then gets)."""
+    family, gpus = source.family, knobs.gpus
+    update: dict = {}
+    if knobs.memory_strategy == "auto":
+        update["memory_strategy"] = "none"
+        notes.append(note("parallel.weights_on_each", gpus=gpus, model=family.id))
+    if knobs.step_cache != "none":
+        update["step_cache"] = "none"
+        notes.append(note("parallel.no_step_cache", gpus=gpus, step_cache=knobs.step_cache, speed=knobs.speed))
+    if knobs.compile:
+        update["compile"] = False
+        notes.append(note("parallel.no_compile", gpus=gpus, speed=knobs.speed))
+    from .parallel import HEAD_KEYS, video_tokens
+
+    for frames in sorted({knobs.num_frames, call_frames}):  # every call's tokens: a long video's last may be shorter
+        tokens = video_tokens(family, knobs.height, knobs.width, frames)
+        if tokens < gpus:
+            raise InvalidInput("parallel.too_small", gpus=gpus, tokens=tokens, width=knobs.width, height=knobs.height,
+                               num_frames=frames, model=family.id)  # fmt: skip
+        if tokens % gpus:
+            raise InvalidInput("parallel.uneven", gpus=gpus, tokens=tokens, width=knobs.width, height=knobs.height,
+                               num_frames=frames, model=family.id, size=_even_size(family, knobs, frames))  # fmt: skip
+    config = source.component_config("transformer") or {}  # weights not here yet: loading will say so
+    for heads in (config[key] for key in HEAD_KEYS if config.get(key)):
+        if not _heads_split(heads, gpus):
+            padding = -heads % gpus
+            able = ", ".join(str(n) for n in range(2, 9) if _heads_split(heads, n))
+            raise InvalidInput("parallel.heads", model=family.id, gpus=gpus, heads=heads, padding=padding,
+                               per_gpu=(heads + padding) // gpus, choices=able or "none")  # fmt: skip
+    return knobs.model_copy(update=update)
+
+
+def _even_size(family: Family, knobs: GenerationRequest, frames: int) -> str:
+    """The size nearest below the request's whose tokens `knobs.gpus` GPUs divide, as WIDTHxHEIGHT
+    (fewer pixels on one side), for a refusal's words."""
+    from .parallel import video_tokens
+
+    step, gpus = family.size_multiple, knobs.gpus
+    sizes = [(knobs.width - k * step, knobs.height) for k in range(1, 8)] + \
+            [(knobs.width, knobs.height - k * step) for k in range(1, 8)]  # fmt: skip
+    for width, height in sorted(sizes, key=lambda size: -size[0] * size[1]):
+        if width >= step and height >= step and video_tokens(family, height, width, frames) % gpus == 0:
+            return f"{width}x{height}"
+    return "none near it"
+
+
+def _heads_split(heads: int, gpus: int) -> bool:
+    """Whether Ulysses attention can share `heads` between `gpus`: they divide, or diffusers' padding
+    to a multiple ("Ulysses anything") stays under the heads each GPU then gets."""
+    padding = -heads % gpus
+    return padding < (heads + padding) // gpus
 
 
 def model_fps(family: Family, fps: int | None, interpolate: int) -> int:

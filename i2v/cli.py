@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="an .mp4 file, or a folder for a new unique name (end a new "
                      "folder's name with / when it has a dot in it)")  # fmt: skip
     gen.add_argument("--device", default=os.environ.get("I2V_DEVICE"),
-                     help="cuda, cuda:1 or cpu (default: I2V_DEVICE, else cuda when available)")
+                     help="cuda, cuda:1 or cpu (default: I2V_DEVICE, else cuda when available); with --gpus N: "
+                     "the first N of I2V_DEVICES, else cuda:0 to cuda:N-1")  # fmt: skip
     gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
 
@@ -309,13 +310,26 @@ def _generate(args, storyboard: Storyboard | None = None) -> int:
     except ValidationError as exc:
         raise InvalidInput("request.invalid", details=_one_line(exc)) from None
 
-    from .engine import VideoEngine
-
     out, out_file = _output(args.out)
-    engine = VideoEngine(out if out_file is None else out.parent, device=args.device, runs_once=True,
-                         lora_dir=os.environ.get("I2V_LORA_DIR") or None,
-                         upscaler_dir=os.environ.get("I2V_UPSCALER_DIR") or None,
-                         interpolator_dir=os.environ.get("I2V_INTERPOLATOR_DIR") or None)  # fmt: skip
+    options = dict(output_dir=out if out_file is None else out.parent, runs_once=True,
+                   lora_dir=os.environ.get("I2V_LORA_DIR") or None,
+                   upscaler_dir=os.environ.get("I2V_UPSCALER_DIR") or None,
+                   interpolator_dir=os.environ.get("I2V_INTERPOLATOR_DIR") or None)  # fmt: skip
+    if request.gpus > 1:  # one video across several GPUs: a process each, started here (i2v/parallel.py)
+        from .parallel import launch
+
+        devices = _group_devices(request.gpus)
+
+        def run(**kwargs):
+            return launch(request, devices, engine_options=options, **kwargs)
+    else:
+        from .engine import VideoEngine
+
+        engine = VideoEngine(device=args.device, **options)
+
+        def run(**kwargs):
+            return engine.generate(request, **kwargs)
+
     cancel = threading.Event()
     bars: dict[str, tqdm] = {}
 
@@ -331,7 +345,7 @@ def _generate(args, storyboard: Storyboard | None = None) -> int:
         bar.update(progress.step - bar.n)
 
     try:
-        result = engine.generate(request, on_progress=on_progress, cancel=cancel, out_path=out_file)
+        result = run(on_progress=on_progress, cancel=cancel, out_path=out_file)
     except KeyboardInterrupt:
         raise Cancelled("run.cancelled_ctrl_c") from None
     finally:
@@ -356,6 +370,23 @@ def _generate(args, storyboard: Storyboard | None = None) -> int:
         for note in result.adjustments:
             print(f"  note: {note}")
     return 0
+
+
+def _group_devices(gpus: int) -> list[str]:
+    """The devices of a video across `gpus` GPUs: the first of I2V_DEVICES (cpu,cpu on a CPU box),
+    else cuda:0 to cuda:N-1."""
+    from .hardware import parse_devices
+
+    text = os.environ.get("I2V_DEVICES")
+    if not text:
+        return [f"cuda:{index}" for index in range(gpus)]
+    try:
+        devices = [spec.device for spec in parse_devices(text)]
+    except ValueError as exc:
+        raise InvalidInput("parallel.bad_devices", detail=str(exc)) from None
+    if len(devices) < gpus:
+        raise InvalidInput("parallel.devices", gpus=gpus, count=len(devices), devices=", ".join(devices))
+    return devices[:gpus]
 
 
 def _with_storyboard(request: GenerationRequest, storyboard: Storyboard) -> GenerationRequest:

@@ -25,6 +25,7 @@ from .errors import Cancelled, InvalidInput, ModelNotAvailable, OutOfMemory
 from .export import remove_orphaned_partials, unique_video_path, write_mp4
 from .families import ModelSource, missing_weights
 from .images import fit
+from .parallel import Split, current_group, joined, own, parallelize, split_for
 from .placement import free_memory, place, prepare_cuda, set_vae_tiling
 from .progress import CancelFlag, OnProgress, Progress, StepWatch, report
 from .request import GenerationRequest, Strategy, VideoResult
@@ -72,19 +73,25 @@ class VideoEngine:
         on_progress: OnProgress | None = None,
         cancel: CancelFlag | None = None,
         out_path: str | Path | None = None,
-    ) -> VideoResult:
+    ) -> VideoResult | None:
         """Make the video for `request`. Cancel stops at the next step and leaves no file behind
-        (a long video asked to keep its finished segments keeps those)."""
+        (a long video asked to keep its finished segments keeps those). In one of the processes of a
+        video across several GPUs (`gpus` > 1, started by i2v.parallel.launch) every rank renders and
+        rank 0 alone finishes and writes the video: the other ranks return None."""
         with self._lock:
             started = time.monotonic()
-            # 1. Check inputs
-            checked = check(request)
+            # 1. Check inputs (gpus > 1: this process must be one rank of a group that many)
+            checked, group = joined(check(request))
             # 2. Choose where the weights live (memory_strategy auto: the planner, for this GPU),
             #    then which speed levers can work here, and whether upscale 2 is made in latent space
             checked = self.choose_upscaler(self.choose_levers(self.choose_strategy(checked)))
             # 3. Render each segment, from the last frame of the one before; out of GPU memory, one
             #    rung down the downgrade plan, once
             frames, checked = self.render_segments(checked, on_progress, cancel)
+            if group is not None:  # across GPUs: the other ranks are done, rank 0 finishes on its own
+                if not group.leads:
+                    return None
+                cancel = own(cancel)
             # 4. Interpolate and upscale
             frames, checked, post = self.finish(frames, checked, on_progress, cancel)
             # 5. Export
@@ -377,6 +384,8 @@ class VideoEngine:
         try:
             return as_ran(self.render(checked, on_progress, cancel, continuing, sound=made), checked)
         except OutOfMemory as exc:
+            if current_group() is not None:  # a rank that retried alone would wait for the others forever
+                raise
             failure = exc.message
         checked, change = self._step_down(checked, failure)
         checked = self._levers_after_step_down(checked)
@@ -439,7 +448,7 @@ class VideoEngine:
         lora_files = [lora.locate(choice, self.lora_dir) for choice in knobs.loras]
         report(on_progress, "loading")
         pipe = self.load(checked.source, knobs.memory_strategy, quantize=knobs.quantize, compile=knobs.compile,
-                         turbo=knobs.speed == "turbo")  # fmt: skip
+                         turbo=knobs.speed == "turbo", split=split_for(checked))  # fmt: skip
         upsampler = self.load_latent_upsampler(checked.source, pipe) if checked.latent_upscale else None
         set_vae_tiling(pipe, knobs.vae_tiling)
         try:
@@ -512,12 +521,13 @@ class VideoEngine:
 
     # ------------------------------------------------------------------ models
     def load(self, source: ModelSource, strategy: str | None = None, quantize: str = "none", compile: bool = False,
-             turbo: bool = False):  # fmt: skip
+             turbo: bool = False, split: Split | None = None):  # fmt: skip
         """The pipeline for `source` placed by `strategy`, with the load-time speed levers (turbo's
         LoRAs fused, fp8 weights, compiled blocks), loaded once and kept; another model, strategy or
-        lever frees this one first. LoRAs a person picks are not part of this: they switch in place."""
+        lever frees this one first. LoRAs a person picks are not part of this: they switch in place.
+        `split`: the transformers are split across a group's GPUs (a split pipeline is never reused alone)."""
         strategy = strategy or self.offload
-        key = (source, strategy, quantize, compile, turbo)
+        key = (source, strategy, quantize, compile, turbo, split)
         if self._pipe is not None and self._pipe_key == key:
             return self._pipe
         turbo_files = self._turbo_files(source) if turbo else []  # a missing file is said before loading
@@ -534,7 +544,7 @@ class VideoEngine:
                 raise ModelNotAvailable("model.folder_load_failed", folder=source.location, detail=str(exc)) from None
             raise missing_weights(source) from None
         pipe.set_progress_bar_config(disable=True)
-        return self.adopt(pipe, source, strategy, quantize, compile, turbo, turbo_files)
+        return self.adopt(pipe, source, strategy, quantize, compile, turbo, turbo_files, split)
 
     def load_latent_upsampler(self, source: ModelSource, pipe):
         """The latent upsampler of `source`'s family (found by `Family.latent_upsampler_folder`, for
@@ -582,10 +592,11 @@ class VideoEngine:
         return files
 
     def adopt(self, pipe, source: ModelSource, strategy: str, quantize: str = "none", compile: bool = False,
-              turbo: bool = False, turbo_files: list[Path] | None = None):  # fmt: skip
+              turbo: bool = False, turbo_files: list[Path] | None = None, split: Split | None = None):  # fmt: skip
         """Place a loaded pipeline by `strategy`, apply the load-time speed levers, and keep it as the
-        current one. `load` uses this; so do benchmarks that build real-size pipelines with random
-        weights in memory (they pass turbo's LoRA files themselves)."""
+        current one (`split`: its transformers split across a group's GPUs first). `load` uses this;
+        so do benchmarks that build real-size pipelines with random weights in memory (they pass
+        turbo's LoRA files themselves)."""
         import torch
 
         from .lora import fuse
@@ -599,6 +610,10 @@ class VideoEngine:
                 set_shift(pipe, turbo_table()[source.family.id].flow_shift)
             if quantize == "fp8":
                 to_fp8(pipe, self.device)  # layer by layer onto the GPU, before the rest
+            if split is not None:
+                parallelize(pipe, split)
+                log.info("%s split across %d GPUs (Ulysses%s attention)", source.family.id, split.group.size,
+                         " anything" if split.anything else "")  # fmt: skip
             place(pipe, strategy, self.device)
             if compile:
                 compile_denoisers(pipe, self.cache_dir)
@@ -615,9 +630,21 @@ class VideoEngine:
             del pipe
             free_memory(host=True)
             raise OutOfMemory("memory.does_not_fit", model=source.family.id, strategy=strategy)
-        self._pipe, self._pipe_source, self._pipe_key = pipe, source, (source, strategy, quantize, compile, turbo)
+        self._pipe, self._pipe_source, self._pipe_key = pipe, source, (source, strategy, quantize, compile, turbo, split)
         self._warm = False
         return pipe
+
+    def options(self) -> dict:
+        """This engine's folders and default strategy, as keyword arguments: an engine like it on
+        another device (a process of a video across several GPUs) is made with them."""
+        return dict(output_dir=self.output_dir, offload=self.offload, lora_dir=self.lora_dir, cache_dir=self.cache_dir,
+                    upscaler_dir=self.upscaler_dir, interpolator_dir=self.interpolator_dir)  # fmt: skip
+
+    @property
+    def loaded(self) -> str | None:
+        """The family id of the pipeline loaded now, or None (a pool sends a job to the GPU that holds its model)."""
+        source = self._pipe_source
+        return source.family.id if source is not None else None
 
     def unload(self) -> None:
         """Free the loaded pipeline, its latent upsampler and their memory."""

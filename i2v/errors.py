@@ -33,3 +33,8 @@ class ExportFailed(I2VError):
 
 class DiskFull(ExportFailed):
     """No space left where the video goes; nothing was left under its name."""
+
+
+class RankLost(I2VError):
+    """A process of a video made across several GPUs died (killed, or out of host memory): the others
+    were stopped, nothing was written, and the job may run again."""

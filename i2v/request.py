@@ -160,6 +160,9 @@ class GenerationRequest(BaseModel):
         "GPU), or model / group / sequential CPU offload", json_schema_extra=_flag("--offload"),
     )  # fmt: skip
     vae_tiling: bool = Field(False, description="decode (and encode) the video in tiles: less memory, a bit slower")
+    gpus: int = Field(1, ge=1, le=8, description="how many GPUs this one video may use: more than 1 splits it across "
+                      "them with diffusers' context parallelism, one process per GPU (the Wan families but VACE; "
+                      "each GPU holds every weight)")  # fmt: skip
     loras: list[LoraChoice] = Field(default_factory=list, max_length=8,
                                     description="LoRAs to apply (families whose pipeline takes them)",
                                     json_schema_extra=_flag("--lora"))  # fmt: skip

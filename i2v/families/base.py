@@ -88,6 +88,13 @@ class Family(BaseModel):
 
     # How denoising steps are seen: the pipeline's callback_on_step_end, or its scheduler's step.
     step_hook: ClassVar[Literal["callback", "scheduler"]] = "callback"
+    # One video across several GPUs (`gpus` > 1, i2v/parallel.py): true where diffusers can split the
+    # pipeline's transformer with context parallelism (its class has a `_cp_plan`) and a tiny run split
+    # across two processes made the one-process video (Wan's rooms but VACE; LTX's plan fails in its
+    # image-to-video pipelines: see ltx.py). The limits are Ulysses attention's (checks.py refuses the
+    # rest): the video's tokens split in equal parts, and the heads too, or padded where the GPUs do
+    # not divide them (diffusers' "Ulysses anything": the padding under the heads each GPU gets).
+    context_parallel: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _room_upscales_in_latents(self):

@@ -9,10 +9,18 @@ is post-processing. The ltx-video-condition room (ltx_condition.py) has the two-
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .base import Family
 
 
 class LTX(Family):
+    # No context parallelism: LTXVideoTransformer3DModel has a `_cp_plan`, but the image-to-video
+    # pipelines give each token its own timestep (the photo's frame is kept clean), and the plan splits
+    # the tokens, not their timesteps: split across two processes, a tiny run failed on the shapes
+    # (diffusers 0.42.1). The condition and long rooms, subclasses, call it the same way.
+    context_parallel: ClassVar[bool] = False
+
     def call_kwargs(self, pipe, knobs, photo, last_photo, keyframes=()) -> dict:
         kwargs = super().call_kwargs(pipe, knobs, photo, last_photo, keyframes)
         kwargs["frame_rate"] = knobs.fps

@@ -26,6 +26,7 @@ used: upscaling this family is post-processing.
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -38,6 +39,10 @@ VOCODER = "LTX2Vocoder"  # LTX-2.0's; LTX-2.3 and 2.5 ship LTX2VocoderWithBWE
 
 
 class LTX2(Family):
+    # No context parallelism: as LTX-Video's (ltx.py), the transformer has a `_cp_plan`, but the
+    # image-to-video pipeline's per-token timesteps are not split with the tokens (diffusers 0.42.1).
+    context_parallel: ClassVar[bool] = False
+
     audio_guidance_scale: float = Field(ge=1.0, description="classifier-free guidance of the sound (the video's is "
                                         "guidance_scale); used when the video's guidance is on (above 1)")  # fmt: skip
     stg_scale: float = Field(ge=0.0, description="spatio-temporal guidance, video and sound (0: off)")

@@ -12,12 +12,19 @@ TI2V 5B, all through WanImageToVideoPipeline.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from .base import Family
 
 
 class Wan(Family):
     """What the Wan rooms share: the tiny VAE and transformer."""
+
+    # WanTransformer3DModel has a `_cp_plan`: the latent video's tokens split across GPUs (its text is
+    # not: Wan 2.1's 257 image tokens would not divide). The 14B's 40 heads: plain Ulysses on 2, 4, 5
+    # or 8 GPUs, padded on 3, 6 or 7; the 5B's 24: plain on 2, 3, 4, 6 or 8, padded on 5, refused on 7
+    # (4 heads of padding for 4 heads a GPU).
+    context_parallel: ClassVar[bool] = True
 
     @staticmethod
     def tiny_vae(wide: bool = False):

@@ -31,6 +31,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -60,6 +61,8 @@ def conditioning(photo, last_photo, num_frames: int) -> tuple[list, list]:
 
 class WanVACE(Wan):
     """Wan 2.1 VACE: the photo as the first frame of a conditioning video, and reference images of subjects."""
+
+    context_parallel: ClassVar[bool] = False  # WanVACETransformer3DModel has no `_cp_plan` in diffusers 0.42.1
 
     flow_shift_480p: float | None = Field(None, gt=0, description="the scheduler's shift for a call of 480p or "
                                           "smaller (None: flow_shift at every size)")  # fmt: skip
