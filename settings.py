@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # The video model
     model: str = Field("auto", description="family id, local model folder, 'camera', or 'auto' (first with weights)")
     device: str | None = Field(None, description="cuda, cuda:1 or cpu; default cuda when available")
+    devices: str | None = Field(None, description="several devices, one worker each: 'cuda:0,cuda:1' (a size caps one: "
+                                "'cuda:1=40'; 'cpu,cpu' for tests); wins over I2V_DEVICE")  # fmt: skip
     offload: Strategy = Field("none", description="the engine's memory strategy when auto cannot decide (on a CPU)")
     output_dir: Path = Field(ROOT / "outputs", description="where videos are written, one unique file per job")
     lora_dir: Path = Field(ROOT / "loras", description="LoRA files (.safetensors) the page offers, and turbo's LoRAs")
@@ -47,11 +49,32 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(20.0, gt=0, le=500, description="the largest photo the API takes")
     keep_days: float | None = Field(None, gt=0, description="remove finished jobs and their videos after this many days")
     keep_gb: float | None = Field(None, gt=0, description="remove the oldest finished jobs while their videos take more")
+    # Several boxes (i2v serve --ray): the job store's database, and how long a worker may go silent
+    store_db: Path | None = Field(None, description="the job store's SQLite file, on the local disk of the node that holds "
+                                  "it (default: in the output folder)")  # fmt: skip
+    lease_s: float = Field(60.0, ge=2, le=3600, description="a worker whose heartbeat is older than this is gone: a shared "
+                           "store queues its running job again")  # fmt: skip
 
     @field_validator("output_dir", "lora_dir", "upscaler_dir", "interpolator_dir", "cache_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return (value if value.is_absolute() else ROOT / value).resolve()
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: str | None) -> str | None:
+        from i2v.hardware import parse_devices
+
+        if value is None or not value.strip():
+            return None
+        parse_devices(value)  # its ValueError names the part and the rule
+        return value
+
+    def device_specs(self):
+        """The devices the pool runs jobs on: I2V_DEVICES, else the one I2V_DEVICE (default: cuda when there is one)."""
+        from i2v.hardware import DeviceSpec, parse_devices
+
+        return parse_devices(self.devices) if self.devices else [DeviceSpec(self.device, None)]
 
     @field_validator("openai_base_url")
     @classmethod

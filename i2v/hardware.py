@@ -44,6 +44,49 @@ class Hardware:
         return note("hardware.gpus", gpus=cards, ram_gb=self.ram_gb)
 
 
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One device a pool of workers runs jobs on (I2V_DEVICES): "cuda:1", "cpu", ...; `gb` caps the
+    memory it may use ("cuda:1=40": at most 40 GB of GPU 1), and gives a CPU device the size the
+    planner sees ("cpu=24": fake-sized devices, for dispatch tests on a CPU box)."""
+
+    device: str
+    gb: float | None = None
+
+    def __str__(self) -> str:
+        return self.device if self.gb is None else f"{self.device}={self.gb:g}"
+
+
+def parse_devices(text: str) -> list[DeviceSpec]:
+    """I2V_DEVICES: devices separated by commas, each "cuda", "cuda:N" or "cpu", optionally "=GB".
+    A device may repeat only as "cpu" (a GPU runs one worker). Raises ValueError naming the part
+    and the rule."""
+    specs = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        device, _, size = part.partition("=")
+        device = device.strip().lower()
+        if device == "cuda":
+            device = "cuda:0"
+        if not (device == "cpu" or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ValueError(f"I2V_DEVICES: {part!r} is not a device: use cuda:N or cpu, optionally =GB (cuda:1=40)")
+        gb = None
+        if size.strip():
+            try:
+                gb = float(size)
+            except ValueError:
+                gb = -1.0
+            if not 0 < gb <= 4096:
+                raise ValueError(f"I2V_DEVICES: {part!r}: the size after = must be a number of GB above 0")
+        if device != "cpu" and any(spec.device == device for spec in specs):
+            raise ValueError(f"I2V_DEVICES names {device} twice: one worker per GPU")
+        specs.append(DeviceSpec(device, gb))
+    if not specs:
+        raise ValueError("I2V_DEVICES names no device: use e.g. cuda:0,cuda:1")
+    return specs
+
+
 def detect() -> Hardware:
     """Every CUDA GPU and the host RAM, as they are now."""
     import torch

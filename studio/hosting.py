@@ -1,6 +1,6 @@
 """Hosting: the studio for many clients on one GPU box. Every job goes through the job store and its
-one worker, whoever asks (the page, the REST API, `i2v batch`): one queue, one set of positions, and
-nothing lost on a restart. This is where a job is checked before it is queued (a bad value is refused
+pool of workers (one per GPU of I2V_DEVICES), whoever asks (the page, the REST API, `i2v batch`): one
+queue, one set of positions, and nothing lost on a restart. This is where a job is checked before it is queued (a bad value is refused
 at once, never after minutes in the queue), waited for, stopped, listed for its owner, and shown to a
 client without this machine's paths. No gradio and no HTTP in here."""
 
@@ -16,9 +16,9 @@ from i2v.checks import check
 from messages import MessageError
 
 from .metrics import Metrics
+from .pool import Pool
 from .service import Studio, StudioError
 from .store import ENDED, Job, JobStore, file_suffix, head_of, other_files, with_file
-from .worker import Worker
 
 ANYONE = "local"  # the owner of every job when nobody signs in
 
@@ -28,20 +28,33 @@ def public_model(value: str | None) -> str | None:
     return Path(value).name if value and ("/" in value or "\\" in value) else value
 
 
-def make_hosting(settings) -> Hosting:
-    """The engine, the refiner, the studio and its job store, from the app's settings (settings.py):
-    made once by the server, or by a local `i2v batch`."""
-    from i2v.engine import VideoEngine
+def make_hosting(settings, *, store=None, specs=None, lease_s: float | None = None) -> Hosting:
+    """The engines (one per device of I2V_DEVICES, or `specs`), the refiner, a studio per device and
+    the job store (`store`: a shared one, several boxes; else the output folder's), from the app's
+    settings (settings.py): made once by the server, or by a local `i2v batch`. Refused, naming it,
+    when a device is not on this machine."""
     from i2v.hardware import detect
 
-    engine = VideoEngine(settings.output_dir, device=settings.device, offload=settings.offload,
-                         lora_dir=settings.lora_dir, cache_dir=settings.cache_dir,
-                         upscaler_dir=settings.upscaler_dir, interpolator_dir=settings.interpolator_dir)  # fmt: skip
+    hardware = detect()
+    specs = specs or settings.device_specs()
+    for spec in specs:
+        if spec.device and spec.device.startswith("cuda") and hardware.gpu_for(spec.device) is None:
+            raise StudioError("pool.no_such_gpu", device=spec.device, count=len(hardware.gpus))
     refiner = make_refiner(settings)
-    studio = Studio(engine, refiner, detect(), auto_refine=settings.auto_refine,
-                    llm_configured=settings.llm_configured, model=settings.model)  # fmt: skip
-    return Hosting(studio, JobStore(settings.output_dir, settings.queue_size), keep_days=settings.keep_days,
-                   keep_gb=settings.keep_gb)  # fmt: skip
+    studios = [Studio(engine_for(settings, spec.device), refiner, hardware, auto_refine=settings.auto_refine,
+                      llm_configured=settings.llm_configured, model=settings.model) for spec in specs]  # fmt: skip
+    store = store if store is not None else JobStore(settings.output_dir, settings.queue_size, db=settings.store_db)
+    return Hosting(studios, store, specs=specs, keep_days=settings.keep_days, keep_gb=settings.keep_gb,
+                   lease_s=lease_s)  # fmt: skip
+
+
+def engine_for(settings, device: str | None):
+    """An engine on `device` with the settings' folders and default strategy."""
+    from i2v.engine import VideoEngine
+
+    return VideoEngine(settings.output_dir, device=device, offload=settings.offload, lora_dir=settings.lora_dir,
+                       cache_dir=settings.cache_dir, upscaler_dir=settings.upscaler_dir,
+                       interpolator_dir=settings.interpolator_dir)  # fmt: skip
 
 
 def make_refiner(settings):
@@ -57,24 +70,33 @@ def make_refiner(settings):
 
 
 class Hosting:
-    def __init__(self, studio: Studio, store: JobStore, *, keep_days: float | None = None, keep_gb: float | None = None):
-        self.studio, self.store = studio, store
+    def __init__(self, studios: Studio | list[Studio], store: JobStore, *, specs=None, keep_days: float | None = None,
+                 keep_gb: float | None = None, lease_s: float | None = None):  # fmt: skip
+        """`studios`: one per device (`specs`, I2V_DEVICES; one studio: its engine's device). The first
+        is the page's (its panel, its advice); every one runs jobs."""
+        from i2v.hardware import DeviceSpec
+
+        studios = studios if isinstance(studios, list) else [studios]
+        specs = specs or [DeviceSpec(studio.engine.device) for studio in studios]
+        self.studio, self.store = studios[0], store
         self.metrics = Metrics(store)
-        studio.metrics = self.metrics
-        self.worker = Worker(store, studio, self.metrics, keep_days=keep_days, keep_gb=keep_gb)
+        for studio in studios:
+            studio.metrics = self.metrics
+        self.pool = Pool(store, list(zip(specs, studios)), self.metrics, keep_days=keep_days, keep_gb=keep_gb,
+                         lease_s=lease_s)  # fmt: skip
 
     def start(self) -> None:
-        self.worker.start()
+        self.pool.start()
 
     def hold(self) -> None:
         """Hold the store (refused when another process holds it); `begin` then runs its jobs."""
-        self.worker.hold()
+        self.pool.hold()
 
     def begin(self) -> None:
-        self.worker.begin()
+        self.pool.begin()
 
     def close(self) -> None:
-        self.worker.close()
+        self.pool.close()
 
     # ------------------------------------------------------------------ submitting
     def submit(self, form: dict, owner: str, language: str, *, photo: Path | bytes | None = None, suffix: str = ".png",
@@ -103,7 +125,10 @@ class Hosting:
                     scratches.append(data)
                 checked_form = ({**checked_form, "image": str(data)} if name == "image"
                                 else with_file(checked_form, name, str(data)))  # fmt: skip
-            check(self.studio.request(checked_form))
+            request = self.studio.request(checked_form)
+            if request.gpus > self.pool.capacity:  # before the model's own rules: this server could not run it anyway
+                raise StudioError("pool.too_many_gpus", gpus=request.gpus, have=self.pool.capacity)
+            check(request)
         except (MessageError, ValidationError):
             self.metrics.failures.labels("bad_input").inc()
             raise
@@ -139,7 +164,7 @@ class Hosting:
         seen = None
         while True:
             job, seen = self._look(job_id, on_change, seen)
-            if job is None or job.status in ENDED or self.worker.stopping:
+            if job is None or job.status in ENDED or self.pool.stopping:
                 return job
             self.store.wait(0.25)
 
@@ -150,7 +175,7 @@ class Hosting:
         seen = None
         while True:
             job, seen = self._look(job_id, on_change, seen)
-            if job is None or job.status in ENDED or self.worker.stopping:
+            if job is None or job.status in ENDED or self.pool.stopping:
                 return job
             await asyncio.sleep(0.25)
 
@@ -170,7 +195,7 @@ class Hosting:
         stopped = False
         for job in self.store.list(session=session, limit=10**6):
             if job.status not in ENDED:
-                stopped = self.worker.cancel(job) or stopped
+                stopped = self.pool.cancel(job) or stopped
         return stopped
 
     # ------------------------------------------------------------------ what a client sees
@@ -198,7 +223,7 @@ class Hosting:
         if job is None:
             raise StudioError("store.no_such_job", job=job_id[:40])
         if job.status not in ENDED:
-            self.worker.cancel(job)
+            self.pool.cancel(job)
             return True
         self.store.delete(job)
         return False

@@ -305,12 +305,14 @@ class Studio:
                 lines.append(note("studio.advice_no_estimate", model=family.id))
         return Advice(values, source, estimate, "\n\n".join(self.say(line, language) for line in lines))
 
-    def _estimate(self, family: Family, form: dict) -> tuple[Estimate | None, bool]:
-        """The planner's estimate for `form` on the engine's GPU (seconds, peak GPU memory, host RAM),
-        and whether it fits as asked (memory strategy auto: with the fastest placement that fits).
-        None without a GPU, for the camera engine, or for a family with no memory measurements."""
+    def _estimate(self, family: Family, form: dict, on: tuple[float, str] | None = None
+                  ) -> tuple[Estimate | None, bool]:  # fmt: skip
+        """The planner's estimate for `form` on the engine's GPU, or `on` (GB, GPU name: another
+        device of the pool), in seconds, peak GPU memory and host RAM, and whether it fits as asked
+        (memory strategy auto: with the fastest placement that fits). None without a GPU, for the
+        camera engine, or for a family with no memory measurements."""
         gpu = self.hardware.gpu_for(self.engine.device)
-        if gpu is None or not family.pipeline or family.id not in memory_profiles():
+        if (gpu is None and on is None) or not family.pipeline or family.id not in memory_profiles():
             return None, False
         strategy = form.get("memory_strategy") or "auto"
         shape = RunShape(family.id, int(form.get("height") or family.height), int(form.get("width") or family.width),
@@ -320,12 +322,13 @@ class Studio:
                          guidance_scale=form.get("guidance_scale"))  # fmt: skip
         levers = {lever: value for lever, value in _levers(form).items() if lever in ("quantize", "compile")}
         shape = with_speed(family, shape, form.get("speed") or "exact", levers)
-        vram, ram = gpu.free_gb, self.hardware.ram_gb or None
+        vram, name = on or (gpu.free_gb, gpu.name)
+        ram = self.hardware.ram_gb or None
         if strategy == "auto":
-            fastest = fastest_fit(shape, vram, ram, gpu.name)
+            fastest = fastest_fit(shape, vram, ram, name)
             if fastest is not None:
                 return fastest, True
-        guess, plan = downgrade(shape, vram, ram, gpu.name)
+        guess, plan = downgrade(shape, vram, ram, name)
         return guess, not plan
 
     def describe(self, result: RefinedPrompt, language: str, phrasing: Sequence[Message] = ()) -> str:
@@ -514,9 +517,11 @@ class Studio:
             chosen.append(LoraChoice(source=str(self.engine.lora_dir / name), weight=1.0 if value is None else value))
         return chosen
 
-    def run(self, form: dict, last: dict, language: str, on_progress, cancel) -> Outcome:
+    def run(self, form: dict, last: dict, language: str, on_progress, cancel, devices: list[str] | None = None
+            ) -> Outcome:  # fmt: skip
         """One job, as the worker runs it: refine first when the policy says so, then the video.
-        `cancel` set ends it calmly at the next step, or before it starts."""
+        `cancel` set ends it calmly at the next step, or before it starts. A video asking several
+        GPUs (`gpus`) runs on `devices`, one process each (i2v/parallel.py)."""
         words, prompt = form.get("words") or "", (form.get("prompt") or "").strip()
         stopped = Outcome(None, prompt, form.get("negative_prompt") or "", form.get("camera_motion") or "static",
                           infos=[self.say(note("studio.stopped"), language)], params={"stopped": True})  # fmt: skip
@@ -549,7 +554,10 @@ class Studio:
             if refined.warning:
                 outcome.warnings.append(refined.warning)
         try:
-            result = self.engine.generate(request, on_progress=on_progress, cancel=cancel)
+            if request.gpus > 1:
+                result = self._across(request, devices or [], on_progress, cancel)
+            else:
+                result = self.engine.generate(request, on_progress=on_progress, cancel=cancel)
         except Cancelled:
             outcome.infos.append(self.say(note("studio.stopped"), language))
             outcome.params = {"stopped": True}
@@ -563,6 +571,23 @@ class Studio:
                           "time": time.strftime("%H:%M:%S")}  # fmt: skip
         outcome.history_item = outcome.params
         return outcome
+
+    def _across(self, request: GenerationRequest, devices: list[str], on_progress, cancel):
+        """One video across len(devices) GPUs: one process per GPU, each an engine like this one's."""
+        from i2v.parallel import launch
+
+        return launch(request, devices[: request.gpus], engine_options=self.engine.options(), on_progress=on_progress,
+                      cancel=cancel)  # fmt: skip
+
+    def fits(self, form: dict, vram_gb: float, gpu_name: str = "") -> bool:
+        """Whether the planner fits the job `form` in `vram_gb` of GPU memory as asked (memory
+        strategy auto: with some placement; else without changing the person's settings). A job it
+        has no measurements for (the camera engine, an unmeasured family) fits anywhere."""
+        family = self.family(form["model"])
+        if not family.pipeline or family.id not in memory_profiles():
+            return True
+        guess, fits = self._estimate(family, form, (vram_gb, gpu_name))
+        return guess is None or fits
 
     def _board_first(self, form: dict, language: str, on_progress) -> Board | None:
         """The storyboard a long video is made from when the person wrote none; None when the

@@ -1,6 +1,6 @@
 """The job store: every video job of the studio in one SQLite file (WAL) in the output folder, so a
 restart, a closed tab or a second client loses nothing. The page, the REST API and `i2v batch` all
-submit here, and one worker (worker.py) takes the jobs in order.
+submit here, and the pool's workers (pool.py, one per GPU) take the jobs in order.
 
 A job holds its form (the knobs by name; its files, the photo and any end photo, keyframes,
 reference photos or clips and soundtrack, copied into the store when it is submitted, so nothing
@@ -8,9 +8,11 @@ depends on a browser's or gradio's temporary files), who asked, its status, its 
 result and error. Statuses: queued, running, done, failed, stopped, interrupted (a job
 that was running when the process died: it is queued again once, then fails with a clear error).
 
-Only one process may run jobs from a store: `hold()` takes a lock file that the operating system
-lets go of when the process dies, even by `kill -9`. This module knows nothing about the engine,
-gradio or HTTP.
+Only one process may run jobs from a store on one box: `hold()` takes a lock file that the operating
+system lets go of when the process dies, even by `kill -9`. Several boxes share one store instead
+(studio/cluster.py): each running job carries its worker's heartbeat, and a job whose worker went
+silent is queued again by another (`reclaim`). This module knows nothing about the engine, gradio
+or HTTP.
 """
 
 from __future__ import annotations
@@ -174,11 +176,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_kind TEXT,
     video TEXT,
     seconds REAL,
-    peak_gb REAL
+    peak_gb REAL,
+    worker TEXT,
+    devices TEXT,
+    beat REAL,
+    stop_asked REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
 """
+# Columns added since the first stores: an older store gets them when it is opened.
+_ADDED = {"worker": "TEXT", "devices": "TEXT", "beat": "REAL", "stop_asked": "REAL"}
 
 
 class StoreError(MessageError):
@@ -208,6 +216,10 @@ class Job:
     video: str | None
     seconds: float | None
     peak_gb: float | None
+    worker: str | None = None  # who runs it, or ran it last: "host:pid:slot"
+    devices: list[str] | None = None  # the devices it runs on (several for a video across GPUs)
+    beat: float | None = None  # its worker's last heartbeat while it runs
+    stop_asked: float | None = None  # when a person asked to stop it while it ran (its pool may be another box's)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -215,7 +227,16 @@ class Job:
         data["form"] = json.loads(data["form"])
         data["result"] = json.loads(data["result"]) if data["result"] else None
         data["error"] = json.loads(data["error"]) if data["error"] else None
+        data["devices"] = json.loads(data["devices"]) if data.get("devices") else None
         return cls(**data)
+
+    @property
+    def gpus(self) -> int:
+        """How many devices the job asks for (its form's `gpus`, 1 without one)."""
+        try:
+            return max(1, int(self.form.get("gpus") or 1))
+        except (TypeError, ValueError):
+            return 1
 
     @property
     def photo(self) -> Path | None:
@@ -223,17 +244,25 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, output_dir: Path, queue_size: int = 8):
+    def __init__(self, output_dir: Path, queue_size: int = 8, *, db: Path | None = None):
+        """The store of `output_dir` (its files under `<output_dir>/.jobs`); `db`: its SQLite file
+        when not `<output_dir>/.jobs/jobs.sqlite3` (several boxes keep it on one node's local disk:
+        SQLite's WAL needs one machine's shared memory, which a network filesystem does not give)."""
         self.root = Path(output_dir) / ".jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.queue_size = queue_size
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None,
-                                   timeout=30)  # fmt: skip
+        db = Path(db) if db else self.root / "jobs.sqlite3"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         self._held = None
         self._changed = threading.Condition()
 
@@ -260,20 +289,40 @@ class JobStore:
         to run again in its old place (its attempts counted), or fails once it died that way
         MAX_ATTEMPTS times. Only the holder calls
         this. Returns the jobs it touched."""
-        touched = []
         with self._lock:
-            for row in self._db.execute("SELECT * FROM jobs WHERE status IN ('running', 'interrupted')").fetchall():
-                job = Job.from_row(row)
-                if job.attempts >= MAX_ATTEMPTS:
-                    self._db.execute(
-                        "UPDATE jobs SET status='failed', finished=?, error_kind='interrupted', error=? WHERE id=?",
-                        (time.time(), json.dumps({"code": "store.interrupted_twice", "text": str(
-                            note("store.interrupted_twice", attempts=job.attempts))}), job.id))  # fmt: skip
-                else:
-                    self._db.execute("UPDATE jobs SET status='interrupted', stage=NULL, step=NULL, total=NULL, eta=NULL "
-                                     "WHERE id=?", (job.id,))  # fmt: skip
-                touched.append(self.get(job.id))
-        return touched
+            rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('running', 'interrupted')").fetchall()
+            return [self._interrupt(Job.from_row(row)) for row in rows]
+
+    def _interrupt(self, job: Job) -> Job:
+        """A job whose worker died under it: interrupted (it waits to run again in its old place), or
+        failed once that happened MAX_ATTEMPTS times."""
+        if job.attempts >= MAX_ATTEMPTS:
+            self._db.execute(
+                "UPDATE jobs SET status='failed', finished=?, error_kind='interrupted', error=?, stage=NULL, step=NULL, "
+                "total=NULL, eta=NULL WHERE id=?",
+                (time.time(), json.dumps({"code": "store.interrupted_twice", "text": str(
+                    note("store.interrupted_twice", attempts=job.attempts))}), job.id))  # fmt: skip
+        else:
+            self._db.execute("UPDATE jobs SET status='interrupted', stage=NULL, step=NULL, total=NULL, eta=NULL "
+                             "WHERE id=?", (job.id,))  # fmt: skip
+        self._notify()
+        return self.get(job.id)
+
+    def reclaim(self, lease_s: float) -> list[Job]:
+        """A store several workers share (several boxes): each running job whose worker's heartbeat
+        is older than `lease_s` seconds lost its worker (a killed process, a dead node), and is
+        interrupted like a job a restart finds running. Returns the jobs it touched."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE status='running' AND COALESCE(beat, started, 0) < ?",
+                                    (time.time() - lease_s,)).fetchall()  # fmt: skip
+            return [self._interrupt(Job.from_row(row)) for row in rows]
+
+    def lost(self, job_id: str) -> Job | None:
+        """A running job whose worker's process died (a rank of a video across GPUs, killed):
+        interrupted, or failed after MAX_ATTEMPTS, as `recover` does after a restart."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=? AND status='running'", (job_id,)).fetchone()
+            return self._interrupt(Job.from_row(row)) if row else self.get(job_id)
 
     # ------------------------------------------------------------------ submitting
     def submit(self, owner: str, form: dict, photo: Path | bytes, suffix: str = ".png", *, session: str | None = None,
@@ -362,16 +411,50 @@ class JobStore:
         return found
 
     # ------------------------------------------------------------------ the worker's side
-    def claim(self) -> Job | None:
-        """The oldest queued job, now running (its attempts counted), or None."""
+    def waiting(self) -> list[Job]:
+        """The jobs waiting to run, in queue order."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'interrupted') ORDER BY seq LIMIT 1"
-                                   ).fetchone()  # fmt: skip
-            if row is None:
-                return None
-            self._db.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?",
-                             (time.time(), row["id"]))  # fmt: skip
-        return self.get(row["id"])
+            rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('queued', 'interrupted') ORDER BY seq").fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def running(self) -> list[Job]:
+        """The jobs running now, in queue order."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE status='running' ORDER BY seq").fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def claim(self, worker: str = "", devices: list[str] | None = None, job_id: str | None = None) -> Job | None:
+        """A waiting job, now running on `devices` by `worker` (its attempts counted): `job_id`, or
+        the oldest. None when it is not waiting any more (another worker took it, or it was stopped)."""
+        with self._lock:
+            if job_id is None:
+                row = self._db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'interrupted') ORDER BY seq "
+                                       "LIMIT 1").fetchone()  # fmt: skip
+                if row is None:
+                    return None
+                job_id = row["id"]
+            now = time.time()
+            taken = self._db.execute(
+                "UPDATE jobs SET status='running', started=?, beat=?, attempts=attempts+1, worker=?, devices=? "
+                "WHERE id=? AND status IN ('queued', 'interrupted')",
+                (now, now, worker or None, json.dumps(devices) if devices else None, job_id)).rowcount  # fmt: skip
+        if not taken:
+            return None
+        self._notify()
+        return self.get(job_id)
+
+    def ask_stop(self, job_id: str) -> bool:
+        """A person stops a running job that another box's pool runs: that pool sees it at its next
+        heartbeat. True when the job was running."""
+        with self._lock:
+            changed = self._db.execute("UPDATE jobs SET stop_asked=? WHERE id=? AND status='running'",
+                                       (time.time(), job_id)).rowcount  # fmt: skip
+        return bool(changed)
+
+    def beat(self, worker: str) -> None:
+        """`worker` is alive: the heartbeat of each job it runs is now."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET beat=? WHERE worker=? AND status='running'", (time.time(), worker))
 
     def progress(self, job_id: str, stage: str, step: int | None, total: int | None, eta: float | None) -> None:
         with self._lock:

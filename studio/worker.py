@@ -1,6 +1,6 @@
-"""The one GPU worker: takes the store's jobs in order and runs each through the studio (refine
-first when the policy says so, then the engine), writing progress, the result or the error back to
-the store. Stop reaches a queued job at once and a running one at its next step.
+"""One device's worker: its own studio (an engine on that GPU, keeping its own loaded model) runs
+the jobs the pool (pool.py) gives it: refine first when the policy says so, then the engine, writing
+progress, the result or the error back to the store. Stop reaches a running job at its next step.
 
 Before a job runs, the free disk space is checked against its estimated output size. A job that
 fails is one clear message in its own language; a bug is logged with its traceback and the job
@@ -12,12 +12,13 @@ import dataclasses
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
 
 from i2v.chain import chained_frames
-from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory
+from i2v.errors import InvalidInput, ModelNotAvailable, OutOfMemory, RankLost
 from messages import MessageError, note
 
 from .metrics import Metrics
@@ -31,104 +32,25 @@ DISK_MARGIN = 200 * 1024**2  # left free beside the estimate: the JSON, the part
 
 
 class Worker:
-    def __init__(self, store: JobStore, studio, metrics: Metrics | None = None, *, keep_days: float | None = None,
-                 keep_gb: float | None = None):  # fmt: skip
-        self.store, self.studio, self.metrics = store, studio, metrics
-        self.keep_days, self.keep_gb = keep_days, keep_gb
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._asked: set[str] = set()  # jobs a person stopped (not the shutdown)
-        self._thread: threading.Thread | None = None
+    """The worker of slot `index` (one device of I2V_DEVICES, `spec`), with its own `studio`. The
+    pool says what it runs; `job` is what it runs now (or leads, for a video across several GPUs),
+    `group` the slots of such a video it belongs to."""
 
-    def start(self) -> None:
-        """Hold the store, then start taking jobs."""
-        self.hold()
-        self.begin()
+    def __init__(self, pool, index: int, spec, studio, store: JobStore, metrics: Metrics | None = None):
+        self.pool, self.index, self.spec, self.studio, self.store, self.metrics = pool, index, spec, studio, store, metrics
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{index}"  # the job's `worker`: which process and slot
+        self.job: Job | None = None
+        self.group: list[int] | None = None
 
     @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
+    def device(self) -> str:
+        return self.studio.engine.device
 
-    def hold(self) -> None:
-        """Hold the store (refused when another process holds it) and mark what a dead process left
-        running as interrupted. Takes no job yet: a server begins once it listens."""
-        self.store.hold()
-        for job in self.store.recover():
-            if job.status == "failed":
-                log.warning("job %s was interrupted %d times: failed", job.id, job.attempts)
-                if self.metrics:
-                    self.metrics.failures.labels("interrupted").inc()
-            else:
-                log.warning("job %s was interrupted (attempt %d): queued again", job.id, job.attempts)
-        self._retain()
+    @property
+    def free(self) -> bool:
+        return self.job is None
 
-    def begin(self) -> None:
-        """Start taking jobs, in order, in a thread of its own."""
-        self._thread = threading.Thread(target=self._loop, name="gpu-worker", daemon=True)
-        self._thread.start()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Shut down: a running job stops at its next step and is queued again, its attempt not
-        counted (nobody stopped it, and the process did not die). One that does not reach a step
-        within `timeout` (loading a model, say) is queued again the same way as the process ends."""
-        self.stop_soon()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                with self._lock:
-                    running = [job_id for job_id in self._flags if job_id not in self._asked]
-                for job_id in running:
-                    self.store.requeue(job_id)
-
-    def stop_soon(self) -> None:
-        """Start shutting down without waiting: no job starts any more, a running one stops at its
-        next step (and is queued again)."""
-        self._stopping.set()
-        with self._lock:
-            for flag in self._flags.values():
-                flag.set()
-
-    def cancel(self, job: Job) -> bool:
-        """Stop `job`: a queued one at once, a running one at its next step. False when it had ended."""
-        with self._lock:
-            if self.store.stop_queued(job.id):
-                return True
-            flag = self._flags.get(job.id)
-            if flag is not None:
-                self._asked.add(job.id)
-        if flag is None:
-            return False
-        flag.set()
-        return True
-
-    # ------------------------------------------------------------------ the loop
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            job = None
-            try:  # the loop outlives any one job, and any trouble with the store (it says so, and waits)
-                with self._lock:
-                    if self._stopping.is_set():  # shut down between the loop's test and here
-                        break
-                    job = self.store.claim()
-                    if job is not None:
-                        self._flags[job.id] = threading.Event()
-                if job is None:
-                    self.store.wait(0.5)
-                    continue
-                self._run(job, self._flags[job.id])
-                self._retain()
-            except Exception:  # noqa: BLE001
-                log.exception("the worker failed around job %s", job.id if job else "(none)")
-                self._fail(job)
-                self._stopping.wait(1.0)
-            finally:
-                if job is not None:
-                    with self._lock:
-                        self._flags.pop(job.id, None)
-                        self._asked.discard(job.id)
-
-    def _fail(self, job: Job | None) -> None:
+    def fail(self, job: Job | None) -> None:
         """A job the worker could not finish (the store failed under it): failed, not left running."""
         if job is None:
             return
@@ -142,15 +64,8 @@ class Worker:
         except Exception:  # noqa: BLE001 - the store itself is failing: the next start finds it running
             log.exception("could not mark job %s failed", job.id)
 
-    def _retain(self) -> None:
-        """Retention (I2V_KEEP_DAYS, I2V_KEEP_GB): the oldest finished jobs go, with their videos."""
-        if self.keep_days is None and self.keep_gb is None:
-            return
-        removed = self.store.remove_old(self.keep_days, self.keep_gb)
-        if removed:
-            log.info("retention removed %d finished job(s) and their videos", len(removed))
-
-    def _run(self, job: Job, cancel: threading.Event) -> None:
+    def run(self, job: Job, cancel: threading.Event, devices: list[str] | None = None) -> None:
+        """Run `job` (on `devices`: this slot's, or a group's for a video across several GPUs)."""
         studio, language = self.studio, job.language
         started = time.monotonic()
         log.info("job %s (%s, attempt %d) starts", job.id, job.owner, job.attempts)
@@ -161,8 +76,14 @@ class Worker:
 
         try:
             self._check_disk(job)
-            _reset_peak(studio.engine.device)
-            outcome = studio.run(dict(job.form), job.form.get("last_refine") or {}, language, on_progress, cancel)
+            _reset_peak(self.device)
+            outcome = studio.run(dict(job.form), job.form.get("last_refine") or {}, language, on_progress, cancel,
+                                 devices=devices)  # fmt: skip
+        except RankLost as exc:  # a process of a video across GPUs died (killed): run again, like a restart
+            again = self.store.lost(job.id)
+            log.warning("job %s: %s; %s", job.id, exc, "queued again" if again and again.status != "failed"
+                        else "failed: it was interrupted too often")  # fmt: skip
+            return
         except Exception as exc:  # noqa: BLE001 - every failure ends the job with words
             text = studio.explain(exc, language)
             kind = _kind(exc)
@@ -179,14 +100,14 @@ class Worker:
                 self.metrics.failures.labels(kind).inc()
             return
         seconds = round(time.monotonic() - started, 2)
-        peak = _peak_gb(studio.engine.device)
+        peak = _peak_gb(self.device)
         result = {
             "prompt": outcome.prompt, "negative_prompt": outcome.negative_prompt, "camera_motion": outcome.camera_motion,
             "warnings": outcome.warnings, "infos": outcome.infos, "params": outcome.params,
             "refined": dataclasses.asdict(outcome.refined) if outcome.refined else None,
         }  # fmt: skip
         if outcome.result is None:
-            if self._stopping.is_set() and job.id not in self._asked:  # the shutdown stopped it, not a person
+            if self.pool.stopping and not self.pool.asked(job.id):  # the shutdown stopped it, not a person
                 self.store.requeue(job.id)
                 log.info("job %s stopped by the shutdown: queued again", job.id)
                 return
@@ -208,7 +129,7 @@ class Worker:
         """A long video the shutdown stopped (not a person) keeps what it made (finished segments,
         or frames not yet interpolated or upscaled): that is not what was asked. Its files go and the
         job is queued again, as a job the shutdown stopped before any video; True when so."""
-        if not self._stopping.is_set() or job.id in self._asked:
+        if not self.pool.stopping or self.pool.asked(job.id):
             return False
         if not any(said.code in ("chain.stopped_kept", "post.skipped_stopped") for said in result.adjustments):
             return False
@@ -274,7 +195,7 @@ def _reset_peak(device: str) -> None:
     if str(device).startswith("cuda"):
         import torch
 
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)  # this worker's GPU: another's runs beside it
 
 
 def _peak_gb(device: str) -> float | None:
@@ -282,4 +203,4 @@ def _peak_gb(device: str) -> float | None:
         return None
     import torch
 
-    return round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+    return round(torch.cuda.max_memory_allocated(device) / 1024**3, 2)

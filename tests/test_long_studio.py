@@ -39,7 +39,7 @@ def wait_until(test, seconds: float = 60):
 def test_a_shutdown_during_a_long_video_queues_it_again_and_keeps_no_shortened_video(tmp_path, chelsea, monkeypatch):
     out = tmp_path / "out"
     hosting = camera_hosting(out)
-    store, worker = hosting.store, hosting.worker
+    store, worker = hosting.store, hosting.pool
     asked = hosting.submit(long_form(chelsea, 1), "alice", "en")  # a person stops this one
     shut = hosting.submit(long_form(chelsea, 2), "alice", "en")  # the server's shutdown stops this one
     real = store.progress
@@ -161,7 +161,7 @@ def test_the_pages_keyframes_become_the_forms_and_are_copied_into_the_store(tmp_
 def test_a_shutdown_while_a_kept_video_is_interpolated_queues_it_again(tmp_path, chelsea, monkeypatch):
     out = tmp_path / "out"
     hosting = camera_hosting(out)
-    store, worker = hosting.store, hosting.worker
+    store, worker = hosting.store, hosting.pool
     job = hosting.submit({**long_form(chelsea, 3), "segments": "", "interpolate": 2}, "alice", "en")
     real = store.progress
 
@@ -194,7 +194,7 @@ def test_the_disk_check_counts_a_long_videos_segments_interpolation_and_upscalin
     def check(form) -> int:
         monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
         with pytest.raises(InvalidInput) as refused:
-            hosting.worker._check_disk(SimpleNamespace(form=form))
+            hosting.pool.workers[0]._check_disk(SimpleNamespace(form=form))
         return refused.value.message.params["needed_mb"]
 
     try:
