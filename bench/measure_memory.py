@@ -506,7 +506,7 @@ def build(family_id: str, device: str = "cuda"):
 
     family = get_family(family_id)
     torch.manual_seed(0)
-    torch.set_default_dtype(getattr(torch, family.dtype) if device == "cuda" else torch.float32)
+    torch.set_default_dtype(getattr(torch, family.dtype) if device.startswith("cuda") else torch.float32)
     try:
         with torch.device(device):
             components = BUILDERS[family_id]()
