@@ -1,6 +1,7 @@
 """The REST API, for the scripts and bots of a team sharing one GPU box: FastAPI routes beside the
 gradio page, in the same process and on the same port (app.py mounts both). Every job goes through
-the same job store and worker as the page (studio/hosting.py), so there is one queue.
+the same job store and pool of workers (one per device) as the page (studio/hosting.py), so there is one
+queue.
 
     POST   /api/v1/jobs              a job: JSON (the photo as a data URL) or a multipart form
     GET    /api/v1/jobs              the caller's jobs, newest first (paged)
@@ -11,6 +12,7 @@ the same job store and worker as the page (studio/hosting.py), so there is one q
     GET    /api/v1/models            the models here, with their size and frame rules
     GET    /api/v1/templates         the motion templates, in the request's language
     GET    /api/v1/plan              the memory plan and time estimate for a model and size
+    GET    /api/v1/devices           every device of the job pool (I2V_DEVICES) and what it does now
     GET    /metrics                  Prometheus text
 
 Auth: I2V_API_TOKENS=alice:TOKEN,bob:TOKEN2 (bearer tokens, each with its user; only their SHA-256
@@ -252,6 +254,14 @@ def build_api(hosting: Hosting, *, tokens: dict[str, str] | None, page_has_users
         except Exception as exc:  # noqa: BLE001
             raise unprocessable(exc, lang) from None
         return {"model": public_model(model), "plan": text, "actions": actions}
+
+    @router.get("/api/v1/devices")
+    def devices(who: str | None = Depends(owner)):
+        """Every device of the job pool (I2V_DEVICES), in slot order: its card and memory, and what it
+        does now (idle with the model it keeps loaded, running a job at its stage and step, one of a
+        group running one job across several GPUs, or down). The most `gpus` one job may ask is their
+        count. No paths: a model folder by its name."""
+        return {"devices": hosting.pool.describe()}
 
     @router.get("/metrics", include_in_schema=False)
     def metrics():

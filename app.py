@@ -25,10 +25,11 @@ from i2v.memory import RunShape
 from i2v.progress import Progress
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, PALETTES, SPEEDS, STRATEGIES, STYLES, GenerationRequest
 from i2v.templates import templates
-from messages import DEFAULT, LANGUAGES, language_of, note, render
+from messages import DEFAULT, LANGUAGES, MessageError, language_of, note, render
 from settings import Settings
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
+from studio.panel import slot_lines
 from studio.service import factor_of
 from studio.store import CLIP_TYPES, ENDED, StoreError
 
@@ -41,11 +42,11 @@ def bound(knob: str, rule: str):
 
 
 REFERENCE_SLOTS = bound("references", "max_length")  # subjects: a photo or clip and its label each
-# Issue 15's controls take their words from configs/messages/ ("page." ids), with every other message
-# the page shows; gradio swaps them by the browser's language like the words below.
+# Issue 15's and 16's controls take their words from configs/messages/ ("page." ids), with every other
+# message the page shows; gradio swaps them by the browser's language like the words below.
 PAGE_WORDS = ("subjects_and_sound", "subjects_hint", "subjects", "no_subjects", "soundtrack", "own_sound",
               "style_and_motion", "template", "template_none", "style", "color_palette", "usual",
-              "motion_intensity", "apply_advice")  # fmt: skip
+              "motion_intensity", "apply_advice", "gpus")  # fmt: skip
 
 
 def page_words(language: str) -> dict[str, str]:
@@ -202,7 +203,7 @@ class Services:
 
     studio: Studio
     settings: Settings
-    hosting: Hosting  # the job store and its one GPU worker: every job goes through it
+    hosting: Hosting  # the job store and its pool (a worker per device): every job goes through it
 
 
 # ---------------------------------------------------------------------- gradio, adjusted
@@ -277,6 +278,7 @@ def build_demo(services: Services) -> gr.Blocks:
     choices = studio.choices()
     first_model = studio.default_model()
     first = studio.rules(first_model)
+    capacity = hosting.pool.capacity  # the most GPUs one video may ask: the pool's devices
 
     def refusal(error: Exception, lang: str, what: str) -> gr.Error:
         """Our errors in the person's words (logged as one line); anything else is a bug: logged with
@@ -312,6 +314,7 @@ def build_demo(services: Services) -> gr.Blocks:
         history = gr.State([])
         last_refine = gr.State({})  # {"for": the words refined, "text": what the refiner wrote}
         actions = gr.State({})
+        shown_slots = gr.State("")  # the pool's devices as the panel shows them (see refresh_slots)
         advice = gr.State({})  # the advice shown: {"values": {knob: value}, "text": Markdown}, or {}
         with gr.Row():
             with gr.Column(scale=1):
@@ -409,6 +412,10 @@ def build_demo(services: Services) -> gr.Blocks:
                         strategy = gr.Dropdown(["auto", *STRATEGIES], value="auto", label=I18N("strategy"),
                                                elem_id="strategy")  # fmt: skip
                         tiling = gr.Checkbox(value=False, label=I18N("tiling"), elem_id="tiling")
+                    # one video across several GPUs of the pool: shown when it has more than one (a
+                    # slider's maximum must pass its minimum, hence 2 on a one-device pool, where it is hidden)
+                    gpus = gr.Slider(1, max(capacity, 2), value=1, step=1, label=I18N("gpus"), visible=capacity > 1,
+                                     elem_id="gpus")  # fmt: skip
                     with gr.Row():  # the speed levers one by one; auto: from the speed above
                         quantize = gr.Dropdown(list(LEVER_CHOICES["quantize"]), value="auto", label=I18N("quantize"),
                                                elem_id="quantize")  # fmt: skip
@@ -459,7 +466,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     history_pick = gr.Dropdown(choices=[], label=I18N("history_pick"), elem_id="history-pick")
                     load_button = gr.Button(I18N("load"), size="sm", elem_id="load-history")
                     delete_button = gr.Button(I18N("delete"), size="sm", variant="stop", elem_id="delete-history")
-        for number in (height, width, frames, fps, steps, guidance, seed, motion_intensity):
+        for number in (height, width, frames, fps, steps, guidance, seed, motion_intensity, gpus):
             checked_by_the_engine(number)
 
         # The form, by the studio's names for it (studio.FORM): the knobs of a request.
@@ -474,7 +481,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     **{f"reference_{index}": slot for index, slot in enumerate(reference_files, 1)},
                     **{f"reference_label_{index}": box for index, box in enumerate(reference_labels, 1)},
                     template=template, soundtrack=soundtrack, style=style, color_palette=color_palette,
-                    motion_intensity=motion_intensity)  # fmt: skip
+                    motion_intensity=motion_intensity, gpus=gpus)  # fmt: skip
         assert tuple(form) == FORM, "the page's form and studio.FORM must agree"
         # what the hardware panel plans with: the run shape's knobs that the form has, and the speed
         sizing = ("model", *(knob for knob in RunShape.knobs() if knob in form), "speed")
@@ -671,12 +678,28 @@ def build_demo(services: Services) -> gr.Blocks:
                         table: {"headers": studio.history_headers(lang), "data": studio.history_rows(past)}})  # fmt: skip
             return out
 
+        def slots_text(lang: str) -> str:
+            """A line per device of the pool and what it does now."""
+            return "\n\n".join(studio.say(line, lang) for line in slot_lines(hosting.pool.describe()))
+
         def refresh_panel(request: gr.Request, *values):
+            lang = language(request)
             try:
-                text, found = studio.panel(dict(zip(sizing, values)), language(request))
+                text, found = studio.panel(dict(zip(sizing, values)), lang)
+                slots = slots_text(lang)
             except Exception as exc:  # noqa: BLE001 - refusal() maps ours and logs the rest
-                raise refusal(exc, language(request), "panel") from None
-            return {gpu: text, actions: found}
+                raise refusal(exc, lang, "panel") from None
+            # the studio's panel is its lines between blank lines, the hardware summary first: the
+            # pool's devices go under the summary
+            summary, _, plan = text.partition("\n\n")
+            text = "\n\n".join(part for part in (summary, slots, plan) if part)
+            return {gpu: text, actions: found, shown_slots: slots}
+
+        def refresh_slots(shown: str, request: gr.Request, *values):
+            """The timer's look at the pool: the panel again only when what a device does changed."""
+            if slots_text(language(request)) == shown:
+                return dict.fromkeys((gpu, actions, shown_slots), gr.skip())
+            return refresh_panel(request, *values)
 
         def apply(kind: str):
             def fill(found: dict, chosen: str, chosen_speed: str, request: gr.Request):
@@ -833,8 +856,8 @@ def build_demo(services: Services) -> gr.Blocks:
                            queue=False)  # fmt: skip
         panel_inputs = [form[name] for name in sizing]
         for control in panel_inputs:
-            control.change(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
-        demo.load(refresh_panel, panel_inputs, [gpu, actions], api_name=False, queue=False)
+            control.change(refresh_panel, panel_inputs, [gpu, actions, shown_slots], api_name=False, queue=False)
+        demo.load(refresh_panel, panel_inputs, [gpu, actions, shown_slots], api_name=False, queue=False)
         history_views = [history, table, history_pick, thumbs]
         demo.load(load_history, None, history_views, api_name=False, queue=False)
         thumbs.select(pick_thumbnail, [history], [history_pick], api_name=False, queue=False)
@@ -844,7 +867,7 @@ def build_demo(services: Services) -> gr.Blocks:
         generate_button.click(
             generate, generate_inputs,
             [video, params, history, table, refined, negative, camera, details, last_refine, advice],
-            # No GPU work in gradio's queue: the function waits on the job store, whose one worker
+            # No GPU work in gradio's queue: the function waits on the job store, whose pool of workers
             # runs every job (the page's, the API's, batch's) in order; the store bounds the queue.
             api_name="generate", concurrency_limit=None,
         )  # fmt: skip
@@ -857,7 +880,10 @@ def build_demo(services: Services) -> gr.Blocks:
         delete_button.click(delete_from_history, [history, history_pick], history_views, api_name=False, queue=False)
         batch_button.click(run_batch, [batch_photos, batch_prompts, *form.values()], [batch_note, *history_views],
                            api_name=False)  # fmt: skip
-        gr.Timer(3.0).tick(refresh_history, [history, history_pick], history_views, api_name=False, queue=False)
+        timer = gr.Timer(3.0)
+        timer.tick(refresh_history, [history, history_pick], history_views, api_name=False, queue=False)
+        timer.tick(refresh_slots, [shown_slots, *panel_inputs], [gpu, actions, shown_slots], api_name=False,
+                   queue=False)  # fmt: skip
     demo.queue(default_concurrency_limit=1)
     return demo
 
@@ -868,7 +894,7 @@ def make_services(settings: Settings) -> Services:
 
 
 class Server:
-    """The page and the REST API on one port, served by uvicorn; `close()` ends both and the worker."""
+    """The page and the REST API on one port, served by uvicorn; `close()` ends both and the pool."""
 
     def __init__(self, server, thread, hosting: Hosting):
         self._server, self._thread, self._hosting = server, thread, hosting
@@ -911,7 +937,7 @@ def serve(demo: gr.Blocks, services: Services, *, block: bool = True) -> Server:
                 hosting.begin()
 
         def handle_exit(self, sig, frame) -> None:  # Ctrl-C or SIGTERM: no job starts from here on
-            hosting.worker.stop_soon()
+            hosting.pool.stop_soon()
             super().handle_exit(sig, frame)
 
         async def shutdown(self, sockets=None) -> None:
@@ -978,7 +1004,11 @@ def main(argv: list[str] | None = None) -> int:
     if settings.public and settings.auth is None:
         log.warning("listening on %s without I2V_AUTH: anyone who can reach this port can use the GPU",
                     "a public share link" if settings.share else settings.host)  # fmt: skip
-    services = make_services(settings)
+    try:
+        services = make_services(settings)
+    except MessageError as exc:  # I2V_DEVICES naming a GPU that is not here, say
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     studio = services.studio
     log.info("%s", studio.hardware.summary(studio.engine.device))
     log.info("refiner: %s", f"{settings.llm_model} at {settings.openai_base_url}" if settings.llm_configured

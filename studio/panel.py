@@ -1,7 +1,9 @@
 """The hardware panel: the machine, this GPU's preset, and what the person's settings need, as
-message ids (rendered in the page's language by the studio), with what its buttons would apply.
+message ids (rendered in the page's language by the studio), with what its buttons would apply;
+and a line per device of the job pool (I2V_DEVICES) saying what it does now (`slot_lines`).
 
-For the GPU the engine runs on (I2V_DEVICE), never simply GPU 0. Times are for that card.
+For the GPU the engine runs on (I2V_DEVICE; with a pool, its first device), never simply GPU 0.
+Times are for that card.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from i2v.memory import (
     pick,
     usable_gb,
 )
-from messages import Message, note
+from messages import Message, catalogue, note
 
 
 @dataclass
@@ -119,3 +121,47 @@ def gpu_panel(hardware: Hardware, device: str | None, family: Family, wanted: Ru
                                 memory=memory_words(faster.estimate), minutes=faster.estimate.seconds / 60))  # fmt: skip
         panel.actions["faster"] = faster.shape
     return panel
+
+
+# ---------------------------------------------------------------------- the pool's devices
+def slot_lines(slots: list[dict]) -> list[Message]:
+    """A line per device of the pool (`Pool.describe()`'s rows, in slot order): the device, its card
+    and memory, and what it does now: idle (with the model it keeps loaded), running a job (the job,
+    its model, its stage or step k/n), or one of a group of devices running one job."""
+    return [_slot_line(row) for row in slots]
+
+
+def _slot_line(row: dict) -> Message:
+    name = row.get("name") or row["device"]
+    where = {"index": row["index"], "device": row["device"], "name": "CPU" if name == "cpu" else name,
+             "doing": _doing(row)}  # fmt: skip
+    total, free = row.get("total_gb"), row.get("free_gb")
+    if total is not None and free is not None:
+        return note("panel.slot_memory", free_gb=free, total_gb=total, **where)
+    if total is not None:  # a CPU slot given a size (cpu=24): what the planner counts on
+        return note("panel.slot_sized", total_gb=total, **where)
+    return note("panel.slot", **where)
+
+
+def _doing(row: dict) -> Message:
+    state = row.get("state")
+    if state not in ("running", "group"):
+        return note("panel.slot_idle_loaded", model=row["loaded"]) if row.get("loaded") else note("panel.slot_idle")
+    # the job by the start of its id (the API's GET /api/v1/devices gives it whole)
+    job, model, progress = (row.get("job") or "")[:8], row.get("model") or "—", _progress(row)
+    if state == "group":
+        group = row.get("group") or [row["index"]]
+        return note("panel.slot_group", count=len(group), slots=", ".join(str(index) for index in group), job=job,
+                    model=model, progress=progress)  # fmt: skip
+    return note("panel.slot_running", job=job, model=model, progress=progress)
+
+
+def _progress(row: dict) -> Message | str:
+    """The job's stage in words ("denoising: step 3/20"), as the page's progress bar says it."""
+    stage = row.get("stage")
+    if not stage:
+        return note("panel.slot_starting")
+    words = note(f"studio.stage_{stage}") if f"studio.stage_{stage}" in catalogue("en") else stage
+    if row.get("step") is not None and row.get("total"):
+        return note("studio.progress", stage=words, step=row["step"], total=row["total"])
+    return words

@@ -46,7 +46,7 @@ FORM = ("image", "words", "prompt", "negative_prompt", "camera_motion", "model",
         "last_image", "loop", "duration", "segments", "keep_segments", "interpolate", "upscale", "keyframe_photos",
         "keyframe_frames", "reference_1", "reference_2", "reference_3", "reference_4", "reference_label_1",
         "reference_label_2", "reference_label_3", "reference_label_4", "template", "soundtrack", "style",
-        "color_palette", "motion_intensity")  # fmt: skip
+        "color_palette", "motion_intensity", "gpus")  # fmt: skip
 # The single speed levers on the page: "auto" leaves each to `speed`; compile is "on" or "off".
 LEVER_CHOICES = {"quantize": ("auto", "none", "fp8"), "compile": ("auto", "on", "off"),
                  "step_cache": ("auto", "none", "first_block", "taylorseer")}  # fmt: skip
@@ -59,7 +59,7 @@ HISTORY_COLUMNS = ("index", "time", "status", "model", "seed", "size", "prompt")
 # (a video made on another GPU, or on a CPU, says what was used there, not what was asked).
 # Nor the references and the soundtrack: their files, like the photo's and the keyframes', stay the form's own.
 _NOT_LOADED = ("image", "last_image", "memory_strategy", "vae_tiling", "quantize", "compile", "step_cache",
-               "soundtrack", *(name for slot in REFERENCE_SLOTS for name in slot))  # fmt: skip
+               "soundtrack", "gpus", *(name for slot in REFERENCE_SLOTS for name in slot))  # fmt: skip
 # Parameters that hold a path on this machine: only their last part is ever shown to a person.
 _PATH_PARAMS = ("directory", "folder", "path")
 
