@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     keep_gb: float | None = Field(None, gt=0, description="remove the oldest finished jobs while their videos take more")
     # Several boxes (i2v serve --ray): the job store's database, and how long a worker may go silent
     store_db: Path | None = Field(None, description="the job store's SQLite file, on the local disk of the node that holds "
-                                  "it (default: in the output folder)")  # fmt: skip
+                                  "it (default: in the output folder; with i2v serve --ray, "
+                                  "~/.local/share/i2v-studio/jobs.sqlite3 on the head node)")  # fmt: skip
     lease_s: float = Field(60.0, ge=2, le=3600, description="a worker whose heartbeat is older than this is gone: a shared "
                            "store queues its running job again")  # fmt: skip
 

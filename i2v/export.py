@@ -5,9 +5,11 @@ The video and its JSON go to hidden partial files beside their targets and are r
 only when both are whole, so a reader never sees half a file and a failure (a full disk, a killed
 encoder) leaves nothing under a final name. ffmpeg (the binary `imageio-ffmpeg` ships) runs as our
 child and dies with us; a partial file left by a process that was killed is removed by
-`remove_orphaned_partials`, which the engine calls when it starts. This module knows nothing about
-models: it takes frames, a metadata dict and, for a video with sound, an `Audio` (i2v/audio.py) as long
-as the video. `read_mp4`, `read_audio` and `read_comment` decode a video back, for tests and checks.
+`remove_orphaned_partials`, which the engine calls when it starts: only those of this host's dead
+processes (an output folder several boxes mount holds other hosts' live ones). This module knows
+nothing about models: it takes frames, a metadata dict and, for a video with sound, an `Audio`
+(i2v/audio.py) as long as the video. `read_mp4`, `read_audio` and `read_comment` decode a video
+back, for tests and checks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,9 +41,10 @@ log = logging.getLogger(__name__)
 
 CRF = 18  # visually lossless for generated video; files stay a few MB for a few seconds at 720p
 AAC_KBPS_PER_CHANNEL = 96  # 192 kb/s stereo: transparent for generated sound and most soundtracks
-# Hidden partial files: ".<final name>.<pid of the writer>.<random>.part" (before pids were in the
-# name: ".<final name>.<random>.part"); only those of a video or its JSON are ever ours.
-_PARTIAL = re.compile(r"^\..+?\.(?:mp4|json)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
+# Hidden partial files: ".<final name>.<host>-<pid of the writer>.<random>.part" (the host: an output
+# folder several boxes mount holds every box's); older names: ".<final name>.<pid>.<random>.part" and,
+# before pids were in the name, ".<final name>.<random>.part". Only those of a video or its JSON are ours.
+_PARTIAL = re.compile(r"^\..+?\.(?:mp4|json)\.(?:(?:(?P<host>[A-Za-z0-9.-]+)-)?(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
 
 
 def unique_video_path(directory: Path, model: str, seed: int) -> Path:
@@ -58,7 +62,12 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    return path.with_name(f".{path.name}.{_host()}-{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+
+
+def _host() -> str:
+    """This machine's name as a partial file carries it: letters, digits, dots and dashes only."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
 
 
 def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict, audio: Audio | None = None) -> Path:
@@ -106,15 +115,20 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int, metadata: dict, audio: A
 
 def remove_orphaned_partials(directory: Path) -> list[Path]:
     """Remove the partial files in `directory` whose writer is gone (a killed process leaves them);
-    those of a live process, this one's included, stay. Returns what was removed."""
+    those of a live process, this one's included, stay, and another host's are never touched (its
+    pids mean nothing here: the folder is shared by several boxes). A name without a host (older)
+    is this host's. Returns what was removed."""
     removed = []
     if not Path(directory).is_dir():
         return removed
+    here = _host()
     for candidate in Path(directory).iterdir():
         match = _PARTIAL.match(candidate.name)
         if not match or not candidate.is_file():
             continue
-        pid = match.group("pid")
+        host, pid = match.group("host"), match.group("pid")
+        if host is not None and host != here:
+            continue
         if pid is not None and _alive(int(pid)):
             continue
         try:
