@@ -318,7 +318,7 @@ def _generate(args, storyboard: Storyboard | None = None) -> int:
     if request.gpus > 1:  # one video across several GPUs: a process each, started here (i2v/parallel.py)
         from .parallel import launch
 
-        devices = _group_devices(request.gpus)
+        devices = _group_devices(request.gpus, args.device)
 
         def run(**kwargs):
             return launch(request, devices, engine_options=options, **kwargs)
@@ -372,21 +372,30 @@ def _generate(args, storyboard: Storyboard | None = None) -> int:
     return 0
 
 
-def _group_devices(gpus: int) -> list[str]:
+def _group_devices(gpus: int, device: str | None = None) -> list[str]:
     """The devices of a video across `gpus` GPUs: the first of I2V_DEVICES (cpu,cpu on a CPU box),
-    else cuda:0 to cuda:N-1."""
+    else `--device cpu` repeated, else cuda:0 to cuda:N-1. Refused, before any process starts, when
+    a GPU named (or needed) is not on this machine."""
+    import torch
+
     from .hardware import parse_devices
 
     text = os.environ.get("I2V_DEVICES")
     if not text:
-        return [f"cuda:{index}" for index in range(gpus)]
-    try:
-        devices = [spec.device for spec in parse_devices(text)]
-    except ValueError as exc:
-        raise InvalidInput("parallel.bad_devices", detail=str(exc)) from None
-    if len(devices) < gpus:
-        raise InvalidInput("parallel.devices", gpus=gpus, count=len(devices), devices=", ".join(devices))
-    return devices[:gpus]
+        devices = ["cpu"] * gpus if device == "cpu" else [f"cuda:{index}" for index in range(gpus)]
+    else:
+        try:
+            devices = [spec.device for spec in parse_devices(text)]
+        except ValueError as exc:
+            raise InvalidInput("parallel.bad_devices", detail=str(exc)) from None
+        if len(devices) < gpus:
+            raise InvalidInput("parallel.devices", gpus=gpus, count=len(devices), devices=", ".join(devices))
+        devices = devices[:gpus]
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [name for name in devices if name.startswith("cuda") and int(name.split(":")[1]) >= have]
+    if missing:
+        raise InvalidInput("parallel.no_such_gpus", gpus=gpus, devices=", ".join(missing), count=have)
+    return devices
 
 
 def _with_storyboard(request: GenerationRequest, storyboard: Storyboard) -> GenerationRequest:
