@@ -26,7 +26,7 @@ from i2v.progress import Progress
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, PALETTES, SPEEDS, STRATEGIES, STYLES, GenerationRequest
 from i2v.templates import templates
 from messages import DEFAULT, LANGUAGES, MessageError, language_of, note, render
-from settings import Settings
+from settings import Settings, problems
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
 from studio.panel import slot_lines
@@ -638,7 +638,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     progress(None, desc=text)
 
             def on_change(job) -> None:  # waiting in the store's queue, then the worker's progress
-                ahead = hosting.store.position(job)
+                ahead = hosting.position(job)
                 if job.status in ("queued", "interrupted") and ahead is not None:
                     progress(None, desc=studio.say(note("store.waiting", ahead=ahead) if ahead
                                                    else note("store.waiting_next"), lang))  # fmt: skip
@@ -994,8 +994,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        for error in exc.errors():
-            print(f"settings: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        for line in problems(exc):
+            print(line, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.api_tokens is not None and settings.auth is None:

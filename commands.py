@@ -21,13 +21,13 @@ def storyboard(words: str, segments: int, seconds_each: float, family: str) -> l
 
     from i2v.errors import InvalidInput
     from messages import MessageError
-    from settings import Settings
+    from settings import Settings, problems
     from studio.hosting import make_refiner
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        details = "; ".join(f"settings: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        details = "; ".join(problems(exc))
         raise InvalidInput("request.invalid", details=details) from None
     try:
         board = make_refiner(settings).storyboard(words, segments, seconds_each, family)
@@ -96,7 +96,7 @@ def _serve_on_ray(args) -> int:
     from pydantic import ValidationError
 
     from messages import note
-    from settings import Settings
+    from settings import Settings, problems
 
     try:
         import ray.serve  # noqa: F401 - Ray with its Serve part (ray[serve])
@@ -108,8 +108,8 @@ def _serve_on_ray(args) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        for error in exc.errors():
-            print(f"settings: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        for line in problems(exc):
+            print(line, file=sys.stderr)
         return 2
     from studio.cluster import ClusterError, main
 

@@ -135,3 +135,9 @@ class Settings(BaseSettings):
     @property
     def public(self) -> bool:
         return self.share or self.host not in ("127.0.0.1", "localhost", "::1")
+
+
+def problems(error) -> list[str]:
+    """A pydantic ValidationError of the settings as lines a person reads at start: "settings: FIELD:
+    the rule" (pydantic's "Value error, " prefix left out: the words after it are ours)."""
+    return [f"settings: {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]

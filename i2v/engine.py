@@ -641,10 +641,9 @@ class VideoEngine:
                     upscaler_dir=self.upscaler_dir, interpolator_dir=self.interpolator_dir)  # fmt: skip
 
     @property
-    def loaded(self) -> str | None:
-        """The family id of the pipeline loaded now, or None (a pool sends a job to the GPU that holds its model)."""
-        source = self._pipe_source
-        return source.family.id if source is not None else None
+    def loaded(self) -> ModelSource | None:
+        """The model whose pipeline is loaded now, or None (a pool sends a job to the GPU that holds it)."""
+        return self._pipe_source
 
     def unload(self) -> None:
         """Free the loaded pipeline, its latent upsampler and their memory."""

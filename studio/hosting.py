@@ -185,10 +185,14 @@ class Hosting:
         job = self.store.get(job_id)
         if job is None or job.status in ENDED:
             return job, seen
-        state = (job.status, job.stage, job.step, self.store.position(job))
+        state = (job.status, job.stage, job.step, self.position(job))
         if on_change is not None and state != seen:
             on_change(job)
         return job, state
+
+    def position(self, job: Job) -> int | None:
+        """How many jobs must start or end before `job` starts, with this pool's workers side by side."""
+        return self.store.position(job, self.pool.capacity)
 
     def stop_session(self, session: str) -> bool:
         """Stop every job a browser tab started that has not ended."""
@@ -241,11 +245,11 @@ class Hosting:
                       "has_audio": bool(params.get("has_audio")), "audio": params.get("audio"), "video": params}  # fmt: skip
         return {
             "id": job.id, "status": job.status, "owner": job.owner, "created": job.created, "started": job.started,
-            "finished": job.finished, "attempts": job.attempts, "position": self.store.position(job),
+            "finished": job.finished, "attempts": job.attempts, "position": self.position(job),
             "progress": {"stage": job.stage, "step": job.step, "total": job.total, "eta_seconds": job.eta},
             "prompt": job.form.get("prompt") or job.form.get("words"), "model": public_model(job.form.get("model")),
             "seed": job.form.get("seed"), "result": result, "error": job.error,
             "video_url": f"/api/v1/jobs/{job.id}/video" if job.status == "done" else None,
-            "seconds": job.seconds, "peak_gpu_gb": job.peak_gb,
+            "seconds": job.seconds, "peak_gpu_gb": job.peak_gb, "devices": job.devices,
         }  # fmt: skip
 

@@ -129,6 +129,9 @@ class Pool:
         """Start giving jobs to the workers, in a thread of its own."""
         self._dispatcher = threading.Thread(target=self._loop, name="gpu-dispatch", daemon=True)
         self._dispatcher.start()
+        log.info("%d worker(s): %s", len(self.workers), ", ".join(f"{w.index}: {w.spec.device or w.device}"
+                                                                 + (f" ({w.spec.gb:g} GB)" if w.spec.gb else "")
+                                                                 for w in self.workers))  # fmt: skip
 
     def close(self, timeout: float = 10.0) -> None:
         """Shut down: a running job stops at its next step and is queued again, its attempt not
@@ -191,6 +194,7 @@ class Pool:
             fresh = self.store.get(job.id) if job is not None else None
             state = "idle" if job is None else "group" if worker.group else "running"
             loaded = worker.studio.engine.loaded
+            loaded = public_model(loaded.name) if loaded is not None else None  # a model folder by its name
             rows.append({
                 "index": worker.index, "device": worker.device, "name": gpu.name if gpu else worker.device,
                 "total_gb": round(total, 1) if total else None, "free_gb": round(free, 1) if free is not None else None,
@@ -246,7 +250,7 @@ class Pool:
             for job in jobs:
                 if job.gpus > self.capacity:
                     self._refuse(job)
-            slots = [SlotView(w.index, w.free, self._gb(w), w.studio.engine.loaded) for w in self.workers]
+            slots = [SlotView(w.index, w.free, self._gb(w), _family(w.studio.engine.loaded)) for w in self.workers]
             plan = assign([job for job in jobs if job.gpus <= self.capacity], slots, self._fits, self._model)
             for job, indexes in plan:
                 group = [self.workers[index] for index in indexes]
@@ -339,3 +343,7 @@ class Pool:
         removed = self.store.remove_old(self.keep_days, self.keep_gb)
         if removed:
             log.info("retention removed %d finished job(s) and their videos", len(removed))
+
+
+def _family(source) -> str | None:
+    return source.family.id if source is not None else None

@@ -392,15 +392,16 @@ class JobStore:
                 return self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             return self._db.execute("SELECT COUNT(*) FROM jobs WHERE owner=?", (owner,)).fetchone()[0]
 
-    def position(self, job: Job) -> int | None:
-        """How many jobs run before this one (0: it runs next); None once it is not queued."""
+    def position(self, job: Job, workers: int = 1) -> int | None:
+        """How many jobs must start or end before this one starts (0: it starts next, once a worker
+        is free), with `workers` running jobs side by side; None once it is not queued."""
         if job.status not in WAITING:
             return None
         with self._lock:
-            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'interrupted', 'running') "
-                                     "AND seq < ?",
-                                     (job.seq,)).fetchone()[0]  # fmt: skip
-        return ahead
+            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'interrupted') AND seq < ?",
+                                       (job.seq,)).fetchone()[0]  # fmt: skip
+            running = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status='running'").fetchone()[0]
+        return waiting + max(0, running - max(1, workers) + 1)
 
     def counts(self) -> dict[str, int]:
         """Jobs by status."""

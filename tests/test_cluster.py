@@ -263,7 +263,8 @@ def test_a_replica_killed_mid_job_and_the_other_finishes_it(tiny_model, tmp_path
 
         # 5. Ctrl-C (SIGTERM here) stops the deployment and the store's actor: a running job goes back to the
         # queue, its attempt not counted; every job stays in the store
-        waiting = _submit(url, {**body, "num_inference_steps": 200})
+        # (a larger video: the tiny model's 200 steps at 256x256 take 2-3 s, less than Serve's stopping may)
+        waiting = _submit(url, {**body, "height": 512, "width": 512, "num_frames": 33, "num_inference_steps": 200})
         _denoising(url, waiting)
         serving.send_signal(signal.SIGTERM)
         assert serving.wait(90) == 0, log.read_text(errors="replace")[-3000:]

@@ -50,10 +50,10 @@ def test_the_page_shows_every_slot_follows_them_and_offers_gpus(two_slots, chels
         page = browser.new_page(locale="en-US", viewport={"width": 1400, "height": 1300})
         page.goto(two_slots.url)
         panel = page.locator("#gpu")
-        page.wait_for_function("(document.querySelector('#gpu')?.innerText || '').includes('Slot 1')", timeout=30_000)
+        page.wait_for_function("(document.querySelector('#gpu')?.innerText || '').includes('Device 1')", timeout=30_000)
         text = panel.inner_text()
-        assert "Slot 0 · CPU (cpu): idle" in text and "Slot 1 · CPU (cpu): idle" in text, text
-        assert text.index("No CUDA GPU") < text.index("Slot 0") < text.index("Slot 1")  # under the summary
+        assert "Device 0 · CPU (cpu): idle" in text and "Device 1 · CPU (cpu): idle" in text, text
+        assert text.index("No CUDA GPU") < text.index("Device 0") < text.index("Device 1")  # under the summary
         assert "loaded" not in text, text
 
         page.get_by_text("Advanced settings").click()
@@ -69,9 +69,9 @@ def test_the_page_shows_every_slot_follows_them_and_offers_gpus(two_slots, chels
 
         chinese = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 1300})
         chinese.goto(two_slots.url)
-        chinese.wait_for_function("(document.querySelector('#gpu')?.innerText || '').includes('槽位 1')",
+        chinese.wait_for_function("(document.querySelector('#gpu')?.innerText || '').includes('设备 1')",
                                   timeout=30_000)  # fmt: skip
-        assert "槽位 0 · CPU（cpu）" in chinese.locator("#gpu").inner_text()
+        assert "设备 0 · CPU（cpu）" in chinese.locator("#gpu").inner_text()
         browser.close()
 
 
@@ -96,7 +96,7 @@ def test_devices_lists_both_slots_and_the_job_one_runs(two_slots, chelsea):
     assert str(Path(two_slots.env["I2V_MODEL"]).parent) not in str(rows)
 
     # the panel's words for the same rows: a line per slot, the running job's in both languages
-    for language, slot, running in (("en", "Slot {}", "running job"), ("zh", "槽位 {}", "正在运行任务")):
+    for language, slot, running in (("en", "Device {}", "running job"), ("zh", "设备 {}", "正在运行任务")):
         lines = [render(line, language) for line in slot_lines(rows)]
         assert [line.startswith(slot.format(index)) for index, line in enumerate(lines)] == [True, True], lines
         busy = lines[caught["index"]]
@@ -151,15 +151,15 @@ def test_the_panel_says_what_each_slot_does():
     ]  # fmt: skip
     english = [render(line, "en") for line in slot_lines(rows)]
     assert english == [
-        "Slot 0 · NVIDIA H100 80GB HBM3 (`cuda:0`), 70.2 of 79.1 GB free: running job AbCdEfGh (`ltx-video`) · "
+        "Device 0 · NVIDIA H100 80GB HBM3 (`cuda:0`), 70.2 of 79.1 GB free: running job AbCdEfGh (`ltx-video`) · "
         "denoising: step 3/20",
-        "Slot 1 · NVIDIA H100 80GB HBM3 (`cuda:1`), 70.2 of 79.1 GB free: one of 2 devices (slots 1, 2) running job "
+        "Device 1 · NVIDIA H100 80GB HBM3 (`cuda:1`), 70.2 of 79.1 GB free: one of 2 devices (1, 2) running job "
         "ZyXwVuTs (`wan2.1-i2v-14b-480p`) · loading",
-        "Slot 2 · NVIDIA H100 80GB HBM3 (`cuda:2`), 70.2 of 79.1 GB free: one of 2 devices (slots 1, 2) running job "
+        "Device 2 · NVIDIA H100 80GB HBM3 (`cuda:2`), 70.2 of 79.1 GB free: one of 2 devices (1, 2) running job "
         "ZyXwVuTs (`wan2.1-i2v-14b-480p`) · loading",
-        "Slot 3 · NVIDIA H100 80GB HBM3 (`cuda:3`), 70.2 of 79.1 GB free: idle, `wan2.1-i2v-14b-480p` loaded",
-        "Slot 4 · CPU (`cpu`), 24 GB for jobs: idle",
+        "Device 3 · NVIDIA H100 80GB HBM3 (`cuda:3`), 70.2 of 79.1 GB free: idle, `wan2.1-i2v-14b-480p` loaded",
+        "Device 4 · CPU (`cpu`), 24 GB for jobs: idle",
     ]  # fmt: skip
     chinese = [render(line, "zh") for line in slot_lines(rows)]
     assert chinese[0].endswith("正在运行任务 AbCdEfGh（`ltx-video`）· 去噪：第 3/20 步"), chinese
-    assert "2 个设备一组（槽位 1, 2）" in chinese[1] and "wan2.1-i2v-14b-480p" in chinese[3] and "任务可用 24 GB" in chinese[4]
+    assert "2 个设备一组（1, 2）" in chinese[1] and "wan2.1-i2v-14b-480p" in chinese[3] and "任务可用 24 GB" in chinese[4]

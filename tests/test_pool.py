@@ -120,7 +120,8 @@ def test_jobs_spread_over_fake_sized_devices_by_the_planner_and_run_side_by_side
     def both_running():
         running = {job.id for job in store.running()}
         if {big.id, camera.id} <= running:
-            seen_together.append(True)
+            waiting = store.get(third.id)
+            seen_together.append(hosting.position(waiting) if waiting.status == "queued" else None)
         return all(store.get(j.id).status in ENDED for j in (big, camera, third))
 
     hosting.start()
@@ -130,6 +131,7 @@ def test_jobs_spread_over_fake_sized_devices_by_the_planner_and_run_side_by_side
     assert done[big.id].devices == ["cpu"] and done[big.id].worker.endswith(":1")  # the 80 GB device
     assert done[camera.id].worker.endswith(":0")  # the 8 GB one: the smallest that fits
     assert seen_together, "the two devices never ran jobs at the same time"
+    assert {1, None} >= set(seen_together)  # two running on two devices: the third starts once one of them ends
     rows = hosting.pool.describe()
     assert [(row["index"], row["state"], row["total_gb"]) for row in rows] == [(0, "idle", 8.0), (1, "idle", 80.0)]
     assert rows[1]["loaded"] == "wan2.2-ti2v-5b"  # each device keeps its own model
@@ -199,3 +201,19 @@ def test_a_killed_process_of_a_video_across_devices_runs_it_again_and_the_pool_g
     frames, _ = read_mp4(done.video)
     assert frames.shape[:3] == (5, 64, 64)
     assert not _ranks()
+
+
+def test_a_queue_position_counts_the_jobs_that_must_start_or_end_first(tmp_path, chelsea):
+    from studio.store import JobStore
+
+    store = JobStore(tmp_path / "out")
+    try:
+        jobs = [store.submit("alice", {"prompt": f"job {n}"}, chelsea) for n in range(4)]
+        store.claim("box:1:0", ["cuda:0"], jobs[0].id)
+        store.claim("box:1:1", ["cuda:1"], jobs[1].id)
+        third, fourth = store.get(jobs[2].id), store.get(jobs[3].id)
+        assert [store.position(third, workers=2), store.position(fourth, workers=2)] == [1, 2]  # one must end first
+        assert [store.position(third, workers=3), store.position(fourth, workers=3)] == [0, 1]  # a worker is free
+        assert store.position(third) == 2  # one worker: both running jobs end first
+    finally:
+        store.close()
