@@ -26,7 +26,7 @@ from i2v.progress import Progress
 from i2v.request import CAMERA_MOTIONS, MAX_SEED, PALETTES, SPEEDS, STRATEGIES, STYLES, GenerationRequest
 from i2v.templates import templates
 from messages import DEFAULT, LANGUAGES, MessageError, language_of, note, render
-from settings import Settings, problems
+from settings import Settings, load
 from studio import FORM, LEVER_CHOICES, Studio, StudioError
 from studio.hosting import ANYONE, Hosting, make_hosting
 from studio.panel import slot_lines
@@ -991,11 +991,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v not in (None, False)}
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        for line in problems(exc):
-            print(line, file=sys.stderr)
+    settings = load(**overrides)
+    if settings is None:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.api_tokens is not None and settings.auth is None:

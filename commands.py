@@ -93,10 +93,8 @@ def serve(argv: list[str]) -> int:
 
 
 def _serve_on_ray(args) -> int:
-    from pydantic import ValidationError
-
     from messages import note
-    from settings import Settings, problems
+    from settings import load
 
     try:
         import ray.serve  # noqa: F401 - Ray with its Serve part (ray[serve])
@@ -105,11 +103,8 @@ def _serve_on_ray(args) -> int:
         return 2
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port), ("model", args.model))
                  if value is not None}  # fmt: skip
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        for line in problems(exc):
-            print(line, file=sys.stderr)
+    settings = load(**overrides)
+    if settings is None:
         return 2
     from studio.cluster import ClusterError, main
 

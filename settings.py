@@ -141,3 +141,18 @@ def problems(error) -> list[str]:
     """A pydantic ValidationError of the settings as lines a person reads at start: "settings: FIELD:
     the rule" (pydantic's "Value error, " prefix left out: the words after it are ours)."""
     return [f"settings: {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
+
+
+def load(**overrides) -> Settings | None:
+    """The settings (the environment, with `overrides` from the command line), or None once their
+    problems are printed to stderr, a line each: what the app and `i2v serve` do at start."""
+    import sys
+
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for line in problems(exc):
+            print(line, file=sys.stderr)
+        return None
