@@ -10,6 +10,7 @@ VideoResult. What differs between model families lives in their rooms (i2v/famil
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -31,6 +32,9 @@ from .progress import CancelFlag, OnProgress, Progress, StepWatch, report
 from .request import GenerationRequest, Strategy, VideoResult
 
 log = logging.getLogger(__name__)
+# torch.compile (dynamo) is not thread-safe: engines of one process (a pool's workers, a GPU each)
+# compile their first run one at a time; compiled runs after it go side by side.
+_COMPILING = threading.Lock()
 
 
 class VideoEngine:
@@ -55,6 +59,7 @@ class VideoEngine:
         self.interpolator_dir = Path(interpolator_dir) if interpolator_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir else None  # None: torch's own (/tmp/torchinductor_USER)
         self.runs_once = runs_once
+        self.ram_gb: float | None = None  # host RAM this engine may plan with (a pool's share); None: all of it
         self._pipe = None
         self._pipe_key: tuple | None = None  # (source, strategy, load-time levers) of the loaded pipeline
         self._pipe_source: ModelSource | None = None
@@ -279,7 +284,7 @@ class VideoEngine:
         shape = RunShape.of(checked.family.id, checked.knobs, memory_strategy=self.offload)
         if shape.quantize == "fp8" and not fp8_here(self.device):  # plan with the weights it will really have
             shape = shape.with_(quantize="none")
-        chosen = fastest_fit(shape, total_gb, host_ram_gb())
+        chosen = fastest_fit(shape, total_gb, self.ram_gb or host_ram_gb())
         if chosen is None:
             return checked.with_(memory_strategy=self.offload)
         way = chosen.shape
@@ -488,10 +493,11 @@ class VideoEngine:
         restore = family.watch_steps(pipe, kwargs, watch)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         out_of_memory = False
+        compiling = _COMPILING if knobs.compile and not self._warm else contextlib.nullcontext()
         try:
             # Some pipelines also draw from the global RNG (I2VGen-XL samples its image latents
             # without the generator): seed it too, and give it back as it was.
-            with torch.random.fork_rng(devices=devices):
+            with compiling, torch.random.fork_rng(devices=devices):
                 torch.manual_seed(knobs.seed)
                 if upsampler is None:
                     output = pipe(**kwargs)

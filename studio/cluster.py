@@ -248,13 +248,14 @@ class Replica:
     """One replica: a Hosting over the shared store, whose pool runs jobs on this replica's devices
     (heartbeats every lease_s / 4, reclaiming silent workers' jobs), with the REST API as its ingress."""
 
-    def __init__(self, settings, gpus: int):
+    def __init__(self, settings, gpus: int, replicas: int = 1):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from .hosting import make_hosting
 
         self.settings = settings
         specs = replica_devices(settings, gpus)
         self.hosting = make_hosting(settings, store=RemoteStore(), specs=specs, lease_s=settings.lease_s)
+        self.hosting.workers = replicas * len(specs)  # queue positions count every replica's workers
         self.hosting.hold()  # a shared store: the jobs of workers silent for lease_s are queued again
         self.hosting.begin()
         log.info("replica %s:%d runs jobs on %s", socket.gethostname(), os.getpid(),
@@ -359,7 +360,7 @@ def deploy(settings, replicas: int, gpus: int) -> None:
                                 "GRADIO_ANALYTICS_ENABLED": "False"}}  # fmt: skip
     app = Replica.options(num_replicas=replicas, ray_actor_options={**resources, "runtime_env": environment})
     try:
-        serve.run(app.bind(settings, gpus), name=APP, route_prefix="/")
+        serve.run(app.bind(settings, gpus, replicas), name=APP, route_prefix="/")
     except RuntimeError as exc:  # a replica that failed to start
         raise ClusterError("cluster.not_started", reason=_why_not_started(exc)) from None
 

@@ -43,6 +43,9 @@ def make_hosting(settings, *, store=None, specs=None, lease_s: float | None = No
     refiner = make_refiner(settings)
     studios = [Studio(engine_for(settings, spec.device), refiner, hardware, auto_refine=settings.auto_refine,
                       llm_configured=settings.llm_configured, model=settings.model) for spec in specs]  # fmt: skip
+    if len(studios) > 1 and hardware.ram_gb:  # jobs side by side offload into one host RAM: each plans with its share
+        for studio in studios:
+            studio.engine.ram_gb = hardware.ram_gb / len(studios)
     store = store if store is not None else JobStore(settings.output_dir, settings.queue_size, db=settings.store_db)
     return Hosting(studios, store, specs=specs, keep_days=settings.keep_days, keep_gb=settings.keep_gb,
                    lease_s=lease_s)  # fmt: skip
@@ -84,6 +87,7 @@ class Hosting:
             studio.metrics = self.metrics
         self.pool = Pool(store, list(zip(specs, studios)), self.metrics, keep_days=keep_days, keep_gb=keep_gb,
                          lease_s=lease_s)  # fmt: skip
+        self.workers: int | None = None  # the store's workers on every box (several boxes); None: this pool's
 
     def start(self) -> None:
         self.pool.start()
@@ -191,8 +195,9 @@ class Hosting:
         return job, state
 
     def position(self, job: Job) -> int | None:
-        """How many jobs must start or end before `job` starts, with this pool's workers side by side."""
-        return self.store.position(job, self.pool.capacity)
+        """How many jobs must start or end before `job` starts, with every worker of the store side by
+        side (this pool's, or on several boxes the cluster's: `workers`)."""
+        return self.store.position(job, self.workers or self.pool.capacity)
 
     def stop_session(self, session: str) -> bool:
         """Stop every job a browser tab started that has not ended."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .metrics import Metrics
-from .store import Job, JobStore
+from .store import WAITING, Job, JobStore
 from .worker import Worker
 
 log = logging.getLogger("studio.pool")
@@ -113,17 +113,23 @@ class Pool:
         (several boxes) is not held: its jobs' heartbeats say which worker is gone."""
         if self.lease_s is None:
             self.store.hold()
-            touched = self.store.recover()
+            self._interrupted(self.store.recover())
         else:
-            touched = self.store.reclaim(self.lease_s)
-        for job in touched:
+            self._interrupted(self.store.reclaim(self.lease_s))
+        self._retain()
+
+    def _interrupted(self, jobs: list[Job]) -> None:
+        """Say (and count) the jobs whose worker died under them: queued again, or failed."""
+        for job in jobs:
             if job.status == "failed":
-                log.warning("job %s was interrupted %d times: failed", job.id, job.attempts)
+                log.warning("job %s lost its worker %d times: failed", job.id, job.attempts)
                 if self.metrics:
                     self.metrics.failures.labels("interrupted").inc()
+            elif job.status == "stopped":
+                log.info("job %s lost its worker after a stop was asked: stopped", job.id)
             else:
-                log.warning("job %s was interrupted (attempt %d): queued again", job.id, job.attempts)
-        self._retain()
+                log.warning("job %s lost its worker %s (attempt %d): queued again", job.id, job.worker or "",
+                            job.attempts)  # fmt: skip
 
     def begin(self) -> None:
         """Start giving jobs to the workers, in a thread of its own."""
@@ -146,10 +152,12 @@ class Pool:
         for thread in threads.values():
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            running = [job_id for job_id, thread in self._threads.items()
-                       if thread.is_alive() and job_id not in self._asked]  # fmt: skip
-        for job_id in running:
-            self.store.requeue(job_id)
+            running = [(worker.job.id, worker.name) for worker in self.workers
+                       if worker.job is not None and (not worker.group or worker.group[0] == worker.index)
+                       and worker.job.id not in self._asked and self._threads.get(worker.job.id) is not None
+                       and self._threads[worker.job.id].is_alive()]  # fmt: skip
+        for job_id, name in running:
+            self.store.requeue(job_id, worker=name)
 
     def stop_soon(self) -> None:
         """Start shutting down without waiting: no job starts any more, a running one stops at its
@@ -223,22 +231,28 @@ class Pool:
 
     def _beat(self) -> None:
         """Heartbeats of the jobs this pool runs; on a shared store, a stop asked through another box
-        passed on, and the jobs of silent workers queued again."""
+        passed on, a job given to another worker meanwhile stopped here (its writes change nothing
+        any more), and the jobs of silent workers queued again."""
         for worker in self.workers:
             job = worker.job
             if job is None or (worker.group and worker.group[0] != worker.index):
                 continue
             self.store.beat(worker.name)
-            if self.lease_s is not None and (self.store.get(job.id) or job).stop_asked:
+            if self.lease_s is None:
+                continue
+            now = self.store.get(job.id) or job
+            # queued again (reclaimed), or running elsewhere; an ended one is this run's own ending
+            gone = now.status in WAITING or (now.status == "running" and now.worker != worker.name)
+            if gone or now.stop_asked:
+                if gone:
+                    log.warning("job %s was given to another worker: this run stops", job.id)
                 with self._lock:
                     flag = self._flags.get(job.id)
                     if flag is not None:
                         self._asked.add(job.id)
                         flag.set()
         if self.lease_s is not None:
-            for job in self.store.reclaim(self.lease_s):
-                log.warning("job %s lost its worker %s (no heartbeat for %.0f s): %s", job.id, job.worker, self.lease_s,
-                            "failed, interrupted too often" if job.status == "failed" else "queued again")  # fmt: skip
+            self._interrupted(self.store.reclaim(self.lease_s))
 
     def _dispatch(self) -> None:
         with self._lock:
@@ -265,7 +279,15 @@ class Pool:
                 thread = threading.Thread(target=self._execute, args=(group, claimed, flag), daemon=True,
                                           name=f"gpu-worker-{leader.index}")  # fmt: skip
                 self._threads[job.id] = thread
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had: the job waits again, the devices are free
+                    log.exception("could not start a worker thread for job %s", job.id)
+                    for worker in group:
+                        worker.job = worker.group = None
+                    self._flags.pop(job.id, None)
+                    self._threads.pop(job.id, None)
+                    self.store.requeue(job.id, worker=leader.name)
             if len(self._fitted) > 4096:
                 self._fitted.clear()
 
@@ -278,7 +300,7 @@ class Pool:
             return
         said = note("pool.too_many_gpus", gpus=job.gpus, have=self.capacity)
         self.store.finish(job.id, "failed", error={"code": said.code, "text": studio.say(said, job.language)},
-                          error_kind="bad_input")  # fmt: skip
+                          error_kind="bad_input", worker=self.workers[0].name)  # fmt: skip
 
     def _execute(self, group: list[Worker], job: Job, cancel: threading.Event) -> None:
         leader = group[0]
@@ -324,8 +346,10 @@ class Pool:
             return True
         key = (job.id, slot.index, round(slot.gb))
         if key not in self._fitted:
+            # a video across GPUs keeps every weight on each of them (no offloading): fitted so
+            form = {**job.form, "memory_strategy": "none"} if job.gpus > 1 else job.form
             try:
-                self._fitted[key] = self.workers[slot.index].studio.fits(job.form, slot.gb)
+                self._fitted[key] = self.workers[slot.index].studio.fits(form, slot.gb)
             except Exception:  # noqa: BLE001 - a model gone since, a bad form: its run says so
                 self._fitted[key] = True
         return self._fitted[key]

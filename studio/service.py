@@ -323,7 +323,7 @@ class Studio:
         levers = {lever: value for lever, value in _levers(form).items() if lever in ("quantize", "compile")}
         shape = with_speed(family, shape, form.get("speed") or "exact", levers)
         vram, name = on or (gpu.free_gb, gpu.name)
-        ram = self.hardware.ram_gb or None
+        ram = self.engine.ram_gb or self.hardware.ram_gb or None  # a pool's device: its share of the host RAM
         if strategy == "auto":
             fastest = fastest_fit(shape, vram, ram, name)
             if fastest is not None:

@@ -254,6 +254,7 @@ class JobStore:
         self._lock = threading.RLock()
         db = Path(db) if db else self.root / "jobs.sqlite3"
         db.parent.mkdir(parents=True, exist_ok=True)
+        self._path = db
         self._db = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -262,7 +263,11 @@ class JobStore:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for column, kind in _ADDED.items():
             if column not in have:
-                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                try:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another process opening the old store added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         self._held = None
         self._changed = threading.Condition()
 
@@ -272,7 +277,7 @@ class JobStore:
         or `i2v batch`) holds it. The lock goes with the process, however it ends."""
         import fcntl
 
-        handle = (self.root / "worker.lock").open("a+")
+        handle = (self._path.parent / "worker.lock").open("a+")  # beside the database: one server per database
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -296,7 +301,10 @@ class JobStore:
     def _interrupt(self, job: Job) -> Job:
         """A job whose worker died under it: interrupted (it waits to run again in its old place), or
         failed once that happened MAX_ATTEMPTS times."""
-        if job.attempts >= MAX_ATTEMPTS:
+        if job.stop_asked:  # a person stopped it while its worker died: it stays stopped, it does not run again
+            self._db.execute("UPDATE jobs SET status='stopped', finished=?, stage=NULL, step=NULL, total=NULL, eta=NULL "
+                             "WHERE id=?", (time.time(), job.id))  # fmt: skip
+        elif job.attempts >= MAX_ATTEMPTS:
             self._db.execute(
                 "UPDATE jobs SET status='failed', finished=?, error_kind='interrupted', error=?, stage=NULL, step=NULL, "
                 "total=NULL, eta=NULL WHERE id=?",
@@ -317,11 +325,12 @@ class JobStore:
                                     (time.time() - lease_s,)).fetchall()  # fmt: skip
             return [self._interrupt(Job.from_row(row)) for row in rows]
 
-    def lost(self, job_id: str) -> Job | None:
+    def lost(self, job_id: str, worker: str | None = None) -> Job | None:
         """A running job whose worker's process died (a rank of a video across GPUs, killed):
         interrupted, or failed after MAX_ATTEMPTS, as `recover` does after a restart."""
+        mine, args = self._mine(worker)
         with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id=? AND status='running'", (job_id,)).fetchone()
+            row = self._db.execute("SELECT * FROM jobs WHERE id=? AND status='running'" + mine, (job_id, *args)).fetchone()
             return self._interrupt(Job.from_row(row)) if row else self.get(job_id)
 
     # ------------------------------------------------------------------ submitting
@@ -436,7 +445,7 @@ class JobStore:
                 job_id = row["id"]
             now = time.time()
             taken = self._db.execute(
-                "UPDATE jobs SET status='running', started=?, beat=?, attempts=attempts+1, worker=?, devices=? "
+                "UPDATE jobs SET status='running', started=?, beat=?, attempts=attempts+1, worker=?, devices=?, stop_asked=NULL "
                 "WHERE id=? AND status IN ('queued', 'interrupted')",
                 (now, now, worker or None, json.dumps(devices) if devices else None, job_id)).rowcount  # fmt: skip
         if not taken:
@@ -457,28 +466,43 @@ class JobStore:
         with self._lock:
             self._db.execute("UPDATE jobs SET beat=? WHERE worker=? AND status='running'", (time.time(), worker))
 
-    def progress(self, job_id: str, stage: str, step: int | None, total: int | None, eta: float | None) -> None:
+    # A worker's writes name it (`worker`): once its job was given to another (its heartbeat went
+    # silent for a lease: a partition, a stalled process), they change nothing, so a job is never
+    # finished, moved or queued again by a worker that no longer runs it.
+    @staticmethod
+    def _mine(worker: str | None) -> tuple[str, tuple]:
+        return (" AND worker=? AND status='running'", (worker,)) if worker else ("", ())
+
+    def progress(self, job_id: str, stage: str, step: int | None, total: int | None, eta: float | None,
+                 worker: str | None = None) -> None:  # fmt: skip
+        mine, args = self._mine(worker)
         with self._lock:
-            self._db.execute("UPDATE jobs SET stage=?, step=?, total=?, eta=? WHERE id=?", (stage, step, total, eta, job_id))
+            self._db.execute("UPDATE jobs SET stage=?, step=?, total=?, eta=? WHERE id=?" + mine,
+                             (stage, step, total, eta, job_id, *args))  # fmt: skip
         self._notify()
 
     def finish(self, job_id: str, status: str, *, result: dict | None = None, video: str | None = None,
                error: dict | None = None, error_kind: str | None = None, seconds: float | None = None,
-               peak_gb: float | None = None) -> None:  # fmt: skip
+               peak_gb: float | None = None, worker: str | None = None) -> bool:  # fmt: skip
+        """End the job; False when `worker` no longer runs it (nothing changed)."""
         assert status in ENDED
+        mine, args = self._mine(worker)
         with self._lock:
-            self._db.execute(
+            changed = self._db.execute(
                 "UPDATE jobs SET status=?, finished=?, result=?, video=?, error=?, error_kind=?, seconds=?, peak_gb=?, "
-                "stage=NULL, step=NULL, total=NULL, eta=NULL WHERE id=?",
+                "stage=NULL, step=NULL, total=NULL, eta=NULL WHERE id=?" + mine,
                 (status, time.time(), json.dumps(result) if result is not None else None, video,
-                 json.dumps(error) if error is not None else None, error_kind, seconds, peak_gb, job_id))  # fmt: skip
+                 json.dumps(error) if error is not None else None, error_kind, seconds, peak_gb, job_id,
+                 *args)).rowcount  # fmt: skip
         self._notify()
+        return bool(changed)
 
-    def requeue(self, job_id: str) -> None:
+    def requeue(self, job_id: str, worker: str | None = None) -> None:
         """A running job back to the queue's front, its attempt not counted (a clean shutdown)."""
+        mine, args = self._mine(worker)
         with self._lock:
             self._db.execute("UPDATE jobs SET status='queued', attempts=MAX(attempts-1, 0), stage=NULL, step=NULL, "
-                             "total=NULL, eta=NULL WHERE id=? AND status='running'", (job_id,))  # fmt: skip
+                             "total=NULL, eta=NULL WHERE id=? AND status='running'" + mine, (job_id, *args))  # fmt: skip
         self._notify()
 
     def stop_queued(self, job_id: str) -> bool:

@@ -58,7 +58,7 @@ class Worker:
             if (self.store.get(job.id) or job).status == "running":
                 text = self.studio.say(note("store.internal_error"), job.language)
                 self.store.finish(job.id, "failed", error={"code": "store.internal_error", "text": text},
-                                  error_kind="internal")  # fmt: skip
+                                  error_kind="internal", worker=self.name)  # fmt: skip
                 if self.metrics:
                     self.metrics.failures.labels("internal").inc()
         except Exception:  # noqa: BLE001 - the store itself is failing: the next start finds it running
@@ -72,7 +72,7 @@ class Worker:
 
         def on_progress(update) -> None:
             update = update.whole()  # a long video's bar runs once over all its segments
-            self.store.progress(job.id, update.stage, update.step, update.total, update.eta)
+            self.store.progress(job.id, update.stage, update.step, update.total, update.eta, worker=self.name)
 
         try:
             self._check_disk(job)
@@ -80,7 +80,10 @@ class Worker:
             outcome = studio.run(dict(job.form), job.form.get("last_refine") or {}, language, on_progress, cancel,
                                  devices=devices)  # fmt: skip
         except RankLost as exc:  # a process of a video across GPUs died (killed): run again, like a restart
-            again = self.store.lost(job.id)
+            if self.pool.asked(job.id) or self.pool.stopping:  # stopped by a person, or the shutdown, as it died
+                self._stopped(job, {"params": {"stopped": True}}, round(time.monotonic() - started, 2))
+                return
+            again = self.store.lost(job.id, worker=self.name)
             log.warning("job %s: %s; %s", job.id, exc, "queued again" if again and again.status != "failed"
                         else "failed: it was interrupted too often")  # fmt: skip
             return
@@ -95,35 +98,45 @@ class Worker:
             code = exc.message.code if isinstance(exc, MessageError) else "invalid" if kind == "bad_input" \
                 else "store.internal_error"  # fmt: skip
             self.store.finish(job.id, "failed", error={"code": code, "text": text}, error_kind=kind,
-                              seconds=round(time.monotonic() - started, 2))  # fmt: skip
+                              seconds=round(time.monotonic() - started, 2), worker=self.name)  # fmt: skip
             if self.metrics:
                 self.metrics.failures.labels(kind).inc()
             return
         seconds = round(time.monotonic() - started, 2)
-        peak = _peak_gb(self.device)
+        peak = _peak_gb(self.device) if len(devices or []) < 2 else None  # a group's ranks are other processes
         result = {
             "prompt": outcome.prompt, "negative_prompt": outcome.negative_prompt, "camera_motion": outcome.camera_motion,
             "warnings": outcome.warnings, "infos": outcome.infos, "params": outcome.params,
             "refined": dataclasses.asdict(outcome.refined) if outcome.refined else None,
         }  # fmt: skip
         if outcome.result is None:
-            if self.pool.stopping and not self.pool.asked(job.id):  # the shutdown stopped it, not a person
-                self.store.requeue(job.id)
-                log.info("job %s stopped by the shutdown: queued again", job.id)
-                return
-            self.store.finish(job.id, "stopped", result=result, seconds=seconds)
-            log.info("job %s stopped", job.id)
+            self._stopped(job, result, seconds)
             return
         if self._shut_down(job, outcome.result):
             return
         model = outcome.result.family
-        self._thumbnail(job.id, outcome.result.path)
-        self.store.finish(job.id, "done", result=result, video=str(outcome.result.path), seconds=seconds, peak_gb=peak)
+        self._thumbnail(job.id, outcome.result.path)  # before it is done: the history shows it at once
+        if not self.store.finish(job.id, "done", result=result, video=str(outcome.result.path), seconds=seconds,
+                                 peak_gb=peak, worker=self.name):  # fmt: skip
+            # another worker runs it now (this one's heartbeat went silent too long): its video is that one's
+            for path in (outcome.result.path, outcome.result.metadata_path):
+                Path(path).unlink(missing_ok=True)
+            log.warning("job %s was given to another worker meanwhile: this run's video removed", job.id)
+            return
         log.info("job %s done in %.1f s: %s", job.id, seconds, outcome.result.path.name)
         if self.metrics:
             self.metrics.generation_seconds.labels(model).observe(seconds)
             if peak is not None:
                 self.metrics.peak_gpu_gb.labels(model).observe(peak)
+
+    def _stopped(self, job: Job, result: dict, seconds: float) -> None:
+        """A job that stopped before its video: queued again when the shutdown stopped it, else stopped."""
+        if self.pool.stopping and not self.pool.asked(job.id):  # the shutdown stopped it, not a person
+            self.store.requeue(job.id, worker=self.name)
+            log.info("job %s stopped by the shutdown: queued again", job.id)
+            return
+        self.store.finish(job.id, "stopped", result=result, seconds=seconds, worker=self.name)
+        log.info("job %s stopped", job.id)
 
     def _shut_down(self, job: Job, result) -> bool:
         """A long video the shutdown stopped (not a person) keeps what it made (finished segments,
@@ -135,7 +148,7 @@ class Worker:
             return False
         for path in (result.path, result.metadata_path):
             Path(path).unlink(missing_ok=True)
-        self.store.requeue(job.id)
+        self.store.requeue(job.id, worker=self.name)
         log.info("job %s stopped by the shutdown after some of its segments: their video removed, queued again",
                  job.id)  # fmt: skip
         return True

@@ -209,7 +209,7 @@ def test_a_replica_killed_mid_job_and_the_other_finishes_it(tiny_model, tmp_path
     head = RayHead()
     out, db, port = tmp_path / "outputs", tmp_path / "store" / "jobs.sqlite3", free_port()
     env = {**os.environ, "I2V_MODEL": tiny_model, "I2V_OUTPUT_DIR": str(out), "I2V_STORE_DB": str(db),
-           "I2V_LEASE_S": "3", "I2V_PORT": str(port), "I2V_API_TOKENS": f"alice:{TOKEN}",
+           "I2V_LEASE_S": "10", "I2V_PORT": str(port), "I2V_API_TOKENS": f"alice:{TOKEN}",
            "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
     log = tmp_path / "serve.log"
     serving = None
@@ -256,7 +256,7 @@ def test_a_replica_killed_mid_job_and_the_other_finishes_it(tiny_model, tmp_path
         assert len(list(out.glob("*.mp4"))) == 1  # once: the killed attempt left no video
 
         # 4. Stop reaches a running job, whichever replica the DELETE lands on (the pool's own, or another's)
-        stopped = _submit(url, {**body, "num_inference_steps": 200})
+        stopped = _submit(url, {**body, "height": 512, "width": 512, "num_frames": 33, "num_inference_steps": 200})
         _denoising(url, stopped)
         assert httpx.delete(f"{url}/api/v1/jobs/{stopped}", headers=auth, timeout=30).status_code == 202
         assert _ended(url, stopped, log)["status"] == "stopped"

@@ -88,7 +88,7 @@ def test_devices_lists_both_slots_and_the_job_one_runs(two_slots, chelsea):
         caught = next((row for row in rows if row["job"] == job["id"]), None)
         if caught is None:
             assert httpx.get(f"{two_slots.url}/api/v1/jobs/{job['id']}", headers=auth(ALICE),
-                             timeout=30).json()["status"] == "queued", "the job ended unseen by /devices"  # fmt: skip
+                             timeout=30).json()["status"] in ("queued", "running"), "the job ended unseen by /devices"  # fmt: skip
             time.sleep(0.05)
     assert caught is not None and caught["state"] == "running", rows
     assert caught["model"] == Path(two_slots.env["I2V_MODEL"]).name  # a model folder by its name only

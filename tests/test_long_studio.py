@@ -4,9 +4,8 @@ the page's segments box wins over a stale prompt box, one rule for the page and 
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from waiting import wait_until
 
 from i2v.export import read_mp4
 from studio.store import ENDED
@@ -26,14 +25,6 @@ def long_form(chelsea, seed: int) -> dict:
             "keep_segments": True, "num_frames": FRAMES, "height": 32, "width": 48, "fps": 8, "seed": seed}  # fmt: skip
 
 
-def wait_until(test, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = test()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("waited in vain")
 
 
 def test_a_shutdown_during_a_long_video_queues_it_again_and_keeps_no_shortened_video(tmp_path, chelsea, monkeypatch):
@@ -44,8 +35,8 @@ def test_a_shutdown_during_a_long_video_queues_it_again_and_keeps_no_shortened_v
     shut = hosting.submit(long_form(chelsea, 2), "alice", "en")  # the server's shutdown stops this one
     real = store.progress
 
-    def progress(job_id, stage, step, total, eta):  # the worker's progress, as the store gets it
-        real(job_id, stage, step, total, eta)
+    def progress(job_id, stage, step, total, eta, **mine):  # the worker's progress, as the store gets it
+        real(job_id, stage, step, total, eta, **mine)
         if stage == "rendering" and step > total // 3 + 2:  # segment 2 of 3 is rendering
             if job_id == asked.id:
                 worker.cancel(store.get(job_id))
@@ -165,8 +156,8 @@ def test_a_shutdown_while_a_kept_video_is_interpolated_queues_it_again(tmp_path,
     job = hosting.submit({**long_form(chelsea, 3), "segments": "", "interpolate": 2}, "alice", "en")
     real = store.progress
 
-    def progress(job_id, stage, step, total, eta):
-        real(job_id, stage, step, total, eta)
+    def progress(job_id, stage, step, total, eta, **mine):
+        real(job_id, stage, step, total, eta, **mine)
         if stage == "interpolating" and step >= 2:
             worker.stop_soon()
 

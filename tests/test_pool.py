@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from waiting import wait_until
 
 from i2v.hardware import DeviceSpec, parse_devices
 from studio.pool import SlotView, assign
@@ -84,14 +85,6 @@ def test_i2v_devices_is_read_with_sizes_and_refused_with_the_rule():
 
 
 # ---------------------------------------------------------------------- a real pool, on the CPU
-def wait_until(test, seconds: float = 120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = test()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("waited in vain")
 
 
 @pytest.fixture
@@ -121,7 +114,9 @@ def test_jobs_spread_over_fake_sized_devices_by_the_planner_and_run_side_by_side
         running = {job.id for job in store.running()}
         if {big.id, camera.id} <= running:
             waiting = store.get(third.id)
-            seen_together.append(hosting.position(waiting) if waiting.status == "queued" else None)
+            ahead = hosting.position(waiting) if waiting.status == "queued" else None
+            if {big.id, camera.id} <= {job.id for job in store.running()}:  # still both: the position was theirs
+                seen_together.append(ahead)
         return all(store.get(j.id).status in ENDED for j in (big, camera, third))
 
     hosting.start()
@@ -215,5 +210,34 @@ def test_a_queue_position_counts_the_jobs_that_must_start_or_end_first(tmp_path,
         assert [store.position(third, workers=2), store.position(fourth, workers=2)] == [1, 2]  # one must end first
         assert [store.position(third, workers=3), store.position(fourth, workers=3)] == [0, 1]  # a worker is free
         assert store.position(third) == 2  # one worker: both running jobs end first
+    finally:
+        store.close()
+
+
+def test_a_worker_that_lost_its_job_changes_nothing_and_a_stop_asked_survives_its_death(tmp_path, chelsea):
+    """Several boxes: a worker silent past its lease loses its job to another; its late writes (progress,
+    a shutdown's requeue, its video) change nothing, so the job runs once and ends once."""
+    from studio.store import JobStore
+
+    store = JobStore(tmp_path / "out")
+    try:
+        job = store.submit("alice", {"prompt": "a cat"}, chelsea)
+        store.claim("box-a:1:0", ["cuda:0"], job.id)
+        time.sleep(0.05)
+        assert [found.id for found in store.reclaim(0.01)] == [job.id]  # box A went silent
+        assert store.claim("box-b:2:0", ["cuda:0"], job.id).worker == "box-b:2:0"
+        store.progress(job.id, "denoising", 3, 30, None, worker="box-a:1:0")
+        store.requeue(job.id, worker="box-a:1:0")
+        assert not store.finish(job.id, "done", video="/a.mp4", worker="box-a:1:0")
+        now = store.get(job.id)
+        assert (now.status, now.worker, now.step, now.video, now.attempts) == ("running", "box-b:2:0", None, None, 2)
+        assert store.finish(job.id, "done", video="/b.mp4", worker="box-b:2:0")
+        assert store.get(job.id).video == "/b.mp4"
+        # a person stops a job whose worker then dies: it stays stopped, it does not run again
+        other = store.submit("bob", {"prompt": "a dog"}, chelsea)
+        store.claim("box-a:1:0", ["cuda:0"], other.id)
+        assert store.ask_stop(other.id)
+        time.sleep(0.05)
+        assert [found.status for found in store.reclaim(0.01)] == ["stopped"]
     finally:
         store.close()
