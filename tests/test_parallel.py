@@ -12,8 +12,8 @@ import signal
 import threading
 
 import numpy as np
-import psutil
 import pytest
+from ranks import gone, ranks_running
 
 from i2v.checks import check
 from i2v.engine import VideoEngine
@@ -33,23 +33,6 @@ def wan(tiny_models) -> str:
 
 def request(chelsea, model: str, **knobs) -> GenerationRequest:
     return GenerationRequest(image=chelsea, model=model, **{**SMALL, **knobs})
-
-
-def ranks_running() -> list[int]:
-    """This process's children that are ranks (`python -m i2v.parallel`); other tests' servers are not."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "i2v.parallel" in child.cmdline():
-                found.append(child.pid)
-        except psutil.Error:  # ended while looked at
-            pass
-    return found
-
-
-def gone(pids: list[int]) -> bool:
-    """No process of `pids` is left (a zombie would be one not waited for)."""
-    return not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
 
 def test_two_ranks_make_the_video_one_process_makes(tmp_path, chelsea, wan):

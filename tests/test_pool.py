@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ranks import ranks_running
 from waiting import wait_until
 
 from i2v.hardware import DeviceSpec, parse_devices
@@ -143,25 +144,6 @@ def test_a_job_asking_more_gpus_than_the_pool_has_is_refused_before_it_is_queued
     assert pool_hosting.store.count() == 0
 
 
-def _ranks() -> list[int]:
-    """The processes of a video across devices that this test process started (`python -m i2v.parallel`)."""
-    import os
-    from pathlib import Path
-
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if b"i2v.parallel" in command and parent == os.getpid():
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_killed_process_of_a_video_across_devices_runs_it_again_and_the_pool_goes_on(tmp_path, tiny_model, chelsea):
     """One worker fails under a job (a rank of a 2-device video killed with SIGKILL): the others are
     stopped, the job is queued again with its attempt counted and made whole on the second try; a
@@ -182,10 +164,10 @@ def test_a_killed_process_of_a_video_across_devices_runs_it_again_and_the_pool_g
     hosting.start()
     try:
         wait_until(lambda: (job := store.get(across.id)).stage == "denoising" and (job.step or 0) >= 2, 180)
-        killed = _ranks()
+        killed = ranks_running()
         assert len(killed) == 2, killed
         os.kill(killed[1], signal.SIGKILL)  # rank 1 dies mid-video
-        wait_until(lambda: not set(killed) & set(_ranks()), 60)  # rank 0 was stopped too: nothing left behind
+        wait_until(lambda: not set(killed) & set(ranks_running()), 60)  # rank 0 was stopped too: nothing left behind
         done = wait_until(lambda: (job := store.get(across.id)).status in ENDED and job, 240)
         later = wait_until(lambda: (job := store.get(after.id)).status in ENDED and job, 120)
     finally:
@@ -195,7 +177,7 @@ def test_a_killed_process_of_a_video_across_devices_runs_it_again_and_the_pool_g
     assert later.status == "done", later.error
     frames, _ = read_mp4(done.video)
     assert frames.shape[:3] == (5, 64, 64)
-    assert not _ranks()
+    assert not ranks_running()
 
 
 def test_a_queue_position_counts_the_jobs_that_must_start_or_end_first(tmp_path, chelsea):
