@@ -415,7 +415,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     # one video across several GPUs of the pool: shown when it has more than one (a
                     # slider's maximum must pass its minimum, hence 2 on a one-device pool, where it is hidden)
                     gpus = gr.Slider(1, max(capacity, 2), value=1, step=1, label=I18N("gpus"), visible=capacity > 1,
-                                     elem_id="gpus")  # fmt: skip
+                                     interactive=first["splits"], elem_id="gpus")  # fmt: skip
                     with gr.Row():  # the speed levers one by one; auto: from the speed above
                         quantize = gr.Dropdown(list(LEVER_CHOICES["quantize"]), value="auto", label=I18N("quantize"),
                                                elem_id="quantize")  # fmt: skip
@@ -616,6 +616,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 steps: gr.update(value=current_steps if rules["diffusion"] and current_steps else rules["steps"],
                                  interactive=rules["diffusion"]),
                 guidance: gr.update(value=rules["guidance"], interactive=rules["diffusion"]),
+                gpus: gr.update(interactive=rules["splits"]) if rules["splits"] else gr.update(value=1, interactive=False),
             }  # fmt: skip
 
         generate_inputs = [*form.values(), history, last_refine]
@@ -843,7 +844,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
         speed.input(on_speed_change, [speed, model, steps, guidance], [steps, guidance], api_name=False, queue=False)
         model.change(on_model_change, [model, height, width, frames, steps, speed, interpolate],
-                     [height, width, frames, fps, steps, guidance], api_name=False)  # fmt: skip
+                     [height, width, frames, fps, steps, guidance, gpus], api_name=False)  # fmt: skip
         interpolate.input(on_interpolate, [model, interpolate], [fps], api_name=False, queue=False)
         model.change(on_capabilities, [model],
                      [subjects_box, subjects_note, soundtrack, sound_note, advice, *reference_files, *reference_labels],

@@ -166,6 +166,7 @@ class Studio:
             frames=family.num_frames, frame_min=max(family.min_frames, family.frame_step + family.frame_offset),
             frame_step=family.frame_step, frame_max=family.max_frames,
             steps=family.num_inference_steps or 1, guidance=family.guidance_scale or 0.0, diffusion=bool(family.pipeline),
+            splits=bool(family.pipeline and family.context_parallel),  # one video may go across several GPUs
         )  # fmt: skip
 
     # ------------------------------------------------------------------ refining

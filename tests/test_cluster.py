@@ -209,7 +209,7 @@ def test_a_replica_killed_mid_job_and_the_other_finishes_it(tiny_model, tmp_path
     head = RayHead()
     out, db, port = tmp_path / "outputs", tmp_path / "store" / "jobs.sqlite3", free_port()
     env = {**os.environ, "I2V_MODEL": tiny_model, "I2V_OUTPUT_DIR": str(out), "I2V_STORE_DB": str(db),
-           "I2V_LEASE_S": "10", "I2V_PORT": str(port), "I2V_API_TOKENS": f"alice:{TOKEN}",
+           "I2V_LEASE_S": "6", "I2V_PORT": str(port), "I2V_API_TOKENS": f"alice:{TOKEN}",
            "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
     log = tmp_path / "serve.log"
     serving = None

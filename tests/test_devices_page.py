@@ -61,6 +61,7 @@ def test_the_page_shows_every_slot_follows_them_and_offers_gpus(two_slots, chels
         gpus.wait_for(state="visible")
         assert "GPUs for this video" in gpus.inner_text()
         assert page.locator("#gpus input[type=range]").get_attribute("max") == "2"
+        assert page.locator("#gpus input[type=range]").is_enabled()  # a Wan model: it splits (the camera's is off)
 
         job = submit(two_slots, chelsea)
         assert wait_for(two_slots.url, ALICE, job["id"])["status"] == "done"
