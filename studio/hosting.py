@@ -1,8 +1,9 @@
 """Hosting: the studio for many clients on one GPU box. Every job goes through the job store and its
 pool of workers (one per GPU of I2V_DEVICES), whoever asks (the page, the REST API, `i2v batch`): one
-queue, one set of positions, and nothing lost on a restart. This is where a job is checked before it is queued (a bad value is refused
-at once, never after minutes in the queue), waited for, stopped, listed for its owner, and shown to a
-client without this machine's paths. No gradio and no HTTP in here."""
+queue, one set of positions, and nothing lost on a restart. This is where a job is checked before it
+is queued (a bad value is refused at once, never after minutes in the queue), waited for, stopped,
+listed for its owner, and shown to a client without this machine's paths. No gradio and no HTTP in
+here."""
 
 from __future__ import annotations
 
