@@ -52,6 +52,15 @@ class MessageError(Exception):
     def code(self) -> str:
         return self.message.code
 
+    def __reduce__(self):
+        """Pickled as its class, id and parameters (Exception's own way rebuilds it from its English
+        words, which are no id): a store's refusal crossing to another process keeps its words."""
+        return _rebuilt, (type(self), self.message.code, self.message.params)
+
+
+def _rebuilt(kind: type, code: str, params: dict) -> MessageError:
+    return kind(code, **params)
+
 
 def note(code: str, **params: Any) -> Message:
     return Message(code=code, params=params)

@@ -30,7 +30,6 @@ This module imports ray: only `i2v serve --ray` and the replicas import it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
@@ -39,7 +38,6 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -114,22 +112,6 @@ def read_mark(root: str) -> tuple[str, str | None]:
         return socket.gethostname(), None
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A MessageError of the store on its way to a replica, by its class, id and parameters (a
-    MessageError does not pickle: it is rebuilt from its English words, which are no message id)."""
-
-    kind: str  # "module:Class"
-    code: str
-    params: dict
-
-    def error(self) -> MessageError:
-        module, _, name = self.kind.partition(":")
-        kind = getattr(importlib.import_module(module), name, None)
-        kind = kind if isinstance(kind, type) and issubclass(kind, MessageError) else MessageError
-        return kind(self.code, **self.params)
-
-
 class StoreKeeper:
     """The cluster's one JobStore, in a Ray actor on the node whose local disk holds its SQLite file.
     Threaded (`max_concurrency`): JobStore serialises its own writes, and a large upload being written
@@ -150,10 +132,9 @@ class StoreKeeper:
     def call(self, method: str, args: tuple, kwargs: dict):
         if method.startswith("_") or method in LOCAL or not callable(getattr(JobStore, method, None)):
             raise AttributeError(f"the job store has no method {method!r} to call from a replica")
-        try:
-            return getattr(self.store, method)(*args, **kwargs)
-        except MessageError as exc:  # the store's refusal (a full queue, say), for the replica to raise again
-            return Refused(f"{type(exc).__module__}:{type(exc).__qualname__}", exc.message.code, exc.message.params)
+        # the store's refusal (a full queue, say) reaches the replica as it was raised: a MessageError
+        # pickles with its id and parameters
+        return getattr(self.store, method)(*args, **kwargs)
 
     def close(self) -> None:
         self.store.close()
@@ -180,12 +161,10 @@ class RemoteStore:
     def _call(self, method: str, *args, **kwargs):
         try:
             value = ray.get(self._actor.call.remote(method, args, kwargs))
-        except RayTaskError as exc:  # a bug in the store: raised here as the store raised it
+        except RayTaskError as exc:  # the store's refusal, or a bug in it: raised here as the store raised it
             raise exc.cause from None
         except RayActorError:
             raise StoreError("cluster.store_gone", host=self.host) from None
-        if isinstance(value, Refused):
-            raise value.error()
         if method in CHANGES:
             with self._changed:
                 self._changed.notify_all()

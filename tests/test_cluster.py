@@ -25,7 +25,7 @@ import pytest
 from llama import free_port
 
 from i2v.export import _partial, read_mp4, remove_orphaned_partials
-from studio.cluster import MARK, NETWORK_FILESYSTEMS, Refused, StoreKeeper, filesystem_of
+from studio.cluster import MARK, NETWORK_FILESYSTEMS, StoreKeeper, filesystem_of
 from studio.store import StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +60,10 @@ def test_the_stores_refusals_cross_the_actor_with_their_words(tmp_path, chelsea)
         assert not (tmp_path / "out" / ".jobs" / "jobs.sqlite3").exists()
         job = keeper.call("submit", ("alice", {"prompt": "a cat"}, chelsea.read_bytes(), ".png"), {})
         assert Path(job.form["image"]).read_bytes() == chelsea.read_bytes()  # the store wrote it in the shared folder
-        refused = keeper.call("submit", ("alice", {"prompt": "a dog"}, chelsea.read_bytes(), ".png"), {})
-        error = pickle.loads(pickle.dumps(refused)).error()  # as it reaches a replica
-        assert isinstance(refused, Refused) and isinstance(error, StoreError)
+        with pytest.raises(StoreError) as refused:
+            keeper.call("submit", ("alice", {"prompt": "a dog"}, chelsea.read_bytes(), ".png"), {})
+        error = pickle.loads(pickle.dumps(refused.value))  # as it reaches a replica (Ray pickles it)
+        assert isinstance(error, StoreError)
         assert error.message.code == "studio.queue_full" and "1" in str(error)
         with pytest.raises(AttributeError):
             keeper.call("hold", (), {})  # nobody holds a shared store
