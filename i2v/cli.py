@@ -378,7 +378,7 @@ def _group_devices(gpus: int, device: str | None = None) -> list[str]:
     a GPU named (or needed) is not on this machine."""
     import torch
 
-    from .hardware import parse_devices
+    from .hardware import absent, parse_devices
 
     text = os.environ.get("I2V_DEVICES")
     if not text:
@@ -391,8 +391,8 @@ def _group_devices(gpus: int, device: str | None = None) -> list[str]:
         if len(devices) < gpus:
             raise InvalidInput("parallel.devices", gpus=gpus, count=len(devices), devices=", ".join(devices))
         devices = devices[:gpus]
-    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [name for name in devices if name.startswith("cuda") and int(name.split(":")[1]) >= have]
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0  # no CUDA context made here
+    missing = absent(devices, have)
     if missing:
         raise InvalidInput("parallel.no_such_gpus", gpus=gpus, devices=", ".join(missing), count=have)
     return devices

@@ -53,6 +53,13 @@ class DeviceSpec:
     device: str
     gb: float | None = None
 
+    def capped(self, gb: float | None) -> float | None:
+        """`gb` of the device (its total or free memory) as this spec lets a job use it: at most
+        its size; the size alone where the device says none (a CPU)."""
+        if gb is None:
+            return self.gb
+        return min(self.gb, gb) if self.gb else gb
+
     def __str__(self) -> str:
         return self.device if self.gb is None else f"{self.device}={self.gb:g}"
 
@@ -85,6 +92,13 @@ def parse_devices(text: str) -> list[DeviceSpec]:
     if not specs:
         raise ValueError("I2V_DEVICES names no device: use e.g. cuda:0,cuda:1")
     return specs
+
+
+def absent(devices, count: int) -> list[str]:
+    """The GPUs among `devices` ("cuda", "cuda:1", ...) that a machine with `count` GPUs (cuda:0 to
+    cuda:count-1) does not have; "cpu" it always has."""
+    return [device for device in devices if device and device.startswith("cuda")
+            and int(device.partition(":")[2] or 0) >= count]  # fmt: skip
 
 
 def detect() -> Hardware:

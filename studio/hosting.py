@@ -34,13 +34,13 @@ def make_hosting(settings, *, store=None, specs=None, lease_s: float | None = No
     the job store (`store`: a shared one, several boxes; else the output folder's), from the app's
     settings (settings.py): made once by the server, or by a local `i2v batch`. Refused, naming it,
     when a device is not on this machine."""
-    from i2v.hardware import detect
+    from i2v.hardware import absent, detect
 
     hardware = detect()
     specs = specs or settings.device_specs()
-    for spec in specs:
-        if spec.device and spec.device.startswith("cuda") and hardware.gpu_for(spec.device) is None:
-            raise StudioError("pool.no_such_gpu", device=spec.device, count=len(hardware.gpus))
+    missing = absent([spec.device for spec in specs], len(hardware.gpus))
+    if missing:
+        raise StudioError("pool.no_such_gpu", device=missing[0], count=len(hardware.gpus))
     refiner = make_refiner(settings)
     studios = [Studio(engine_for(settings, spec.device), refiner, hardware, auto_refine=settings.auto_refine,
                       llm_configured=settings.llm_configured, model=settings.model) for spec in specs]  # fmt: skip

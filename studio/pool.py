@@ -195,9 +195,8 @@ class Pool:
         rows = []
         for worker in self.workers:
             gpu = hardware.gpu_for(worker.device) if hardware else None
-            cap = worker.spec.gb
-            total = min(cap, gpu.total_gb) if cap and gpu else cap or (gpu.total_gb if gpu else None)
-            free = min(cap, gpu.free_gb) if cap and gpu else gpu.free_gb if gpu else None
+            total = worker.spec.capped(gpu.total_gb if gpu else None)
+            free = worker.spec.capped(gpu.free_gb) if gpu else None
             job = worker.job
             fresh = self.store.get(job.id) if job is not None else None
             state = "idle" if job is None else "group" if worker.group else "running"
@@ -325,20 +324,17 @@ class Pool:
         """The memory the planner may count on for `worker`'s device: a free GPU's available memory
         now (its own loaded model counted as available), at most its I2V_DEVICES size; a CPU's size
         (None: no size, no planner)."""
-        cap = worker.spec.gb
         if not worker.device.startswith("cuda"):
-            return cap
+            return worker.spec.gb
         if worker.free:
             from i2v.hardware import available_gb
 
             try:
-                here = available_gb(worker.device)
-                return min(cap, here) if cap else here
+                return worker.spec.capped(available_gb(worker.device))
             except Exception:  # noqa: BLE001 - a GPU that cannot say: its total, as below
                 pass
         gpu = worker.studio.hardware.gpu_for(worker.device)
-        total = gpu.total_gb if gpu else None
-        return min(cap, total) if cap and total else cap or total
+        return worker.spec.capped(gpu.total_gb if gpu else None)
 
     def _fits(self, job: Job, slot: SlotView) -> bool:
         """The planner's word on `job` on `slot` (measured families; every other job fits anywhere)."""
