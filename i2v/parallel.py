@@ -251,13 +251,11 @@ def _listen(local: threading.Event) -> None:
 
 
 def _jsonable(value):
-    """Message params and results as JSON: a Message as its code and params, a path as its text."""
+    """Message params and results as JSON: a Message as its code and params, anything else (a path) as its text."""
     from pydantic import BaseModel
 
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    if isinstance(value, Path):
-        return str(value)
     return str(value)
 
 
